@@ -1,0 +1,53 @@
+"""The publisher port: events, webhooks and outgoing RPC (SPEC B.1, B.3 #18, #20, #21).
+
+Contract of a publisher actor (``AmqpPublisher`` in production, ``NullPublisher`` without a
+broker, a recording fake in tests), called through its pykka proxy:
+
+* ``flush()`` (tell-style, fire and forget): relay the outbox now. The relay claims entries
+  from storage (``Storage.outbox_claim``), publishes each ``OutboxMessage`` and then marks
+  it done; it also runs periodically. Events and webhooks are never sent directly by
+  workers: they are written to the outbox with the change and relayed from there.
+* ``call(queue, request, timeout) -> pykka.Future[Response]``: send ``request`` to another
+  service's request ``queue`` and return *at once* with a future that is set with the reply
+  (or with ``Unavailable`` when no reply came within ``timeout`` seconds). The actor never
+  blocks on a reply, so one slow peer cannot stall events or other calls.
+* ``ready() -> bool``: True while connected to the broker (readiness, B.3 #23).
+
+Workers use the ``rpc`` helper below, which waits on that future with a bounded timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pykka
+
+from customer_manager.errors import Unavailable
+from customer_manager.messages.wire import Request, Response
+
+
+def rpc(publisher: Any, queue: str, request: Request, timeout: float) -> Response:
+    """Call another service through ``publisher`` (a pykka proxy); raise Unavailable if it
+    does not answer within ``timeout`` seconds or the publisher is gone."""
+    try:
+        inner = publisher.call(queue, request, timeout).get(timeout=timeout)
+        response: Response = inner.get(timeout=timeout + 0.5)
+    except (pykka.Timeout, pykka.ActorDeadError):
+        raise Unavailable(f"{queue} did not answer within {timeout:g} s") from None
+    return response
+
+
+class NullPublisher(pykka.ThreadingActor):
+    """The publisher when no broker is configured (embedded CLI, B.4): events and webhooks
+    stay in the outbox for a later relay; outgoing calls fail with Unavailable."""
+
+    def flush(self) -> None:
+        return None
+
+    def call(self, queue: str, request: Request, timeout: float) -> pykka.Future[Response]:
+        future: pykka.Future[Response] = pykka.ThreadingFuture()
+        future.set_exception((Unavailable, Unavailable(f"no broker to reach {queue}"), None))
+        return future
+
+    def ready(self) -> bool:
+        return True

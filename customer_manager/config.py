@@ -1,0 +1,99 @@
+"""Settings (frozen) and the go-sql-driver DSN parser (SPEC A §7.2, §10.1).
+
+Only ``main.py`` and ``cli.py`` read the environment; everything else receives a Settings.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from urllib.parse import parse_qsl, unquote
+
+import msgspec
+
+DEFAULT_SQLITE_PATH = "customer-manager.sqlite3"
+DEFAULT_RABBITMQ = "amqp://guest:guest@localhost:5672"
+
+REQUEST_QUEUE = "bin-manager.customer-manager.request"
+EVENT_EXCHANGE = "bin-manager.customer-manager.event"
+DELAY_EXCHANGE = "bin-manager.delay"
+AGENT_QUEUE = "bin-manager.agent-manager.request"
+BILLING_QUEUE = "bin-manager.billing-manager.request"
+WEBHOOK_QUEUE = "bin-manager.webhook-manager.request"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything the system is built from. Empty ``database_dsn`` means SQLite at
+    ``sqlite_path``; empty ``redis_address`` means the in-process cache; empty
+    ``rabbitmq_address`` means no broker (events stay in the outbox)."""
+
+    database_dsn: str = ""
+    sqlite_path: str = DEFAULT_SQLITE_PATH
+    redis_address: str = ""
+    redis_password: str = ""
+    redis_database: int = 0
+    rabbitmq_address: str = ""
+    prometheus_endpoint: str = "/metrics"
+    prometheus_listen_address: str = ":2112"
+    agent_check: Literal["required", "off"] = "required"
+    billing_account_check: bool = False
+    rpc_timeout: float = 3.0
+    customer_workers: int = 8
+    accesskey_workers: int = 8
+    storage_workers: int = 4
+    cache_workers: int = 2
+    prefetch: int = 16
+    instance_id: str = ""
+
+
+class MySQLParams(msgspec.Struct, frozen=True, kw_only=True):
+    """Connection parameters for mysql-connector-python, from a go-sql-driver DSN."""
+
+    user: str = "root"
+    password: str = ""
+    host: str = "127.0.0.1"
+    port: int = 3306
+    unix_socket: str = ""
+    database: str = ""
+    params: dict[str, str] = {}
+
+    def safe(self) -> str:
+        """A description for logs and error messages: never the password."""
+        where = self.unix_socket or f"{self.host}:{self.port}"
+        return f"{self.user}@{where}/{self.database}"
+
+
+_DSN = re.compile(
+    r"^(?:(?P<user>[^:@]*)(?::(?P<password>.*))?@)?"
+    r"(?:(?P<net>[a-z0-9]+)(?:\((?P<addr>[^)]*)\))?)?"
+    r"/(?P<db>[^?]*)(?:\?(?P<params>.*))?$"
+)
+
+
+def parse_dsn(dsn: str) -> MySQLParams:
+    """Parse ``user:pass@tcp(host:port)/dbname?k=v`` (go-sql-driver/mysql format)."""
+    match = _DSN.match(dsn)
+    if match is None:
+        raise ValueError("DATABASE_DSN is not a go-sql-driver DSN (user:pass@tcp(host:port)/db)")
+    net, addr = match["net"] or "tcp", match["addr"] or ""
+    host, port, sock = "127.0.0.1", 3306, ""
+    if net == "unix":
+        sock = addr or "/tmp/mysql.sock"
+    elif addr:
+        host, _, port_text = addr.rpartition(":") if ":" in addr else (addr, "", "3306")
+        host = host.strip("[]") or "127.0.0.1"
+        port = int(port_text or 3306)
+    return MySQLParams(
+        user=match["user"] or "root",
+        password=match["password"] or "",
+        host=host,
+        port=port,
+        unix_socket=sock,
+        database=unquote(match["db"]),
+        params=dict(parse_qsl(match["params"] or "")),
+    )
+
+
+def mask_url(url: str) -> str:
+    """An AMQP/Redis URL with its password replaced by ``***`` (B.3 #19)."""
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)

@@ -1,0 +1,78 @@
+"""Our errors and the one table that turns them into VoIPbin error replies (SPEC B.3 #1).
+
+Handlers raise these; only the edge (router / worker reply) turns them into a Response.
+Messages must never contain secrets (tokens, passwords).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from customer_manager.messages import gojson
+from customer_manager.messages.wire import Response, VoipbinError
+
+STATUS_CODES = {
+    "INVALID_ARGUMENT": 400,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "FAILED_PRECONDITION": 409,
+    "UNAVAILABLE": 503,
+    "INTERNAL": 500,
+}
+
+
+class ServiceError(Exception):
+    """Base of every error that becomes a reply. ``status`` is a key of STATUS_CODES."""
+
+    status = "INTERNAL"
+    default_reason = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+
+
+class InvalidArgument(ServiceError):
+    status = "INVALID_ARGUMENT"
+    default_reason = "INVALID_ARGUMENT"
+
+
+class NotFound(ServiceError):
+    status = "NOT_FOUND"
+    default_reason = "NOT_FOUND"
+
+
+class AlreadyExists(ServiceError):
+    status = "ALREADY_EXISTS"
+    default_reason = "ALREADY_EXISTS"
+
+
+class FailedPrecondition(ServiceError):
+    status = "FAILED_PRECONDITION"
+    default_reason = "FAILED_PRECONDITION"
+
+
+class Unavailable(ServiceError):
+    status = "UNAVAILABLE"
+    default_reason = "UNAVAILABLE"
+
+
+class Internal(ServiceError):
+    status = "INTERNAL"
+    default_reason = "INTERNAL_ERROR"
+
+
+def error_response(exc: ServiceError) -> Response:
+    """The reply for ``exc``: its status code and the typed VoIPbin error body."""
+    body = VoipbinError(status=exc.status, reason=exc.reason, message=exc.message)
+    return Response(
+        status_code=STATUS_CODES[exc.status],
+        data_type="voipbin_error",
+        data=msgspec.Raw(gojson.encode(body)),
+    )
+
+
+def internal_response() -> Response:
+    """The reply for an unexpected exception: 500, nothing more said."""
+    return error_response(Internal("internal error"))

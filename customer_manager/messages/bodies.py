@@ -1,0 +1,139 @@
+"""Request bodies (SPEC A §4.3, B.3) and Go's decoding rules for them (A §2.1).
+
+Go's decoder matches keys case-insensitively (exact match preferred), ignores unknown keys,
+turns ``null`` into the zero value and rejects wrong types. Bodies are small, so we decode
+generically, normalise, and convert strictly into the target Struct.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+
+from customer_manager.messages.records import NIL
+
+INT32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
+class BodyError(ValueError):
+    """The request body cannot be decoded into the expected shape (400 INVALID_BODY)."""
+
+
+class CustomerFields(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of ``POST /v1/customers`` and ``PUT /v1/customers/<id>`` (the same 7 keys)."""
+
+    name: str = ""
+    detail: str = ""
+    email: str = ""
+    phone_number: str = ""
+    address: str = ""
+    webhook_method: str = ""
+    webhook_uri: str = ""
+
+
+class BillingAccountBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of ``PUT /v1/customers/<id>/billing_account_id``."""
+
+    billing_account_id: uuid.UUID = NIL
+
+
+class IsValidBalanceBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of ``POST /v1/customers/<id>/is_valid_balance``."""
+
+    reference_type: str = ""
+    country: str = ""
+    count: INT64 = 0
+
+
+class AccesskeyCreateBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of ``POST /v1/accesskeys``; ``expire`` in seconds, ≤ 0 means never (B.3 #11)."""
+
+    customer_id: uuid.UUID = NIL
+    name: str = ""
+    detail: str = ""
+    expire: INT32 = 0
+
+
+class AccesskeyUpdateBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of ``PUT /v1/accesskeys/<id>``."""
+
+    name: str = ""
+    detail: str = ""
+
+
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+_CANON = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def parse_uuid(text: str) -> uuid.UUID:
+    """Parse a UUID the way gofrs/uuid does: canonical, 32 hex, ``{...}`` or ``urn:uuid:``."""
+    inner = text
+    if inner.startswith("urn:uuid:"):
+        inner = inner[9:]
+    elif inner.startswith("{") and inner.endswith("}"):
+        inner = inner[1:-1]
+    if _CANON.fullmatch(inner) or _HEX32.fullmatch(inner):
+        return uuid.UUID(inner)
+    raise BodyError(f"invalid UUID {text[:64]!r}")
+
+
+_uuid_fields: dict[type, frozenset[str]] = {}
+
+
+def _uuid_field_names(cls: type[msgspec.Struct]) -> frozenset[str]:
+    names = _uuid_fields.get(cls)
+    if names is None:
+        info = msgspec.inspect.type_info(cls)
+        assert isinstance(info, msgspec.inspect.StructType)
+        names = frozenset(
+            f.name for f in info.fields if isinstance(f.type, msgspec.inspect.UUIDType)
+        )
+        _uuid_fields[cls] = names
+    return names
+
+
+def normalise(obj: dict[str, Any], cls: type[msgspec.Struct]) -> dict[str, Any]:
+    """Map ``obj``'s keys onto ``cls``'s fields as Go does; drop nulls; parse UUID strings."""
+    fields = cls.__struct_fields__
+    out: dict[str, Any] = {}
+    for key, value in obj.items():  # in document order, so the last duplicate wins
+        name = key if key in fields else key.lower()
+        if name not in fields:
+            continue
+        if value is None:
+            out.pop(name, None)
+            continue
+        if name in _uuid_field_names(cls):
+            if not isinstance(value, str):
+                raise BodyError(f"{name}: expected a UUID string")
+            value = parse_uuid(value)
+        out[name] = value
+    return out
+
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+def decode_body(raw: bytes, cls: type[T]) -> T:
+    """Decode a request's ``data`` into ``cls``. Absent data is an error, ``null`` is empty."""
+    if not raw:
+        raise BodyError("request data is missing")
+    try:
+        obj = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        try:
+            obj = msgspec.json.decode(raw.decode("utf-8", "replace"))
+        except msgspec.DecodeError as exc:
+            raise BodyError(f"request data is not valid JSON: {exc}") from None
+    if obj is None:
+        return cls()
+    if not isinstance(obj, dict):
+        raise BodyError("request data must be a JSON object")
+    try:
+        return msgspec.convert(normalise(obj, cls), cls, strict=True)
+    except msgspec.ValidationError as exc:
+        raise BodyError(str(exc)) from None

@@ -1,0 +1,80 @@
+"""The records: Customer (SPEC A §3.1) and Accesskey (A §3.2 as changed by B.3 #9).
+
+Field order is the Go JSON key order. ``omit_defaults`` reproduces ``omitempty`` for strings;
+UUID fields have no default, so they are always emitted (a nil UUID is printed, as in Go).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+NIL = uuid.UUID(int=0)
+SENTINEL = "9999-01-01 00:00:00.000000"
+TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def ts(moment: datetime) -> str:
+    """Format a datetime as the wire timestamp ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime(TS_FORMAT)
+
+
+def now() -> str:
+    """The current UTC time as a wire timestamp."""
+    return ts(datetime.now(UTC))
+
+
+def after(seconds: int, start: str | None = None) -> str:
+    """``start`` (default now) plus ``seconds``, as a wire timestamp."""
+    base = datetime.strptime(start, TS_FORMAT) if start else datetime.now(UTC)
+    return ts(base + timedelta(seconds=seconds))
+
+
+class Customer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A tenant. Same keys, order and omit-empty rules as the Go ``customer.Customer``."""
+
+    id: uuid.UUID
+    name: str = ""
+    detail: str = ""
+    email: str = ""
+    phone_number: str = ""
+    address: str = ""
+    webhook_method: str = ""
+    webhook_uri: str = ""
+    billing_account_id: uuid.UUID
+    tm_create: str = ""
+    tm_update: str = ""
+    tm_delete: str = ""
+
+    @property
+    def deleted(self) -> bool:
+        """Go's check: anything but the sentinel (even an empty value) counts as deleted."""
+        return self.tm_delete != SENTINEL
+
+
+class Accesskey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An API token's record. ``token`` is set only in the create reply (B.3 #9); stored,
+    cached and published records carry ``token_prefix`` and never the token itself.
+    ``token_hash`` is kept out of JSON by the codec in ``storage`` (never on the wire)."""
+
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    name: str = ""
+    detail: str = ""
+    token: str = ""
+    token_prefix: str = ""
+    tm_expire: str = ""
+    tm_create: str = ""
+    tm_update: str = ""
+    tm_delete: str = ""
+
+    @property
+    def deleted(self) -> bool:
+        return self.tm_delete != SENTINEL
+
+
+Record = Customer | Accesskey

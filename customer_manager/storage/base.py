@@ -1,0 +1,139 @@
+"""The Storage port: what the actors need from a database (DESIGN §5).
+
+Every backend (MySQL, SQLite, memory) satisfies ``Storage`` and passes one contract suite.
+Implementations are *not* thread-safe: each StorageActor owns one instance (one connection).
+
+Writes are transactional with their outbox messages (SPEC B.3 #18): a mutation calls the
+given ``outbox`` function with the record as re-read inside the transaction and stores the
+returned messages in the same commit. A relay publishes and then removes them.
+
+Errors raised (from ``customer_manager.errors``): ``NotFound`` (no such row),
+``AlreadyExists`` (active email or token hash taken; reason ``EMAIL_ALREADY_EXISTS`` /
+``TOKEN_ALREADY_EXISTS``), ``Unavailable`` (database unreachable; message names the host,
+never the password). Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+
+from customer_manager.messages.query import ListQuery
+from customer_manager.messages.records import Accesskey, Customer
+
+SCHEMA_VERSION = 1
+
+
+class OutboxMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """One AMQP publish to make later: ``exchange`` ("" = default) and ``routing_key``."""
+
+    exchange: str
+    routing_key: str = ""
+    body: bytes
+
+
+class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A claimed outbox row: its id (ascending = write order) and the message."""
+
+    id: int
+    message: OutboxMessage
+
+
+R = TypeVar("R", Customer, Accesskey)
+OutboxFn = Callable[[R], Sequence[OutboxMessage]]
+
+# Columns that update() may change, per table (everything else is fixed after insert).
+CUSTOMER_MUTABLE = frozenset(
+    {
+        "name",
+        "detail",
+        "email",
+        "phone_number",
+        "address",
+        "webhook_method",
+        "webhook_uri",
+        "billing_account_id",
+    }
+)
+ACCESSKEY_MUTABLE = frozenset({"name", "detail"})
+
+
+class Deleted(msgspec.Struct, frozen=True, kw_only=True):
+    """Result of a soft delete. ``changed`` is False when the row was already deleted (then
+    nothing was written and no outbox message stored). ``keys`` are the access keys that a
+    customer delete soft-deleted with it (B.3 #13)."""
+
+    record: Customer | Accesskey
+    changed: bool
+    keys: list[Accesskey] = []
+
+
+class Storage(Protocol):
+    """Persistence for customers, access keys and the outbox."""
+
+    def ping(self) -> None: ...
+    def close(self) -> None: ...
+    def migrate(self) -> int:
+        """Apply pending migrations (idempotent); return the schema version now in force."""
+        ...
+
+    def schema_version(self) -> int:
+        """The applied schema version, 0 for an empty database."""
+        ...
+
+    # customers
+    def customer_insert(self, customer: Customer, outbox: OutboxFn[Customer]) -> Customer: ...
+    def customer_get(self, customer_id: uuid.UUID) -> Customer: ...
+    def customer_list(self, query: ListQuery) -> list[Customer]: ...
+    def customer_update(
+        self,
+        customer_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        now: str,
+        outbox: OutboxFn[Customer],
+    ) -> Customer:
+        """Set ``changes`` (keys from CUSTOMER_MUTABLE) and ``tm_update``; works on deleted
+        rows too (Part A). NotFound if there is no such row."""
+        ...
+
+    def customer_delete(
+        self,
+        customer_id: uuid.UUID,
+        now: str,
+        outbox: OutboxFn[Customer],
+        key_outbox: OutboxFn[Accesskey],
+    ) -> Deleted:
+        """Soft-delete the customer and, in the same transaction, its active access keys."""
+        ...
+
+    # access keys
+    def accesskey_insert(
+        self, key: Accesskey, token_hash: str, outbox: OutboxFn[Accesskey]
+    ) -> Accesskey:
+        """Insert ``key`` (its ``token`` field is ignored: only hash and prefix are stored)."""
+        ...
+
+    def accesskey_get(self, key_id: uuid.UUID) -> Accesskey: ...
+    def accesskey_list(self, query: ListQuery) -> list[Accesskey]: ...
+    def accesskey_update(
+        self,
+        key_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        now: str,
+        outbox: OutboxFn[Accesskey],
+    ) -> Accesskey: ...
+    def accesskey_delete(
+        self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey]
+    ) -> Deleted: ...
+
+    # outbox
+    def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:
+        """Lease up to ``limit`` unclaimed (or lease-expired) entries to ``owner``, oldest
+        first. Two replicas never hold the same entry at once."""
+        ...
+
+    def outbox_done(self, ids: Sequence[int]) -> None: ...
+    def outbox_size(self) -> int: ...
