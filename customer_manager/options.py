@@ -1,0 +1,61 @@
+"""The click options for Settings that the daemon and the CLI share (SPEC A §10.1, B.2).
+
+Flag names keep the Go underscores; each reads the Go environment variable. Only these
+settings come from the environment (the Go CLI's "any flag from env" quirk is not kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from customer_manager.config import DEFAULT_SQLITE_PATH
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_SHARED: list[Callable[[F], F]] = [
+    click.option(
+        "--database_dsn",
+        envvar="DATABASE_DSN",
+        default="",
+        show_envvar=True,
+        help="go-sql-driver DSN, e.g. user:pass@tcp(host:3306)/bin_manager. "
+        "Empty: the embedded SQLite store.",
+    ),
+    click.option(
+        "--sqlite_path",
+        "--db",
+        envvar="CUSTOMER_MANAGER_DB",
+        default=DEFAULT_SQLITE_PATH,
+        show_default=True,
+        show_envvar=True,
+        help="SQLite file used when DATABASE_DSN is empty.",
+    ),
+    click.option(
+        "--redis_address",
+        envvar="REDIS_ADDRESS",
+        default="",
+        show_envvar=True,
+        help="host:port. Empty: an in-process cache.",
+    ),
+    click.option("--redis_password", envvar="REDIS_PASSWORD", default="", show_envvar=True),
+    click.option(
+        "--redis_database", envvar="REDIS_DATABASE", default=0, type=int, show_envvar=True
+    ),
+    click.option(
+        "--billing_account_check",
+        envvar="BILLING_ACCOUNT_CHECK",
+        is_flag=True,
+        default=False,
+        help="Ask billing-manager before setting a billing account.",
+    ),
+]
+
+
+def settings_options(func: F) -> F:
+    """Decorate a click command with the shared settings options."""
+    for option in reversed(_SHARED):
+        func = option(func)
+    return func

@@ -1,0 +1,98 @@
+"""A one-shot local actor system for ``customer-control`` (SPEC B.1, B.4).
+
+The CLI does not talk to storage itself: it starts the same router, pools, storage, cache and
+publisher as the daemon (no consumer), sends one Request and stops everything again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+import msgspec
+
+from customer_manager.config import Settings
+from customer_manager.errors import ServiceError
+from customer_manager.messages.wire import Request, Response
+from customer_manager.storage import open_storage
+from customer_manager.storage.base import SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+
+def _where(settings: Settings) -> str:
+    if settings.database_dsn:
+        from customer_manager.config import parse_dsn
+
+        return f"MySQL {parse_dsn(settings.database_dsn).safe()}"
+    return f"SQLite {settings.sqlite_path}"
+
+
+def schema_command(settings: Settings, *, migrate: bool) -> str:
+    """Apply migrations (or just read the version) and describe the result."""
+    try:
+        storage = open_storage(settings)
+        try:
+            version = storage.migrate() if migrate else storage.schema_version()
+        finally:
+            storage.close()
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    return f"schema version {version} (this program needs {SCHEMA_VERSION}) on {_where(settings)}"
+
+
+def ensure_schema(settings: Settings) -> None:
+    """The embedded SQLite store migrates itself; MySQL must have been migrated already."""
+    try:
+        storage = open_storage(settings)
+        try:
+            if not settings.database_dsn:
+                storage.migrate()
+                return
+            version = storage.schema_version()
+        finally:
+            storage.close()
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    if version < SCHEMA_VERSION:
+        raise click.ClickException(
+            f"the database schema is at version {version}, this program needs "
+            f"{SCHEMA_VERSION}: run `customer-control db migrate` first"
+        )
+
+
+def _publisher_factory(settings: Settings) -> Any:
+    if not settings.rabbitmq_address:
+        return None
+    from customer_manager.actors.amqp_publisher import AmqpPublisher
+
+    return lambda storage_pool: AmqpPublisher.start(settings, storage_pool)
+
+
+def _error_message(response: Response) -> str:
+    try:
+        body = msgspec.json.decode(response.data)
+        return f"{body['message']} ({body['reason']}, {response.status_code})"
+    except (msgspec.DecodeError, KeyError, TypeError):
+        return f"request failed with status {response.status_code}"
+
+
+def run_request(settings: Settings, request: Request) -> Any:
+    """Send ``request`` through a local actor system; return the reply's data or raise a
+    ClickException (exit 1) with a message a person can act on."""
+    from customer_manager.actors.router import call
+    from customer_manager.bootstrap import bootstrap
+
+    ensure_schema(settings)
+    log.info("using %s", _where(settings))
+    system = bootstrap(settings, publisher_factory=_publisher_factory(settings))
+    try:
+        response = call(system.router, request, timeout=settings.rpc_timeout + 15)
+        if settings.rabbitmq_address:
+            system.publisher.proxy().flush().get(timeout=15)
+    finally:
+        system.stop()
+    if response.status_code != 200:
+        raise click.ClickException(_error_message(response))
+    return msgspec.json.decode(response.data)
