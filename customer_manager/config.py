@@ -76,6 +76,8 @@ def parse_dsn(dsn: str) -> MySQLParams:
     if match is None:
         raise ValueError("DATABASE_DSN is not a go-sql-driver DSN (user:pass@tcp(host:port)/db)")
     net, addr = match["net"] or "tcp", match["addr"] or ""
+    if net not in {"tcp", "tcp4", "tcp6", "unix"}:
+        raise ValueError(f"DATABASE_DSN names an unknown network {net[:16]!r} (use tcp(host:port))")
     host, port, sock = "127.0.0.1", 3306, ""
     if net == "unix":
         sock = addr or "/tmp/mysql.sock"

@@ -1,0 +1,300 @@
+"""MemoryStorage: the in-process fake that satisfies the Storage protocol (DESIGN §5).
+
+It follows the same rules as the SQL backends (the contract suite runs against all three):
+active-email uniqueness (case-insensitive, empty emails never collide), token-hash
+uniqueness, soft delete, the customer-delete cascade and the outbox. Unlike the SQL
+backends it is thread-safe (one lock), so tests may share one instance between actors.
+Every mutation computes its new state and outbox messages first and commits afterwards, so
+a failing ``outbox`` function leaves nothing behind (as a rolled-back transaction would).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import msgspec
+
+from customer_manager.errors import AlreadyExists, NotFound
+from customer_manager.messages.query import Filters, ListQuery
+from customer_manager.messages.records import SENTINEL, Accesskey, Customer, now
+from customer_manager.storage.base import (
+    ACCESSKEY_MUTABLE,
+    CUSTOMER_MUTABLE,
+    SCHEMA_VERSION,
+    Deleted,
+    OutboxEntry,
+    OutboxFn,
+    OutboxMessage,
+)
+
+T = TypeVar("T", Customer, Accesskey)
+
+
+class _Lease(msgspec.Struct, kw_only=True):
+    message: OutboxMessage
+    owner: str = ""
+    until: float = 0.0
+
+
+def _fold(email: str) -> str:
+    return email.casefold()
+
+
+def _page(rows: Iterable[T], query: ListQuery, hashes: Mapping[uuid.UUID, str]) -> list[T]:
+    """Apply the cursor and filters, order by (tm_create, id) descending, cut to page_size."""
+    stamp = now()
+    keep = [r for r in rows if _before(r, query) and _matches(r, query.filters, hashes, stamp)]
+    keep.sort(key=lambda r: (r.tm_create, r.id.bytes), reverse=True)
+    return keep[: query.page_size]
+
+
+def _before(row: Customer | Accesskey, query: ListQuery) -> bool:
+    if row.tm_create < query.before:
+        return True
+    return (
+        query.before_id is not None
+        and row.tm_create == query.before
+        and row.id.bytes < query.before_id.bytes
+    )
+
+
+def _matches(
+    row: Customer | Accesskey, f: Filters, hashes: Mapping[uuid.UUID, str], stamp: str
+) -> bool:
+    """Every given filter that names a column of this row's table must hold."""
+    for name in ("id", "customer_id", "name", "phone_number", "billing_account_id"):
+        wanted = getattr(f, name)
+        if wanted is not None and hasattr(row, name) and getattr(row, name) != wanted:
+            return False
+    if isinstance(row, Customer) and f.email is not None and _fold(row.email) != _fold(f.email):
+        return False
+    if isinstance(row, Accesskey):
+        if f.token_hash is not None and hashes.get(row.id) != f.token_hash:
+            return False
+        if f.expired is not None and not _tri(row.tm_expire, stamp, f.expired, expired=True):
+            return False
+    return f.deleted is None or _tri(row.tm_delete, SENTINEL, f.deleted, expired=False)
+
+
+def _tri(value: str, bound: str, flag: bool, *, expired: bool) -> bool:
+    """SQL-like comparison where an empty (NULL) value matches neither side.
+
+    expired: flag → value <= bound, else value > bound.
+    deleted: flag → value < bound, else value >= bound."""
+    if not value:
+        return False
+    if expired:
+        return (value <= bound) if flag else (value > bound)
+    return (value < bound) if flag else (value >= bound)
+
+
+class MemoryStorage:
+    """Customers, access keys and the outbox in dicts, guarded by one re-entrant lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._customers: dict[uuid.UUID, Customer] = {}
+        self._keys: dict[uuid.UUID, Accesskey] = {}
+        self._hashes: dict[uuid.UUID, str] = {}
+        self._outbox: dict[int, _Lease] = {}
+        self._next_outbox_id = 1
+        self._version = 0
+        self.closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+    def migrate(self) -> int:
+        self._version = SCHEMA_VERSION
+        return self._version
+
+    def schema_version(self) -> int:
+        return self._version
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        for message in messages:
+            self._outbox[self._next_outbox_id] = _Lease(message=message)
+            self._next_outbox_id += 1
+
+    def _check_email(self, customer: Customer) -> None:
+        if customer.deleted or not customer.email:
+            return
+        folded = _fold(customer.email)
+        for other in self._customers.values():
+            if other.id != customer.id and not other.deleted and _fold(other.email) == folded:
+                raise AlreadyExists(
+                    f"email {customer.email} is already used", "EMAIL_ALREADY_EXISTS"
+                )
+
+    def _customer(self, customer_id: uuid.UUID) -> Customer:
+        found = self._customers.get(customer_id)
+        if found is None:
+            raise NotFound(f"customer {customer_id} not found", "CUSTOMER_NOT_FOUND")
+        return found
+
+    def _key(self, key_id: uuid.UUID) -> Accesskey:
+        found = self._keys.get(key_id)
+        if found is None:
+            raise NotFound(f"accesskey {key_id} not found", "ACCESSKEY_NOT_FOUND")
+        return found
+
+    # -- customers --------------------------------------------------------------------------
+
+    def customer_insert(self, customer: Customer, outbox: OutboxFn[Customer]) -> Customer:
+        with self._lock:
+            if customer.id in self._customers:
+                raise AlreadyExists(f"customer {customer.id} exists", "CUSTOMER_ALREADY_EXISTS")
+            self._check_email(customer)
+            messages = outbox(customer)
+            self._customers[customer.id] = customer
+            self._enqueue(messages)
+            return customer
+
+    def customer_get(self, customer_id: uuid.UUID) -> Customer:
+        with self._lock:
+            return self._customer(customer_id)
+
+    def customer_list(self, query: ListQuery) -> list[Customer]:
+        with self._lock:
+            rows = list(self._customers.values())
+        return _page(rows, query, {})
+
+    def customer_update(
+        self,
+        customer_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        now: str,
+        outbox: OutboxFn[Customer],
+    ) -> Customer:
+        _check_changes(changes, CUSTOMER_MUTABLE)
+        with self._lock:
+            updated = msgspec.structs.replace(self._customer(customer_id), **changes, tm_update=now)
+            self._check_email(updated)
+            messages = outbox(updated)
+            self._customers[customer_id] = updated
+            self._enqueue(messages)
+            return updated
+
+    def customer_delete(
+        self,
+        customer_id: uuid.UUID,
+        now: str,
+        outbox: OutboxFn[Customer],
+        key_outbox: OutboxFn[Accesskey],
+    ) -> Deleted:
+        with self._lock:
+            current = self._customer(customer_id)
+            if current.deleted:
+                return Deleted(record=current, changed=False)
+            gone = msgspec.structs.replace(current, tm_delete=now, tm_update=now)
+            messages = list(outbox(gone))
+            keys = [
+                msgspec.structs.replace(k, tm_delete=now, tm_update=now)
+                for k in _page_all(self._keys.values())
+                if k.customer_id == customer_id and not k.deleted
+            ]
+            for key in keys:
+                messages.extend(key_outbox(key))
+            self._customers[customer_id] = gone
+            self._keys.update((k.id, k) for k in keys)
+            self._enqueue(messages)
+            return Deleted(record=gone, changed=True, keys=keys)
+
+    # -- access keys ------------------------------------------------------------------------
+
+    def accesskey_insert(
+        self, key: Accesskey, token_hash: str, outbox: OutboxFn[Accesskey]
+    ) -> Accesskey:
+        stored = msgspec.structs.replace(key, token="")
+        with self._lock:
+            if key.id in self._keys:
+                raise AlreadyExists(f"accesskey {key.id} exists", "ACCESSKEY_ALREADY_EXISTS")
+            if token_hash in self._hashes.values():
+                raise AlreadyExists("token already exists", "TOKEN_ALREADY_EXISTS")
+            messages = outbox(stored)
+            self._keys[key.id] = stored
+            self._hashes[key.id] = token_hash
+            self._enqueue(messages)
+            return stored
+
+    def accesskey_get(self, key_id: uuid.UUID) -> Accesskey:
+        with self._lock:
+            return self._key(key_id)
+
+    def accesskey_list(self, query: ListQuery) -> list[Accesskey]:
+        with self._lock:
+            rows, hashes = list(self._keys.values()), dict(self._hashes)
+        return _page(rows, query, hashes)
+
+    def accesskey_update(
+        self,
+        key_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        now: str,
+        outbox: OutboxFn[Accesskey],
+    ) -> Accesskey:
+        _check_changes(changes, ACCESSKEY_MUTABLE)
+        with self._lock:
+            updated = msgspec.structs.replace(self._key(key_id), **changes, tm_update=now)
+            messages = outbox(updated)
+            self._keys[key_id] = updated
+            self._enqueue(messages)
+            return updated
+
+    def accesskey_delete(self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey]) -> Deleted:
+        with self._lock:
+            current = self._key(key_id)
+            if current.deleted:
+                return Deleted(record=current, changed=False)
+            gone = msgspec.structs.replace(current, tm_delete=now, tm_update=now)
+            messages = outbox(gone)
+            self._keys[key_id] = gone
+            self._enqueue(messages)
+            return Deleted(record=gone, changed=True)
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:
+        moment = time.time()
+        claimed: list[OutboxEntry] = []
+        with self._lock:
+            for entry_id in sorted(self._outbox):
+                if len(claimed) >= limit:
+                    break
+                lease = self._outbox[entry_id]
+                if lease.owner and lease.until > moment:
+                    continue
+                lease.owner, lease.until = owner, moment + lease_seconds
+                claimed.append(OutboxEntry(id=entry_id, message=lease.message))
+        return claimed
+
+    def outbox_done(self, ids: Sequence[int]) -> None:
+        with self._lock:
+            for entry_id in ids:
+                self._outbox.pop(entry_id, None)
+
+    def outbox_size(self) -> int:
+        with self._lock:
+            return len(self._outbox)
+
+
+def _page_all(keys: Iterable[Accesskey]) -> list[Accesskey]:
+    """Keys in creation order (the cascade's outbox order)."""
+    return sorted(keys, key=lambda k: (k.tm_create, k.id.bytes))
+
+
+def _check_changes(changes: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    wrong = set(changes) - allowed
+    if wrong:
+        raise ValueError(f"not updatable: {sorted(wrong)}")

@@ -1,0 +1,157 @@
+"""MySQLStorage: production storage on MySQL/MariaDB with mysql-connector-python.
+
+One connection per instance (one StorageActor), autocommit off, one transaction per
+operation, READ COMMITTED. A lost connection is dropped and re-opened on the next use; an
+operation that failed before its COMMIT was sent is retried once on a fresh connection (the
+server rolled it back). Errors: 1062 → AlreadyExists, unreachable/lost server or lock
+timeouts → Unavailable naming host:port (never the password).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import mysql.connector
+
+from customer_manager.config import MySQLParams
+from customer_manager.errors import ServiceError, Unavailable
+from customer_manager.storage import sqlrows as q
+from customer_manager.storage.sql import SQLStorage, T, Tx, Work
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 3
+SESSION_SETUP = (
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    "SET SESSION time_zone = '+00:00'",
+    "SET SESSION innodb_lock_wait_timeout = 10",
+)
+CLAIM = (
+    "UPDATE customer_outbox SET claim_owner = %s, claim_until = %s"
+    " WHERE claim_until IS NULL OR claim_until <= %s ORDER BY id LIMIT %s"
+)
+MIGRATE_LOCK = "SELECT GET_LOCK('customer_manager_migrate', 60)"
+MIGRATE_UNLOCK = "SELECT RELEASE_LOCK('customer_manager_migrate')"
+DUPLICATE = 1062
+BUSY = frozenset({1205, 1213})  # lock wait timeout, deadlock
+LOST = frozenset({2002, 2003, 2005, 2006, 2013, 2055, 4031})  # unreachable / gone away
+_KEY = re.compile(r"for key '([^']*)'")
+
+
+def _same(sql: str) -> str:
+    return sql
+
+
+class MySQLStorage(SQLStorage):
+    """Storage in MySQL/MariaDB (the schema shared with the Go service)."""
+
+    dialect = "mysql"
+    claim_sql = CLAIM
+
+    def __init__(self, params: MySQLParams) -> None:
+        self.params = params
+        self._where = params.unix_socket or f"{params.host}:{params.port}"
+        self._conn: Any = None
+
+    def ping(self) -> None:
+        self._run(lambda tx: tx.rows("SELECT 1"), write=False)
+
+    def close(self) -> None:
+        self._drop()
+
+    def migrate(self) -> int:
+        def work(tx: Tx) -> int:
+            tx.rows(MIGRATE_LOCK)
+            try:
+                return self._migrate(tx)
+            finally:
+                tx.rows(MIGRATE_UNLOCK)
+
+        return self._run(work)
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _connect(self) -> Any:
+        p = self.params
+        where: dict[str, Any] = (
+            {"unix_socket": p.unix_socket} if p.unix_socket else {"host": p.host, "port": p.port}
+        )
+        try:
+            conn = mysql.connector.connect(
+                user=p.user,
+                password=p.password,
+                database=p.database,
+                connection_timeout=CONNECT_TIMEOUT,
+                autocommit=False,
+                charset="utf8mb4",
+                collation="utf8mb4_general_ci",
+                **where,
+            )
+            cursor = conn.cursor()
+            for statement in SESSION_SETUP:
+                cursor.execute(statement)
+            cursor.close()
+        except mysql.connector.Error as exc:
+            raise self._unavailable(exc) from None
+        return conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # the connection is gone either way
+                log.debug("closing a broken MySQL connection failed", exc_info=True)
+
+    def _unavailable(self, exc: mysql.connector.Error) -> Unavailable:
+        return Unavailable(f"MySQL at {self._where} is unavailable (error {exc.errno})")
+
+    # -- transactions -----------------------------------------------------------------------
+
+    def _run(self, work: Work[T], noun: str = "customer", write: bool = True) -> T:
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            if self._conn is None:
+                self._conn = self._connect()
+            committing = False
+            try:
+                tx = Tx(self._conn.cursor(), _same)
+                result = work(tx)
+                committing = True
+                self._conn.commit()
+                return result
+            except mysql.connector.Error as exc:
+                error = self._translate(exc, noun)
+                if isinstance(error, Unavailable) and reused and not committing and attempt == 1:
+                    continue  # the server rolled the transaction back: retry once, reconnected
+                raise error from None
+            except BaseException:
+                self._rollback()
+                raise
+        raise AssertionError("unreachable")
+
+    def _translate(self, exc: mysql.connector.Error, noun: str) -> ServiceError | Exception:
+        """Map a driver error (rolling back, or dropping a lost connection)."""
+        if exc.errno == DUPLICATE:
+            self._rollback()
+            match = _KEY.search(exc.msg or "")
+            return q.duplicate(match.group(1) if match else "", noun)
+        if exc.errno in BUSY:
+            self._rollback()
+            return Unavailable(f"MySQL at {self._where} is busy (error {exc.errno}), try again")
+        if exc.errno in LOST or isinstance(
+            exc, mysql.connector.InterfaceError | mysql.connector.OperationalError
+        ):
+            self._drop()
+            return self._unavailable(exc)
+        self._rollback()
+        return exc
+
+    def _rollback(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.rollback()
+        except mysql.connector.Error:
+            self._drop()

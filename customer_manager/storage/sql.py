@@ -1,0 +1,258 @@
+"""SQLStorage: the Storage operations shared by MySQL and SQLite (DESIGN §5).
+
+A subclass supplies the connection, the transaction runner ``_run`` (which maps driver errors
+to ours) and a few dialect bits: the case-insensitive email suffix, row locking and the outbox
+claim statement. Every operation is one transaction; a mutation stores its outbox messages
+(computed from the row as re-read inside the transaction) in the same commit (B.3 #18).
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from customer_manager.errors import NotFound
+from customer_manager.messages.query import ListQuery
+from customer_manager.messages.records import SENTINEL, Accesskey, Customer, now, ts
+from customer_manager.storage import schema
+from customer_manager.storage import sqlrows as q
+from customer_manager.storage.base import (
+    Deleted,
+    OutboxEntry,
+    OutboxFn,
+    OutboxMessage,
+)
+
+T = TypeVar("T")
+R = TypeVar("R", Customer, Accesskey)
+
+
+class Tx:
+    """One transaction's cursor: ``%s`` SQL in, plain row tuples out."""
+
+    def __init__(self, cursor: Any, convert: Callable[[str], str]) -> None:
+        self._cursor = cursor
+        self._convert = convert
+        self.statements = 0
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.statements += 1
+        self._cursor.execute(self._convert(sql), tuple(params))
+        if self._cursor.description is None:
+            return []
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        found = self.rows(sql, params)
+        return found[0][0] if found else None
+
+
+Work = Callable[[Tx], T]
+
+
+class SQLStorage(abc.ABC):
+    """Storage over a DB-API connection; see the module docstring."""
+
+    dialect: schema.Dialect
+    nocase = ""  # suffix making an email comparison case-insensitive
+    for_update = " FOR UPDATE"
+    claim_sql: str  # (owner, until, now, limit): lease the oldest unclaimed/expired entries
+
+    @abc.abstractmethod
+    def _run(self, work: Work[T], noun: str = "customer", write: bool = True) -> T:
+        """Run ``work`` in one transaction (commit, or roll back and map the error)."""
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        return self._run(self._migrate)
+
+    def _migrate(self, tx: Tx) -> int:
+        tx.rows(schema.VERSION_TABLE[self.dialect])
+        current = int(tx.scalar(schema.VERSION_GET))
+        for version, steps in schema.pending(self.dialect, current):
+            for step in steps:
+                self._apply(tx, step)
+            tx.rows(schema.VERSION_SET, (version, now()))
+            current = version
+        return current
+
+    def _apply(self, tx: Tx, step: schema.Step) -> None:
+        if isinstance(step, str):
+            tx.rows(step)
+            return
+        has = int(tx.scalar(schema.MYSQL_HAS[step.kind], (step.table, step.name)))
+        if bool(has) == step.present:
+            tx.rows(step.ddl)
+
+    def schema_version(self) -> int:
+        def work(tx: Tx) -> int:
+            if not tx.scalar(schema.VERSION_TABLE_EXISTS[self.dialect]):
+                return 0
+            return int(tx.scalar(schema.VERSION_GET))
+
+        return self._run(work, write=False)
+
+    # -- shared steps -----------------------------------------------------------------------
+
+    def _enqueue(self, tx: Tx, messages: Sequence[OutboxMessage]) -> None:
+        stamp = now()
+        for m in messages:
+            tx.rows(q.OUTBOX_INSERT, (m.exchange, m.routing_key, m.body, stamp))
+
+    def _get(self, tx: Tx, table: q.Table[R], row_id: uuid.UUID, lock: bool = False) -> R:
+        sql = f"{table.select} WHERE id = %s" + (self.for_update if lock else "")
+        found = tx.rows(sql, (row_id.bytes,))
+        if not found:
+            raise NotFound(f"{table.noun} {row_id} not found", table.not_found)
+        return table.reader(found[0])
+
+    def _insert(
+        self, table: q.Table[R], sql: str, record: R, params: list[Any], outbox: OutboxFn[R]
+    ) -> R:
+        def work(tx: Tx) -> R:
+            tx.rows(sql, params)
+            row = self._get(tx, table, record.id)
+            self._enqueue(tx, outbox(row))
+            return row
+
+        return self._run(work, table.noun)
+
+    def _update(
+        self,
+        table: q.Table[R],
+        row_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        stamp: str,
+        outbox: OutboxFn[R],
+    ) -> R:
+        wrong = set(changes) - table.mutable
+        if wrong:
+            raise ValueError(f"not updatable: {sorted(wrong)}")
+        names = sorted(changes)
+        values: list[Any] = [q.param(changes[n]) for n in names]
+
+        def work(tx: Tx) -> R:
+            tx.rows(q.update_sql(table, names), [*values, stamp, row_id.bytes])
+            row = self._get(tx, table, row_id)
+            self._enqueue(tx, outbox(row))
+            return row
+
+        return self._run(work, table.noun)
+
+    def _soft_delete(
+        self, tx: Tx, table: q.Table[R], row_id: uuid.UUID, stamp: str, outbox: OutboxFn[R]
+    ) -> tuple[R, bool]:
+        current = self._get(tx, table, row_id, lock=True)
+        if current.deleted:
+            return current, False
+        tx.rows(q.SOFT_DELETE.format(table=table.name), (stamp, stamp, row_id.bytes))
+        row = self._get(tx, table, row_id)
+        self._enqueue(tx, outbox(row))
+        return row, True
+
+    def _list(self, table: q.Table[R], query: ListQuery) -> list[R]:
+        sql, params = q.list_sql(table, query, self.nocase)
+        return self._run(lambda tx: [table.reader(r) for r in tx.rows(sql, params)], write=False)
+
+    # -- customers --------------------------------------------------------------------------
+
+    def customer_insert(self, customer: Customer, outbox: OutboxFn[Customer]) -> Customer:
+        params = q.customer_params(customer)
+        return self._insert(q.CUSTOMERS, q.CUSTOMER_INSERT, customer, params, outbox)
+
+    def customer_get(self, customer_id: uuid.UUID) -> Customer:
+        return self._run(lambda tx: self._get(tx, q.CUSTOMERS, customer_id), write=False)
+
+    def customer_list(self, query: ListQuery) -> list[Customer]:
+        return self._list(q.CUSTOMERS, query)
+
+    def customer_update(
+        self,
+        customer_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        now: str,
+        outbox: OutboxFn[Customer],
+    ) -> Customer:
+        return self._update(q.CUSTOMERS, customer_id, changes, now, outbox)
+
+    def customer_delete(
+        self,
+        customer_id: uuid.UUID,
+        now: str,
+        outbox: OutboxFn[Customer],
+        key_outbox: OutboxFn[Accesskey],
+    ) -> Deleted:
+        def work(tx: Tx) -> Deleted:
+            row, changed = self._soft_delete(tx, q.CUSTOMERS, customer_id, now, outbox)
+            if not changed:
+                return Deleted(record=row, changed=False)
+            ids = tx.rows(
+                q.ACTIVE_KEYS_OF_CUSTOMER + self.for_update, (customer_id.bytes, SENTINEL)
+            )
+            keys = [
+                self._soft_delete(tx, q.ACCESSKEYS, q.read_uuid(i), now, key_outbox)[0]
+                for (i,) in ids
+            ]
+            return Deleted(record=row, changed=True, keys=keys)
+
+        return self._run(work)
+
+    # -- access keys ------------------------------------------------------------------------
+
+    def accesskey_insert(
+        self, key: Accesskey, token_hash: str, outbox: OutboxFn[Accesskey]
+    ) -> Accesskey:
+        params = q.accesskey_params(key, token_hash)
+        return self._insert(q.ACCESSKEYS, q.ACCESSKEY_INSERT, key, params, outbox)
+
+    def accesskey_get(self, key_id: uuid.UUID) -> Accesskey:
+        return self._run(lambda tx: self._get(tx, q.ACCESSKEYS, key_id), write=False)
+
+    def accesskey_list(self, query: ListQuery) -> list[Accesskey]:
+        return self._list(q.ACCESSKEYS, query)
+
+    def accesskey_update(
+        self,
+        key_id: uuid.UUID,
+        changes: Mapping[str, Any],
+        now: str,
+        outbox: OutboxFn[Accesskey],
+    ) -> Accesskey:
+        return self._update(q.ACCESSKEYS, key_id, changes, now, outbox)
+
+    def accesskey_delete(self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey]) -> Deleted:
+        def work(tx: Tx) -> Deleted:
+            row, changed = self._soft_delete(tx, q.ACCESSKEYS, key_id, now, outbox)
+            return Deleted(record=row, changed=changed)
+
+        return self._run(work, "accesskey")
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:
+        moment = datetime.now(UTC)
+        stamp, until = ts(moment), ts(moment + timedelta(seconds=lease_seconds))
+
+        def work(tx: Tx) -> list[OutboxEntry]:
+            tx.rows(self.claim_sql, (owner, until, stamp, limit))
+            return [
+                OutboxEntry(
+                    id=int(i),
+                    message=OutboxMessage(exchange=e, routing_key=k, body=bytes(b)),
+                )
+                for i, e, k, b in tx.rows(q.OUTBOX_CLAIMED, (owner, until))
+            ]
+
+        return self._run(work)
+
+    def outbox_done(self, ids: Sequence[int]) -> None:
+        if ids:
+            sql = q.OUTBOX_DONE.format(marks=", ".join(["%s"] * len(ids)))
+            self._run(lambda tx: tx.rows(sql, [int(i) for i in ids]))
+
+    def outbox_size(self) -> int:
+        return int(self._run(lambda tx: tx.scalar(q.OUTBOX_SIZE), write=False))

@@ -1,0 +1,204 @@
+"""SQL text and row mapping shared by the MySQL and SQLite backends.
+
+Statements use ``%s`` placeholders (SQLite's cursor wrapper turns them into ``?``). Column
+names in generated fragments come from the fixed sets below, never from requests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from customer_manager.errors import AlreadyExists
+from customer_manager.messages.query import Filters, ListQuery
+from customer_manager.messages.records import NIL, SENTINEL, TS_FORMAT, Accesskey, Customer, now
+from customer_manager.storage.base import ACCESSKEY_MUTABLE, CUSTOMER_MUTABLE
+
+R = TypeVar("R", Customer, Accesskey)
+
+CUSTOMER_COLUMNS = (
+    "id",
+    "name",
+    "detail",
+    "email",
+    "phone_number",
+    "address",
+    "webhook_method",
+    "webhook_uri",
+    "billing_account_id",
+    "tm_create",
+    "tm_update",
+    "tm_delete",
+)
+ACCESSKEY_COLUMNS = (
+    "id",
+    "customer_id",
+    "name",
+    "detail",
+    "token_prefix",
+    "tm_expire",
+    "tm_create",
+    "tm_update",
+    "tm_delete",
+)
+_UUID_COLUMNS = frozenset({"id", "customer_id", "billing_account_id"})
+_TS_COLUMNS = frozenset({"tm_create", "tm_update", "tm_delete", "tm_expire"})
+
+
+@dataclass(frozen=True)
+class Table(Generic[R]):
+    """One record table: its name, selected columns, row reader, updatable columns, the
+    equality filters that apply to it and what its rows are called."""
+
+    name: str
+    columns: tuple[str, ...]
+    reader: Callable[[Sequence[Any]], R]
+    mutable: frozenset[str]
+    filters: frozenset[str]
+    noun: str
+
+    @property
+    def select(self) -> str:
+        return f"SELECT {', '.join(self.columns)} FROM {self.name}"
+
+    @property
+    def not_found(self) -> str:
+        return f"{self.noun.upper()}_NOT_FOUND"
+
+
+def _read(column: str, value: Any) -> Any:
+    if column in _UUID_COLUMNS:
+        return read_uuid(value)
+    if column in _TS_COLUMNS:
+        return read_ts(value)
+    if isinstance(value, bytes | bytearray):
+        return value.decode()
+    return "" if value is None else value
+
+
+def to_customer(row: Sequence[Any]) -> Customer:
+    return Customer(**{c: _read(c, v) for c, v in zip(CUSTOMER_COLUMNS, row, strict=True)})
+
+
+def to_accesskey(row: Sequence[Any]) -> Accesskey:
+    return Accesskey(**{c: _read(c, v) for c, v in zip(ACCESSKEY_COLUMNS, row, strict=True)})
+
+
+CUSTOMERS = Table(
+    "customer_customers",
+    CUSTOMER_COLUMNS,
+    to_customer,
+    CUSTOMER_MUTABLE,
+    frozenset({"id", "name", "email", "phone_number", "billing_account_id"}),
+    "customer",
+)
+ACCESSKEYS = Table(
+    "customer_accesskeys",
+    ACCESSKEY_COLUMNS,
+    to_accesskey,
+    ACCESSKEY_MUTABLE,
+    frozenset({"id", "customer_id", "name", "token_hash"}),
+    "accesskey",
+)
+
+CUSTOMER_INSERT = (
+    f"INSERT INTO customer_customers ({', '.join(CUSTOMER_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(CUSTOMER_COLUMNS))})"
+)
+ACCESSKEY_INSERT = (
+    f"INSERT INTO customer_accesskeys ({', '.join(ACCESSKEY_COLUMNS)}, token_hash)"
+    f" VALUES ({', '.join(['%s'] * (len(ACCESSKEY_COLUMNS) + 1))})"
+)
+SOFT_DELETE = "UPDATE {table} SET tm_delete = %s, tm_update = %s WHERE id = %s"
+ACTIVE_KEYS_OF_CUSTOMER = (
+    "SELECT id FROM customer_accesskeys WHERE customer_id = %s AND tm_delete >= %s"
+    " ORDER BY tm_create, id"
+)
+OUTBOX_INSERT = (
+    "INSERT INTO customer_outbox (exchange, routing_key, body, tm_create) VALUES (%s, %s, %s, %s)"
+)
+OUTBOX_CLAIMED = (
+    "SELECT id, exchange, routing_key, body FROM customer_outbox"
+    " WHERE claim_owner = %s AND claim_until = %s ORDER BY id"
+)
+OUTBOX_DONE = "DELETE FROM customer_outbox WHERE id IN ({marks})"
+OUTBOX_SIZE = "SELECT COUNT(*) FROM customer_outbox"
+
+
+def param(value: Any) -> Any:
+    """A Python value as a bound parameter (UUIDs as their 16 bytes)."""
+    return value.bytes if isinstance(value, uuid.UUID) else value
+
+
+def read_uuid(value: Any) -> uuid.UUID:
+    """A binary(16) value; NULL or empty is the nil UUID (A §7.2)."""
+    if not value:
+        return NIL
+    return uuid.UUID(bytes=bytes(value))
+
+
+def read_ts(value: Any) -> str:
+    """A datetime(6) value in the 6-digit wire form; NULL reads as ``""``."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime(TS_FORMAT)
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def customer_params(customer: Customer) -> list[Any]:
+    return [param(getattr(customer, c)) for c in CUSTOMER_COLUMNS]
+
+
+def accesskey_params(key: Accesskey, token_hash: str) -> list[Any]:
+    return [param(getattr(key, c)) for c in ACCESSKEY_COLUMNS] + [token_hash]
+
+
+def update_sql(table: Table[Any], names: Sequence[str]) -> str:
+    sets = ", ".join(f"{name} = %s" for name in names)
+    return f"UPDATE {table.name} SET {sets}, tm_update = %s WHERE id = %s"
+
+
+def list_sql(table: Table[Any], query: ListQuery, nocase: str) -> tuple[str, list[Any]]:
+    """The page query (B.3 #8): ``(tm_create, id) < (before, before_id)``, newest first."""
+    where = ["tm_create < %s"]
+    params: list[Any] = [query.before]
+    if query.before_id is not None:
+        where = ["tm_create <= %s AND (tm_create < %s OR id < %s)"]
+        params = [query.before, query.before, query.before_id.bytes]
+    conditions, values = _filter_sql(table, query.filters, nocase)
+    sql = (
+        f"{table.select} WHERE {' AND '.join(where + conditions)}"
+        " ORDER BY tm_create DESC, id DESC LIMIT %s"
+    )
+    return sql, [*params, *values, query.page_size]
+
+
+def _filter_sql(table: Table[Any], f: Filters, nocase: str) -> tuple[list[str], list[Any]]:
+    conditions: list[str] = []
+    values: list[Any] = []
+    for name in sorted(table.filters):
+        wanted = getattr(f, name)
+        if wanted is not None:
+            conditions.append(f"{name} = %s{nocase if name == 'email' else ''}")
+            values.append(param(wanted))
+    if f.deleted is not None:
+        conditions.append("tm_delete < %s" if f.deleted else "tm_delete >= %s")
+        values.append(SENTINEL)
+    if f.expired is not None and table is ACCESSKEYS:
+        conditions.append("tm_expire <= %s" if f.expired else "tm_expire > %s")
+        values.append(now())
+    return conditions, values
+
+
+def duplicate(key: str, noun: str) -> AlreadyExists:
+    """The AlreadyExists for a unique-key violation naming the index or column ``key`` in a
+    write to the ``noun`` table (a primary key violation names no column we recognise)."""
+    if "email" in key:
+        return AlreadyExists("email is already used by an active customer", "EMAIL_ALREADY_EXISTS")
+    if "token" in key:
+        return AlreadyExists("token already exists", "TOKEN_ALREADY_EXISTS")
+    return AlreadyExists(f"{noun} already exists", f"{noun.upper()}_ALREADY_EXISTS")

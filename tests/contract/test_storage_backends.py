@@ -1,0 +1,139 @@
+"""Backend specifics: MySQL error mapping and reconnect, migrations (fresh and on a Go-era
+schema), SQLite files, open_storage."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mysql.connector
+import pytest
+from storage_kit import customer, none, page
+
+from customer_manager.config import MySQLParams, Settings, parse_dsn
+from customer_manager.errors import Unavailable
+from customer_manager.messages.query import hash_token
+from customer_manager.storage import open_storage
+from customer_manager.storage.base import SCHEMA_VERSION
+from customer_manager.storage.mysql import MySQLStorage
+from customer_manager.storage.sqlite import SQLiteStorage
+
+GO_SCHEMA = (
+    "CREATE TABLE customer_customers (id binary(16) PRIMARY KEY, name varchar(255),"
+    " detail text, email varchar(255), phone_number varchar(255), address varchar(1024),"
+    " webhook_method varchar(255), webhook_uri varchar(1023), billing_account_id binary(16),"
+    " tm_create datetime(6), tm_update datetime(6), tm_delete datetime(6))",
+    "CREATE TABLE customer_accesskeys (id binary(16) PRIMARY KEY, customer_id binary(16),"
+    " name varchar(255), detail text, token varchar(1023), tm_expire datetime(6),"
+    " tm_create datetime(6), tm_update datetime(6), tm_delete datetime(6),"
+    " INDEX idx_customer_accesskeys_customer_id(customer_id),"
+    " INDEX idx_customer_accesskeys_token(token))",
+)
+
+
+def _admin(params: MySQLParams, database: str | None = None) -> Any:
+    return mysql.connector.connect(
+        host=params.host,
+        port=params.port,
+        user=params.user,
+        password=params.password,
+        database=database,
+    )
+
+
+@pytest.fixture
+def scratch_db(mysql_dsn: str) -> Iterator[MySQLParams]:
+    """A brand-new empty MySQL database for this test only."""
+    params = parse_dsn(mysql_dsn)
+    name = f"cm_scratch_{secrets.token_hex(4)}"
+    conn = _admin(params)
+    conn.cursor().execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    try:
+        yield MySQLParams(host=params.host, port=params.port, user=params.user, database=name)
+    finally:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.close()
+
+
+def test_mysql_fresh_migration(scratch_db: MySQLParams) -> None:
+    store = MySQLStorage(scratch_db)
+    assert store.schema_version() == 0
+    assert store.migrate() == SCHEMA_VERSION
+    assert MySQLStorage(scratch_db).migrate() == SCHEMA_VERSION
+    assert store.schema_version() == SCHEMA_VERSION
+    store.close()
+
+
+def test_mysql_adopts_go_schema(scratch_db: MySQLParams) -> None:
+    conn = _admin(scratch_db, scratch_db.database)
+    cursor = conn.cursor()
+    for ddl in GO_SCHEMA:
+        cursor.execute(ddl)
+    key_id, owner = uuid.uuid4(), uuid.uuid4()
+    cursor.execute(
+        "INSERT INTO customer_accesskeys (id, customer_id, name, token, tm_expire, tm_create,"
+        " tm_update, tm_delete) VALUES (%s, %s, 'go', 'abcdefghijklmnop', '9999-01-01',"
+        " '2021-01-01', '9999-01-01', '9999-01-01')",
+        (key_id.bytes, owner.bytes),
+    )
+    conn.commit()
+    conn.close()
+    store = MySQLStorage(scratch_db)
+    assert store.migrate() == SCHEMA_VERSION
+    found = store.accesskey_list(page(token_hash=hash_token("abcdefghijklmnop")))
+    assert [k.id for k in found] == [key_id]
+    assert found[0].token_prefix == "abcdefghijk" and found[0].token == ""
+    store.customer_insert(customer("go@example.com"), none)
+    store.close()
+
+
+def test_mysql_unreachable_is_unavailable_without_password() -> None:
+    store = MySQLStorage(MySQLParams(host="127.0.0.1", port=1, password="hunter2", database="x"))
+    with pytest.raises(Unavailable) as caught:
+        store.ping()
+    assert "127.0.0.1:1" in caught.value.message
+    assert "hunter2" not in caught.value.message
+
+
+def test_mysql_reconnects_after_lost_connection(mysql_dsn: str) -> None:
+    store = MySQLStorage(parse_dsn(mysql_dsn))
+    store.migrate()
+    conn_id = store._run(lambda tx: tx.scalar("SELECT CONNECTION_ID()"), write=False)
+    admin = _admin(parse_dsn(mysql_dsn))
+    admin.cursor().execute(f"KILL CONNECTION {int(conn_id)}")
+    admin.close()
+    created = store.customer_insert(customer(f"{uuid.uuid4().hex}@example.com"), none)
+    assert store.customer_get(created.id) == created
+    store.close()
+
+
+def test_sqlite_file_is_shared_and_persistent(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.sqlite3")
+    first = SQLiteStorage(path)
+    assert first.schema_version() == 0
+    assert first.migrate() == SCHEMA_VERSION
+    created = first.customer_insert(customer("s@example.com"), none)
+    first.close()
+    second = SQLiteStorage(path)
+    assert second.migrate() == SCHEMA_VERSION
+    assert second.customer_get(created.id) == created
+    second.close()
+
+
+def test_sqlite_in_memory() -> None:
+    store = SQLiteStorage(":memory:")
+    store.migrate()
+    created = store.customer_insert(customer("m@example.com"), none)
+    assert store.customer_get(created.id) == created
+
+
+def test_open_storage_picks_backend(tmp_path: Path) -> None:
+    lite = open_storage(Settings(sqlite_path=str(tmp_path / "o.sqlite3")))
+    assert isinstance(lite, SQLiteStorage)
+    lite.close()
+    mysql_store = open_storage(Settings(database_dsn="u:p@tcp(db:3307)/bin_manager"))
+    assert isinstance(mysql_store, MySQLStorage)
+    assert mysql_store.params.host == "db" and mysql_store.params.port == 3307
