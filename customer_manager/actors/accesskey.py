@@ -1,0 +1,195 @@
+"""AccessKeyActor pool: the access-key operations (SPEC A §5.10–5.13 as changed by B.3).
+
+Threading contract as for CustomerActor: one ``Op`` at a time, exactly one Response, only
+timed asks. The plain token exists only in the create reply (B.3 #9); storage, cache, events
+and webhooks get the record without it.
+
+The api-manager auth path (list with a ``token`` filter and no page token) is served from
+the cache: ``customer_accesskey_token:<hash>`` → key id, then the cached record, with the
+other filters evaluated here. Unknown hashes go to storage (by hash only) and are cached.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+
+from customer_manager.actors.customer import Deps, Handler, body, serve
+from customer_manager.actors.kit import Pool, PoolMember
+from customer_manager.actors.router import Op
+from customer_manager.actors.storage import key_outbox
+from customer_manager.errors import NotFound
+from customer_manager.messages.bodies import AccesskeyCreateBody, AccesskeyUpdateBody
+from customer_manager.messages.query import Filters, ListQuery, hash_token, parse_list
+from customer_manager.messages.records import SENTINEL, Accesskey, Customer, after, now
+from customer_manager.messages.wire import Response, ok
+from customer_manager.storage.base import Deleted
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX_LEN = 11
+
+
+def new_token() -> str:
+    """``vb_`` + 32 URL-safe characters (24 random bytes) from ``secrets`` (B.3 #9)."""
+    return "vb_" + secrets.token_urlsafe(24)
+
+
+def _not_found(key_id: uuid.UUID) -> NotFound:
+    return NotFound(f"accesskey {key_id} not found", "ACCESSKEY_NOT_FOUND")
+
+
+def accesskey(deps: Deps, key_id: uuid.UUID) -> Accesskey:
+    """Cache-first read; deleted and expired keys too. 404 ACCESSKEY_NOT_FOUND."""
+    cached = deps.cache.get_accesskey(key_id)
+    if cached is not None:
+        return cached
+    try:
+        found: Accesskey = deps.store.call("accesskey_get", key_id)
+    except NotFound:
+        raise _not_found(key_id) from None
+    deps.cache.put(found, populate=True)
+    return found
+
+
+def owner(deps: Deps, key: Accesskey) -> Customer | None:
+    """The key's customer (for its webhook), None if there is none."""
+    try:
+        return deps.customer(key.customer_id)
+    except NotFound:
+        return None
+
+
+def create(deps: Deps, op: Op) -> Response:
+    fields = body(op.request.data, AccesskeyCreateBody)
+    customer = deps.customer(fields.customer_id)
+    if customer.deleted:
+        raise NotFound(f"customer {customer.id} not found", "CUSTOMER_NOT_FOUND")
+    token, created = new_token(), now()
+    key = Accesskey(
+        id=uuid.uuid4(),
+        customer_id=customer.id,
+        name=fields.name,
+        detail=fields.detail,
+        token_prefix=token[:TOKEN_PREFIX_LEN],
+        tm_expire=after(fields.expire, created) if fields.expire > 0 else SENTINEL,
+        tm_create=created,
+        tm_update=SENTINEL,
+        tm_delete=SENTINEL,
+    )
+    token_hash = hash_token(token)
+    stored: Accesskey = deps.store.call(
+        "accesskey_insert", key, token_hash, key_outbox("accesskey_created", customer)
+    )
+    deps.cache.put(stored)
+    deps.cache.put_token(token_hash, stored.id)
+    deps.flush()
+    return ok(msgspec.structs.replace(stored, token=token))
+
+
+def get(deps: Deps, op: Op) -> Response:
+    return ok(accesskey(deps, op.id))
+
+
+def list_(deps: Deps, op: Op) -> Response:
+    query = parse_list("accesskey", op.request.uri, bytes(op.request.data), now())
+    if query.filters.token_hash is not None and not _page_token(op.request.uri):
+        return ok(_by_token(deps, query, query.filters.token_hash))
+    rows: list[Accesskey] = deps.store.call("accesskey_list", query)
+    return ok(rows)
+
+
+def _page_token(uri: str) -> str:
+    try:
+        return parse_qs(urlsplit(uri).query).get("page_token", [""])[0]
+    except ValueError:
+        return ""
+
+
+def _by_token(deps: Deps, query: ListQuery, token_hash: str) -> list[Accesskey]:
+    """The auth path: at most one key has this hash (unique index)."""
+    key: Accesskey | None = None
+    key_id = deps.cache.get_token(token_hash)
+    if key_id is not None:
+        try:
+            key = accesskey(deps, key_id)
+        except NotFound:
+            key = None
+    if key is None:
+        only_hash = ListQuery(
+            page_size=1, before=query.before, filters=Filters(token_hash=token_hash)
+        )
+        rows: list[Accesskey] = deps.store.call("accesskey_list", only_hash)
+        if not rows:
+            return []
+        key = rows[0]
+        deps.cache.put_token(token_hash, key.id)
+        deps.cache.put(key, populate=True)
+    return [key] if matches(key, query.filters, now()) else []
+
+
+def matches(key: Accesskey, f: Filters, moment: str) -> bool:
+    """The storage filters (except the hash, already matched) on one record."""
+    for name in ("id", "customer_id", "name"):
+        wanted = getattr(f, name)
+        if wanted is not None and getattr(key, name) != wanted:
+            return False
+    if f.deleted is not None and (not key.tm_delete or (key.tm_delete < SENTINEL) != f.deleted):
+        return False
+    return f.expired is None or (bool(key.tm_expire) and (key.tm_expire <= moment) == f.expired)
+
+
+def update(deps: Deps, op: Op) -> Response:
+    fields = body(op.request.data, AccesskeyUpdateBody)
+    customer = owner(deps, accesskey(deps, op.id))
+    changes = {"name": fields.name, "detail": fields.detail}
+    try:
+        updated: Accesskey = deps.store.call(
+            "accesskey_update", op.id, changes, now(), key_outbox("accesskey_updated", customer)
+        )
+    except NotFound:
+        raise _not_found(op.id) from None
+    deps.cache.put(updated)
+    deps.flush()
+    return ok(updated)
+
+
+def delete(deps: Deps, op: Op) -> Response:
+    key = accesskey(deps, op.id)
+    if key.deleted:
+        return ok(key)
+    outbox = key_outbox("accesskey_deleted", owner(deps, key))
+    try:
+        result: Deleted = deps.store.call("accesskey_delete", op.id, now(), outbox)
+    except NotFound:
+        raise _not_found(op.id) from None
+    if result.changed:
+        deps.cache.put(result.record)
+        deps.flush()
+    return ok(result.record)
+
+
+HANDLERS: dict[str, Handler] = {
+    "create": create,
+    "get": get,
+    "list": list_,
+    "update": update,
+    "delete": delete,
+}
+
+
+class AccessKeyActor(PoolMember):
+    """A pool member serving access-key ``Op``s (see module doc)."""
+
+    def __init__(self, pool: Pool, deps: Deps) -> None:
+        super().__init__(pool)
+        self._deps = deps
+
+    def handle(self, message: Any) -> Response:
+        assert isinstance(message, Op)
+        return serve(HANDLERS, self._deps, message)

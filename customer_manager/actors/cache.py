@@ -1,0 +1,133 @@
+"""CacheActor pool and the ``Records`` client workers use (SPEC A §8).
+
+Members share one thread-safe Cache backend (storage/cache.py); the pool only bounds and
+isolates the blocking I/O. ``Records`` asks the pool with a short mandatory timeout; every
+failure (timeout, backend error, undecodable value) behaves as a miss or a skipped write,
+so the cache can never fail a request.
+
+Keys: ``customer:<id>`` and ``customer_accesskey:<id>`` hold the records in Go JSON (shared
+with Go instances, read tolerantly); ``customer_accesskey_token:<sha256>`` maps a token
+hash to its key id (the api-manager auth path). A key's hash never changes, so that mapping
+never goes stale; the record it points to is refreshed on every write.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from customer_manager import metrics
+from customer_manager.actors.kit import Pool, PoolMember
+from customer_manager.messages import gojson
+from customer_manager.messages.records import Accesskey, Customer
+from customer_manager.storage.cache import TTL_SECONDS, Cache
+
+log = logging.getLogger(__name__)
+
+CACHE_TIMEOUT = 1.0
+R = TypeVar("R", Customer, Accesskey)
+
+
+class CacheOp(msgspec.Struct, frozen=True, kw_only=True):
+    """One backend call: ``get`` returns bytes or None; ``set``/``delete`` return None."""
+
+    op: Literal["get", "set", "delete"]
+    key: str
+    value: bytes = b""
+    ttl: int = TTL_SECONDS
+    only_if_absent: bool = False
+
+
+class CacheActor(PoolMember):
+    """A pool member calling the shared backend in its own thread."""
+
+    def __init__(self, pool: Pool, backend: Cache) -> None:
+        super().__init__(pool)
+        self._backend = backend
+
+    def handle(self, message: Any) -> Any:
+        assert isinstance(message, CacheOp)
+        if message.op == "get":
+            return self._backend.get(message.key)
+        if message.op == "set":
+            self._backend.set(
+                message.key, message.value, message.ttl, only_if_absent=message.only_if_absent
+            )
+        else:
+            self._backend.delete(message.key)
+        return None
+
+
+def start_cache_pool(backend: Cache, size: int) -> Pool:
+    """Start ``size`` CacheActors sharing ``backend``."""
+    return Pool("cache", size, lambda pool: CacheActor.start(pool, backend)).start()
+
+
+def customer_key(customer_id: uuid.UUID) -> str:
+    return f"customer:{customer_id}"
+
+
+def accesskey_key(key_id: uuid.UUID) -> str:
+    return f"customer_accesskey:{key_id}"
+
+
+def token_key(token_hash: str) -> str:
+    return f"customer_accesskey_token:{token_hash}"
+
+
+class Records:
+    """Typed cache access for workers. Never raises; any failure is a miss."""
+
+    def __init__(self, pool: Pool, timeout: float = CACHE_TIMEOUT) -> None:
+        self.pool, self.timeout = pool, timeout
+
+    def get_customer(self, customer_id: uuid.UUID) -> Customer | None:
+        return self._get(customer_key(customer_id), Customer)
+
+    def get_accesskey(self, key_id: uuid.UUID) -> Accesskey | None:
+        key = self._get(accesskey_key(key_id), Accesskey)
+        return _without_token(key) if key is not None else None
+
+    def put(self, record: Customer | Accesskey, *, populate: bool = False) -> None:
+        """Refresh the record's entry (``populate``: only if absent, after a read miss, so an
+        older read never overwrites a newer write)."""
+        key = customer_key(record.id) if isinstance(record, Customer) else accesskey_key(record.id)
+        self._call(CacheOp(op="set", key=key, value=gojson.encode(record), only_if_absent=populate))
+
+    def get_token(self, token_hash: str) -> uuid.UUID | None:
+        raw = self._call(CacheOp(op="get", key=token_key(token_hash)))
+        try:
+            return uuid.UUID(raw.decode()) if isinstance(raw, bytes) else None
+        except ValueError:
+            return None
+
+    def put_token(self, token_hash: str, key_id: uuid.UUID) -> None:
+        self._call(CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode()))
+
+    def _get(self, key: str, cls: type[R]) -> R | None:
+        raw = self._call(CacheOp(op="get", key=key))
+        if not isinstance(raw, bytes):
+            return None
+        try:
+            return msgspec.json.decode(raw, type=cls)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            metrics.cache_errors_total.labels("decode").inc()
+            return None
+
+    def _call(self, op: CacheOp) -> Any:
+        try:
+            return self.pool.ask(op, timeout=self.timeout)
+        except Exception as exc:
+            metrics.cache_errors_total.labels(op.op).inc()
+            log.warning("cache %s failed: %s", op.op, type(exc).__name__)
+        return None
+
+
+def _without_token(key: Accesskey) -> Accesskey:
+    """A Go instance caches the plain token (Part A): keep only its prefix (B.3 #9)."""
+    if not key.token:
+        return key
+    return msgspec.structs.replace(key, token="", token_prefix=key.token_prefix or key.token[:11])

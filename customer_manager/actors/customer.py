@@ -1,0 +1,328 @@
+"""CustomerActor pool: the customer operations (SPEC A §5.1–5.9 as changed by B.3).
+
+Threading contract: a member handles one ``Op`` at a time in its own thread and returns
+exactly one Response (errors become error replies here; a member never dies of a request).
+It blocks only on asks with timeouts: storage, cache, and outgoing calls via the publisher.
+Every write stores its event/webhook in the outbox with the change, refreshes the cache and
+then tells the publisher to ``flush()`` (fire and forget).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+import pykka
+
+from customer_manager.actors.cache import Records
+from customer_manager.actors.kit import Pool, PoolMember
+from customer_manager.actors.publisher import rpc
+from customer_manager.actors.router import Op
+from customer_manager.actors.storage import Store, customer_outbox, key_outbox
+from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE, Settings
+from customer_manager.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    ServiceError,
+    Unavailable,
+    error_response,
+    internal_response,
+)
+from customer_manager.messages import gojson
+from customer_manager.messages.bodies import (
+    BillingAccountBody,
+    BodyError,
+    CustomerFields,
+    IsValidBalanceBody,
+    decode_body,
+)
+from customer_manager.messages.query import parse_list
+from customer_manager.messages.records import NIL, SENTINEL, Customer, now
+from customer_manager.messages.wire import JSON, PUBLISHER, Request, Response, ok
+from customer_manager.storage.base import Deleted
+
+log = logging.getLogger(__name__)
+
+T = Any
+
+
+class Deps:
+    """What a worker uses; every member is safe to share between threads."""
+
+    def __init__(self, store: Store, cache: Records, publisher: Any, settings: Settings) -> None:
+        self.store, self.cache, self.publisher, self.settings = store, cache, publisher, settings
+
+    def flush(self) -> None:
+        """Ask the publisher to relay the outbox now; never waits, never fails the request."""
+        try:
+            self.publisher.flush()
+        except pykka.ActorDeadError:
+            log.warning("publisher is gone; the outbox is relayed when it is back")
+
+    def customer(self, customer_id: uuid.UUID) -> Customer:
+        """Cache-first read (Part A §8); deleted customers too. 404 CUSTOMER_NOT_FOUND."""
+        cached = self.cache.get_customer(customer_id)
+        if cached is not None:
+            return cached
+        try:
+            found: Customer = self.store.call("customer_get", customer_id)
+        except NotFound:
+            raise _not_found(customer_id) from None
+        self.cache.put(found, populate=True)
+        return found
+
+    def call(self, queue: str, request: Request) -> Response:
+        """An outgoing RPC (Part A §5.8); Unavailable if the peer does not answer."""
+        return rpc(self.publisher, queue, request, self.settings.rpc_timeout)
+
+
+def body(raw: bytes | msgspec.Raw, cls: type[T]) -> T:
+    """Decode a request body; 400 INVALID_BODY if it does not fit."""
+    try:
+        return decode_body(bytes(raw), cls)
+    except BodyError as exc:
+        raise InvalidArgument(str(exc), "INVALID_BODY") from None
+
+
+def _not_found(customer_id: uuid.UUID) -> NotFound:
+    return NotFound(f"customer {customer_id} not found", "CUSTOMER_NOT_FOUND")
+
+
+# -- validation -----------------------------------------------------------------------------
+
+_LABEL = "[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+_EMAIL = re.compile(rf"[a-zA-Z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})*")
+WEBHOOK_METHODS = frozenset({"", "POST", "GET", "PUT", "DELETE"})
+
+
+def valid_email(email: str) -> bool:
+    """Part A §5.9, without its crashes on empty parts."""
+    if not email or ".." in email or email.endswith(".") or email.count("@") != 1:
+        return False
+    local, domain = email.split("@")
+    if not local or not domain or local.endswith(".") or domain.endswith("."):
+        return False
+    return _EMAIL.fullmatch(email) is not None
+
+
+def check_webhook(fields: CustomerFields) -> None:
+    """B.3 #5: a known method, and an absolute http(s) URL when a uri is given."""
+    if fields.webhook_method not in WEBHOOK_METHODS:
+        raise InvalidArgument(
+            "webhook_method must be POST, GET, PUT or DELETE", "INVALID_WEBHOOK_METHOD"
+        )
+    if fields.webhook_uri:
+        try:
+            parts = urlsplit(fields.webhook_uri)
+        except ValueError:
+            parts = urlsplit("")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidArgument(
+                "webhook_uri must be an absolute http(s) URL", "INVALID_WEBHOOK_URI"
+            )
+
+
+def check_agents(deps: Deps, email: str) -> None:
+    """Part A §5.8.1: an active agent with this username means the email is taken."""
+    filters = gojson.encode_sorted({"deleted": False, "username": email})
+    request = Request(
+        uri="/v1/agents?page_token=&page_size=100",
+        method="GET",
+        publisher=PUBLISHER,
+        data_type=JSON,
+        data=msgspec.Raw(filters),
+    )
+    reply = deps.call(AGENT_QUEUE, request)
+    if reply.status_code >= 300:
+        raise Unavailable(f"agent-manager answered {reply.status_code}", "AGENT_CHECK_FAILED")
+    try:
+        agents = msgspec.json.decode(reply.data, type=list[Any]) if reply.data else []
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise Unavailable("agent-manager sent an unreadable reply", "AGENT_CHECK_FAILED") from None
+    if agents:
+        raise AlreadyExists("the email is already used by an agent", "EMAIL_ALREADY_EXISTS")
+
+
+class _Account(msgspec.Struct, kw_only=True):
+    customer_id: uuid.UUID = NIL
+    tm_delete: str | None = None
+
+
+def check_billing_account(deps: Deps, customer: Customer, account_id: uuid.UUID) -> None:
+    """B.3 #21: the account must exist, be active and belong to this customer."""
+    request = Request(
+        uri=f"/v1/accounts/{account_id}", method="GET", publisher=PUBLISHER, data_type=JSON
+    )
+    reply = deps.call(BILLING_QUEUE, request)
+    try:
+        account = msgspec.json.decode(reply.data or b"null", type=_Account | None)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        account = None
+    active = account is not None and account.tm_delete in (None, "", SENTINEL)
+    if (
+        reply.status_code >= 300
+        or not active
+        or account is None
+        or (account.customer_id != customer.id)
+    ):
+        raise InvalidArgument(
+            f"billing account {account_id} is not an active account of customer {customer.id}",
+            "INVALID_BILLING_ACCOUNT",
+        )
+
+
+# -- operations -----------------------------------------------------------------------------
+
+
+def create(deps: Deps, op: Op) -> Response:
+    fields = body(op.request.data, CustomerFields)
+    if not valid_email(fields.email):
+        raise InvalidArgument(f"invalid email {fields.email[:100]!r}", "INVALID_EMAIL")
+    check_webhook(fields)
+    if deps.settings.agent_check != "off":
+        check_agents(deps, fields.email)
+    customer = Customer(
+        id=uuid.uuid4(),
+        **msgspec.structs.asdict(fields),
+        billing_account_id=NIL,
+        tm_create=now(),
+        tm_update=SENTINEL,
+        tm_delete=SENTINEL,
+    )
+    stored: Customer = deps.store.call(
+        "customer_insert", customer, customer_outbox("customer_created")
+    )
+    return _written(deps, stored)
+
+
+def get(deps: Deps, op: Op) -> Response:
+    return ok(deps.customer(op.id))
+
+
+def list_(deps: Deps, op: Op) -> Response:
+    query = parse_list("customer", op.request.uri, bytes(op.request.data), now())
+    rows: list[Customer] = deps.store.call("customer_list", query)
+    return ok(rows)
+
+
+def update(deps: Deps, op: Op) -> Response:
+    fields = body(op.request.data, CustomerFields)
+    check_webhook(fields)
+    return _update(deps, op.id, msgspec.structs.asdict(fields))
+
+
+def update_billing_account(deps: Deps, op: Op) -> Response:
+    account_id = body(op.request.data, BillingAccountBody).billing_account_id
+    if deps.settings.billing_account_check:
+        check_billing_account(deps, deps.customer(op.id), account_id)
+    return _update(deps, op.id, {"billing_account_id": account_id})
+
+
+def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Response:
+    try:
+        updated: Customer = deps.store.call(
+            "customer_update", customer_id, changes, now(), customer_outbox("customer_updated")
+        )
+    except NotFound:
+        raise _not_found(customer_id) from None
+    return _written(deps, updated)
+
+
+def delete(deps: Deps, op: Op) -> Response:
+    customer = deps.customer(op.id)
+    if customer.deleted:
+        return ok(customer)
+    try:
+        result: Deleted = deps.store.call(
+            "customer_delete",
+            op.id,
+            now(),
+            customer_outbox("customer_deleted"),
+            key_outbox("accesskey_deleted", customer),
+        )
+    except NotFound:
+        raise _not_found(op.id) from None
+    if result.changed:
+        for key in result.keys:
+            deps.cache.put(key)
+        return _written(deps, result.record)
+    return ok(result.record)
+
+
+def is_valid_balance(deps: Deps, op: Op) -> Response:
+    """Part A §5.7. No answer from billing-manager is 503; a failed answer is 400."""
+    fields = body(op.request.data, IsValidBalanceBody)
+    customer = deps.customer(op.id)
+    data = {
+        "billing_type": fields.reference_type,
+        "country": fields.country,
+        "count": max(fields.count, 1),
+    }
+    request = Request(
+        uri=f"/v1/accounts/{customer.billing_account_id}/is_valid_balance",
+        method="POST",
+        publisher=PUBLISHER,
+        data_type=JSON,
+        data=msgspec.Raw(gojson.encode(data)),
+    )
+    reply = deps.call(BILLING_QUEUE, request)
+    try:
+        valid = msgspec.json.decode(reply.data, type=_Valid).valid
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        valid = None
+    if reply.status_code >= 300 or valid is None:
+        raise InvalidArgument(
+            f"billing-manager answered {reply.status_code}", "BALANCE_CHECK_FAILED"
+        )
+    return ok({"valid": valid})
+
+
+class _Valid(msgspec.Struct):
+    valid: bool
+
+
+def _written(deps: Deps, record: Any) -> Response:
+    deps.cache.put(record)
+    deps.flush()
+    return ok(record)
+
+
+Handler = Callable[[Deps, Op], Response]
+HANDLERS: dict[str, Handler] = {
+    "create": create,
+    "get": get,
+    "list": list_,
+    "update": update,
+    "delete": delete,
+    "update_billing_account": update_billing_account,
+    "is_valid_balance": is_valid_balance,
+}
+
+
+def serve(handlers: dict[str, Handler], deps: Deps, op: Op) -> Response:
+    """Run a handler; ServiceError → its reply, anything else → logged once, 500."""
+    try:
+        return handlers[op.name](deps, op)
+    except ServiceError as exc:
+        return error_response(exc)
+    except Exception:
+        log.exception("%s %s failed", op.request.method, op.name)
+        return internal_response()
+
+
+class CustomerActor(PoolMember):
+    """A pool member serving customer ``Op``s (see module doc)."""
+
+    def __init__(self, pool: Pool, deps: Deps) -> None:
+        super().__init__(pool)
+        self._deps = deps
+
+    def handle(self, message: Any) -> Response:
+        assert isinstance(message, Op)
+        return serve(HANDLERS, self._deps, message)

@@ -1,0 +1,142 @@
+"""The one composition root: builds every actor from Settings (DESIGN §1).
+
+``bootstrap`` starts, in dependency order: storage pool, cache pool, publisher, worker pools,
+router. Nothing here reads the environment or runs migrations: ``main.py`` and the CLI
+decide (``System.check_schema`` tells them whether the schema is current).
+
+Threading: ``bootstrap`` and ``System.stop`` are called from one controlling thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from customer_manager.actors.accesskey import AccessKeyActor
+from customer_manager.actors.cache import Records, start_cache_pool
+from customer_manager.actors.customer import CustomerActor, Deps
+from customer_manager.actors.kit import Pool
+from customer_manager.actors.publisher import NullPublisher
+from customer_manager.actors.router import RouterActor
+from customer_manager.actors.storage import StorageFactory, Store, start_storage_pool
+from customer_manager.config import Settings
+from customer_manager.storage.base import SCHEMA_VERSION
+from customer_manager.storage.cache import Cache, LocalCache, RedisCache
+
+log = logging.getLogger(__name__)
+
+PublisherFactory = Callable[[Store], "pykka.ActorRef[Any]"]
+ASK_TIMEOUT = 5.0
+
+
+class System:
+    """The running actor system. ``router`` takes ``Handle`` messages (router.py);
+    ``storage`` is the Store over the storage pool; ``publisher`` the publisher actor."""
+
+    def __init__(
+        self,
+        *,
+        router: pykka.ActorRef[Any],
+        publisher: pykka.ActorRef[Any],
+        storage: Store,
+        cache: Records,
+        backend: Cache,
+        workers: list[Pool],
+    ) -> None:
+        self.router, self.publisher, self.storage, self.cache = router, publisher, storage, cache
+        self.backend, self.workers = backend, workers
+
+    def ready(self) -> bool:
+        """Readiness (B.3 #23): storage answers, the cache answers, the publisher is
+        connected. Never raises."""
+        try:
+            self.storage.call("ping")
+            self.backend.ping()
+            return bool(self.publisher.proxy().ready().get(timeout=ASK_TIMEOUT))
+        except Exception as exc:
+            log.warning("not ready: %s", type(exc).__name__)
+            return False
+
+    def schema_version(self) -> int:
+        """The applied schema version (0 for an empty database)."""
+        version: int = self.storage.call("schema_version")
+        return version
+
+    def check_schema(self) -> bool:
+        """True if the database schema is the one this code needs."""
+        return self.schema_version() == SCHEMA_VERSION
+
+    def migrate(self) -> int:
+        """Apply pending migrations through a storage actor; returns the version in force."""
+        version: int = self.storage.call("migrate")
+        return version
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop router and workers first, then publisher, cache and storage."""
+        _stop_ref(self.router, timeout)
+        for pool in self.workers:
+            pool.stop(timeout)
+        _stop_ref(self.publisher, timeout)
+        self.cache.pool.stop(timeout)
+        self.storage.pool.stop(timeout)
+        try:
+            self.backend.close()
+        except Exception:
+            log.exception("closing the cache failed")
+
+
+def _stop_ref(ref: pykka.ActorRef[Any], timeout: float) -> None:
+    try:
+        ref.stop(block=True, timeout=timeout)
+    except pykka.Timeout:
+        log.warning("%s did not stop within %g s", ref, timeout)
+
+
+def default_cache(settings: Settings) -> Cache:
+    """Redis when ``redis_address`` is set, else the in-process cache (B.4)."""
+    if settings.redis_address:
+        return RedisCache(settings.redis_address, settings.redis_password, settings.redis_database)
+    return LocalCache()
+
+
+def _default_storage(settings: Settings) -> StorageFactory:
+    from customer_manager.storage import open_storage
+
+    return lambda: open_storage(settings)
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    storage_factory: StorageFactory | None = None,
+    cache: Cache | None = None,
+    publisher_factory: PublisherFactory | None = None,
+) -> System:
+    """Build and start the system. ``storage_factory()`` makes one Storage per storage
+    actor (default ``open_storage(settings)``); ``publisher_factory(store)`` starts the
+    publisher actor (default NullPublisher)."""
+    backend = cache if cache is not None else default_cache(settings)
+    store = Store(
+        start_storage_pool(storage_factory or _default_storage(settings), settings.storage_workers)
+    )
+    records = Records(start_cache_pool(backend, settings.cache_workers))
+    publisher = publisher_factory(store) if publisher_factory else NullPublisher.start()
+    deps = Deps(store, records, publisher.proxy(), settings)
+    customers = Pool(
+        "customer", settings.customer_workers, lambda pool: CustomerActor.start(pool, deps)
+    ).start()
+    accesskeys = Pool(
+        "accesskey", settings.accesskey_workers, lambda pool: AccessKeyActor.start(pool, deps)
+    ).start()
+    router = RouterActor.start(customers, accesskeys)
+    return System(
+        router=router,
+        publisher=publisher,
+        storage=store,
+        cache=records,
+        backend=backend,
+        workers=[customers, accesskeys],
+    )

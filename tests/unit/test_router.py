@@ -1,0 +1,81 @@
+"""Route matching (Part A §4.1), unmatched routes (B.3 #2) and the request metric (§11)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from conftest import Harness
+
+from customer_manager import metrics
+from customer_manager.actors.router import ROUTES, match, path_id
+from customer_manager.messages.wire import Request, encode
+
+ID = "2cfbb148-7dc7-11ec-85df-47cf2c8492f0"
+
+
+@pytest.mark.parametrize(
+    ("method", "uri", "op"),
+    [
+        ("GET", "/v1/accesskeys?page_size=1", ("accesskey", "list")),
+        ("POST", "/v1/accesskeys", ("accesskey", "create")),
+        ("GET", f"/v1/accesskeys/{ID}", ("accesskey", "get")),
+        ("PUT", f"/v1/accesskeys/{ID}", ("accesskey", "update")),
+        ("DELETE", f"/v1/accesskeys/{ID}", ("accesskey", "delete")),
+        ("GET", "/v1/customers?", ("customer", "list")),
+        ("POST", "/v1/customers", ("customer", "create")),
+        ("GET", f"/v1/customers/{ID}", ("customer", "get")),
+        ("PUT", f"/v1/customers/{ID}", ("customer", "update")),
+        ("DELETE", f"/v1/customers/{ID}", ("customer", "delete")),
+        ("PUT", f"/v1/customers/{ID}/billing_account_id", ("customer", "update_billing_account")),
+        ("POST", f"/v1/customers/{ID}/is_valid_balance", ("customer", "is_valid_balance")),
+        ("GET", f"junk/v1/customers/{ID}", ("customer", "get")),  # unanchored search
+    ],
+)
+def test_routes(method: str, uri: str, op: tuple[str, str]) -> None:
+    route = match(Request(method=method, uri=uri))
+    assert route is not None and (route.pool, route.op) == op
+    assert len(ROUTES) == 12
+
+
+@pytest.mark.parametrize(
+    ("method", "uri"),
+    [
+        ("GET", "/v1/customers"),
+        ("GET", "/v1/accesskeys"),
+        ("get", f"/v1/customers/{ID}"),
+        ("GET", f"/v1/customers/{ID.upper()}"),
+        ("GET", f"/v1/customers/{ID}?x=1"),
+        ("PATCH", f"/v1/customers/{ID}"),
+        ("POST", "/v1/customers/"),
+        ("GET", "/v2/customers?"),
+    ],
+)
+def test_unmatched(h: Harness, method: str, uri: str) -> None:
+    assert match(Request(method=method, uri=uri)) is None
+    response = h.send(method, uri)
+    assert encode(response).startswith(
+        b'{"status_code":404,"data_type":"voipbin_error","data":{"status":"NOT_FOUND",'
+        b'"reason":"ROUTE_NOT_FOUND","domain":"customer-manager","message":'
+    )
+
+
+def test_path_id_is_the_fourth_segment() -> None:
+    assert path_id(f"/v1/customers/{ID}") == uuid.UUID(ID)
+    assert path_id(f"/x/v1/customers/{ID}") == uuid.UUID(int=0)
+
+
+def test_junk_prefix_yields_not_found(h: Harness) -> None:
+    assert h.send("GET", f"/x/v1/customers/{ID}").status_code == 404
+
+
+def test_request_metric_labels(h: Harness) -> None:
+    def count(label: str, method: str) -> float:
+        hist = metrics.receive_request_process_time.labels(label, method)
+        return sum(b.get() for b in hist._buckets)  # type: ignore[attr-defined]
+
+    before = count("/v1/customers/<customer_id>/is_valid_balance", "POST"), count("notfound", "GET")
+    h.send("POST", f"/v1/customers/{ID}/is_valid_balance", {})
+    h.send("GET", "/nothing")
+    after = count("/v1/customers/<customer_id>/is_valid_balance", "POST"), count("notfound", "GET")
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
