@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 import uuid
-from typing import Any
+from typing import Any, Literal, cast
 
 import click
 import msgspec
@@ -26,7 +26,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]
     """Seconds as an integer (``3600``) or a Go duration (``720h``, ``1h30m``)."""
 
     name = "duration"
@@ -61,18 +61,19 @@ ID = click.UUID
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO on stderr.")
 @click.pass_context
-def main(ctx: click.Context, verbose: bool, agent_check: str | None, **opts: Any) -> None:
+def main(ctx: click.Context, /, verbose: bool, agent_check: str | None, **opts: Any) -> None:
     """Manage VoIPbin customers and access keys."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    check = agent_check or ("required" if opts["rabbitmq_address"] else "off")
+    default = "required" if opts["rabbitmq_address"] else "off"
+    check = cast(Literal["required", "off"], agent_check or default)
     ctx.obj = Settings(
         agent_check=check,
         customer_workers=1,
-        accesskey_workers=1,  # type: ignore[arg-type]
+        accesskey_workers=1,
         storage_workers=1,
         cache_workers=1,
         **opts,
@@ -85,7 +86,7 @@ def _send(ctx: click.Context, method: str, uri: str, data: Any = None) -> None:
         uri=uri, method=method, publisher="customer-control", data_type=JSON, data=raw
     )
     payload = run_request(ctx.obj, request)
-    click.echo(gojson.go_escape(msgspec.json.format(payload, indent=2)).decode())
+    click.echo(msgspec.json.format(payload, indent=2).decode())
 
 
 @main.group()
@@ -113,7 +114,7 @@ def customer_fields(func: Any) -> Any:
 @click.option("--email", required=True)
 @customer_fields
 @click.pass_context
-def customer_create(ctx: click.Context, **fields: str) -> None:
+def customer_create(ctx: click.Context, /, **fields: str) -> None:
     """Create a customer."""
     _send(ctx, "POST", "/v1/customers", dict(fields))
 
@@ -141,7 +142,7 @@ def customer_list(ctx: click.Context, limit: int, token: str) -> None:
 @click.option("--email", required=True)
 @customer_fields
 @click.pass_context
-def customer_update(ctx: click.Context, id_: uuid.UUID, **fields: str) -> None:
+def customer_update(ctx: click.Context, /, id_: uuid.UUID, **fields: str) -> None:
     """Replace a customer's basic info (omitted flags store empty values)."""
     _send(ctx, "PUT", f"/v1/customers/{id_}", dict(fields))
 

@@ -55,6 +55,22 @@ def mysql_dsn() -> Iterator[str]:
         conn.close()
 
 
+@pytest.fixture
+def fresh_mysql_dsn(mysql_dsn: str) -> Iterator[str]:
+    """Like ``mysql_dsn`` but a new, empty database for this one test."""
+    import mysql.connector
+
+    name = f"{mysql_dsn.rsplit('/', 1)[1]}_{secrets.token_hex(3)}"
+    conn = mysql.connector.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="")
+    cur = conn.cursor()
+    cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    try:
+        yield f"root:@tcp({MYSQL_HOST}:{MYSQL_PORT})/{name}"
+    finally:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.close()
+
+
 @pytest.fixture(scope="session")
 def redis_address() -> str:
     """``host:port`` of the local Redis (tests use their own key prefixes or DB index 15)."""
