@@ -1,0 +1,79 @@
+"""Contract for the cache backends: LocalCache and RedisCache behave alike (SPEC A §8)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from customer_manager.storage.cache import Cache, LocalCache, RedisCache
+
+
+@pytest.fixture(params=["local", "redis"])
+def cache(request: pytest.FixtureRequest) -> Iterator[Cache]:
+    if request.param == "local":
+        yield LocalCache()
+        return
+    address = request.getfixturevalue("redis_address")
+    backend = RedisCache(address, database=15)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def key() -> str:
+    return f"customer:test-{secrets.token_hex(6)}"
+
+
+def test_set_get_delete(cache: Cache, key: str) -> None:
+    assert cache.get(key) is None
+    cache.set(key, b'{"id":"x"}', 60)
+    assert cache.get(key) == b'{"id":"x"}'
+    cache.set(key, b"new", 60)
+    assert cache.get(key) == b"new"
+    cache.delete(key)
+    assert cache.get(key) is None
+    cache.ping()
+
+
+def test_only_if_absent_keeps_newer_value(cache: Cache, key: str) -> None:
+    cache.set(key, b"written", 60)
+    cache.set(key, b"stale read", 60, only_if_absent=True)
+    assert cache.get(key) == b"written"
+    cache.delete(key)
+    cache.set(key, b"filled", 60, only_if_absent=True)
+    assert cache.get(key) == b"filled"
+    cache.delete(key)
+
+
+def test_redis_entry_has_the_go_ttl(redis_address: str, key: str) -> None:
+    backend = RedisCache(redis_address, database=15)
+    backend.set(key, b"v", 86400)
+    host, port = redis_address.split(":")
+    raw = redis.Redis(host=host, port=int(port), db=15)
+    assert 86390 <= raw.ttl(key) <= 86400
+    raw.delete(key)
+    raw.close()
+    backend.close()
+
+
+def test_unreachable_redis_is_a_miss_not_an_error() -> None:
+    backend = RedisCache("127.0.0.1:1", password="hunter2", timeout=0.2)
+    backend.set("customer:x", b"v", 60)
+    assert backend.get("customer:x") is None
+    backend.delete("customer:x")
+    with pytest.raises(ConnectionError) as err:
+        backend.ping()
+    assert "hunter2" not in str(err.value)
+
+
+def test_local_cache_expires_and_evicts() -> None:
+    local = LocalCache(max_entries=10)
+    local.set("gone", b"v", 0)
+    assert local.get("gone") is None
+    for i in range(25):
+        local.set(f"k{i}", b"v", 60)
+    assert local.get("k24") == b"v"
+    assert sum(local.get(f"k{i}") is not None for i in range(25)) <= 10
