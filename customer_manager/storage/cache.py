@@ -11,15 +11,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Collection
 from typing import Protocol
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from customer_manager import metrics
 
 log = logging.getLogger(__name__)
 
 TTL_SECONDS = 86400
+DOWN_SECONDS = 1.0  # after a Redis failure, skip Redis this long instead of waiting again
+MAX_MISSED = 10_000  # missed writes remembered; beyond that, recovery drops every entry
 
 
 class Cache(Protocol):
@@ -81,7 +86,12 @@ class LocalCache:
 
 
 class RedisCache:
-    """Redis via redis-py. Keys and values as the Go service writes them (SPEC A §8)."""
+    """Redis via redis-py. Keys and values as the Go service writes them (SPEC A §8).
+
+    Fails fast: no client retries, and after a failure Redis is skipped for DOWN_SECONDS,
+    so an outage costs a request nothing but cache misses. A write (set or delete) that
+    could not reach Redis leaves a possibly stale entry behind; its key is remembered and
+    deleted before the cache is used again, so a recovered Redis never serves it."""
 
     def __init__(
         self, address: str, password: str = "", database: int = 0, timeout: float = 1.0
@@ -94,10 +104,17 @@ class RedisCache:
             db=database,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
         )
         self.address = address
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._missed: set[str] = set()
+        self._missed_overflow = False
 
     def get(self, key: str) -> bytes | None:
+        if not self._usable():
+            return None
         try:
             value = self._client.get(key)
         except redis.RedisError as exc:
@@ -106,16 +123,22 @@ class RedisCache:
         return value if isinstance(value, bytes) else None
 
     def set(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> None:
+        if only_if_absent and not self._usable():
+            return  # a read filling the cache: nothing is lost by skipping it
         try:
+            if not self._usable():
+                raise redis.ConnectionError("redis marked down")
             self._client.set(key, value, ex=ttl, nx=only_if_absent)
         except redis.RedisError as exc:
-            self._failed("set", exc)
+            self._failed("set", exc, key)
 
     def delete(self, key: str) -> None:
         try:
+            if not self._usable():
+                raise redis.ConnectionError("redis marked down")
             self._client.delete(key)
         except redis.RedisError as exc:
-            self._failed("delete", exc)
+            self._failed("delete", exc, key)
 
     def ping(self) -> None:
         """Raise ConnectionError if Redis does not answer (message without secrets)."""
@@ -127,6 +150,45 @@ class RedisCache:
     def close(self) -> None:
         self._client.close()
 
-    def _failed(self, operation: str, exc: Exception) -> None:
+    def _usable(self) -> bool:
+        """False while marked down; on the way back, first drop entries of missed writes."""
+        with self._lock:
+            if time.monotonic() < self._down_until:
+                return False
+            if not self._missed and not self._missed_overflow:
+                return True
+            missed, overflow = self._missed, self._missed_overflow
+            self._missed, self._missed_overflow = set(), False
+        try:
+            self._drop_stale(missed, overflow)
+        except redis.RedisError as exc:
+            with self._lock:
+                self._missed |= missed
+                self._missed_overflow |= overflow
+            self._failed("recover", exc)
+            return False
+        return True
+
+    def _drop_stale(self, missed: Collection[str], overflow: bool) -> None:
+        if overflow:
+            for pattern in ("customer:*", "customer_accesskey:*", "customer_accesskey_token:*"):
+                for found in self._client.scan_iter(match=pattern, count=1000):
+                    self._client.delete(found)
+        elif missed:
+            self._client.delete(*missed)
+        log.warning(
+            "redis back at %s: dropped %s possibly stale entries",
+            self.address,
+            "all" if overflow else len(missed),
+        )
+
+    def _failed(self, operation: str, exc: Exception, key: str | None = None) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + DOWN_SECONDS
+            if key is not None:
+                if len(self._missed) < MAX_MISSED:
+                    self._missed.add(key)
+                else:
+                    self._missed_overflow = True
         metrics.cache_errors_total.labels(operation).inc()
         log.warning("redis %s failed at %s: %s", operation, self.address, type(exc).__name__)

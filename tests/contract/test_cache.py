@@ -77,3 +77,23 @@ def test_local_cache_expires_and_evicts() -> None:
         local.set(f"k{i}", b"v", 60)
     assert local.get("k24") == b"v"
     assert sum(local.get(f"k{i}") is not None for i in range(25)) <= 10
+
+
+def test_write_missed_during_outage_is_never_served_stale(
+    redis_address: str, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = RedisCache(redis_address, database=15)
+    backend.set(key, b"old", 60)
+    real_set = backend._client.set
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise redis.ConnectionError("simulated outage")
+
+    monkeypatch.setattr(backend._client, "set", broken)
+    backend.set(key, b"new", 60)  # the write of an update during the outage is lost
+    assert backend.get(key) is None  # marked down: a miss, the caller reads the database
+    monkeypatch.setattr(backend._client, "set", real_set)
+    monkeypatch.setattr("customer_manager.storage.cache.DOWN_SECONDS", 0.0)
+    backend._down_until = 0.0
+    assert backend.get(key) is None  # back: the stale "old" entry was dropped first
+    backend.close()
