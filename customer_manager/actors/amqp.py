@@ -1,0 +1,234 @@
+"""Shared AMQP plumbing for the consumer and the publisher actor (DESIGN §4).
+
+``AmqpLink`` owns one pika ``BlockingConnection`` and reconnects it with jittered backoff.
+``PumpActor`` is a pykka actor that owns a link and pumps ``process_data_events`` in short
+slices through a self-tell loop, so stop requests, asks and replies are handled between
+slices. Its inbox wakes the pump when any other message arrives, so an ask is answered at
+once rather than at the end of the current slice.
+
+Threading contract: a link and its connection are created and used only in the owning
+actor's thread. The one exception is ``AmqpLink.wake()``, which any thread may call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, cast
+
+import pika
+import pika.exceptions
+import pykka
+from pika.adapters.blocking_connection import BlockingConnection
+from prometheus_client import Counter
+
+from customer_manager.config import mask_url
+
+log = logging.getLogger(__name__)
+
+AMQP_ERRORS: tuple[type[BaseException], ...] = (pika.exceptions.AMQPError, OSError)
+HEARTBEAT_SECONDS = 15
+BLOCKED_TIMEOUT_SECONDS = 30.0
+
+RECONNECTS = Counter(
+    "customer_manager_amqp_reconnects_total",
+    "AMQP connections re-established after a loss",
+    ["connection"],
+)
+
+
+class Backoff:
+    """Exponential backoff with jitter: ``base * 2**n`` capped at ``cap``, times 0.5..1."""
+
+    def __init__(self, base: float = 0.5, cap: float = 10.0) -> None:
+        self.base, self.cap, self.attempts = base, cap, 0
+
+    def delay(self) -> float:
+        raw: float = min(self.cap, self.base * 2.0**self.attempts)
+        self.attempts += 1
+        return raw * (0.5 + random.random() / 2)
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+def _noop() -> None:
+    return None
+
+
+class AmqpLink:
+    """One BlockingConnection that comes back after a loss.
+
+    ``on_connect(connection)`` runs in the owner's thread after every (re)connect; it declares
+    the topology and starts consuming. ``generation`` counts connections, so callers can tell
+    that a delivery tag belongs to an earlier channel. All methods except ``wake`` must be
+    called from the owner's thread.
+    """
+
+    def __init__(
+        self, url: str, name: str, on_connect: Callable[[BlockingConnection], None]
+    ) -> None:
+        self.params = pika.URLParameters(url)
+        self.params.heartbeat = HEARTBEAT_SECONDS
+        self.params.blocked_connection_timeout = BLOCKED_TIMEOUT_SECONDS
+        self.params.connection_attempts = 1
+        self.params.socket_timeout = 5
+        self.params.client_properties = {"connection_name": name}
+        self.name, self.safe_url = name, mask_url(url)
+        self.generation = 0
+        self._on_connect = on_connect
+        self._conn: BlockingConnection | None = None
+        self._backoff = Backoff()
+        self._next_try = 0.0
+        self._closed = False
+        self._wakeup = threading.Event()
+
+    @property
+    def connection(self) -> BlockingConnection | None:
+        return self._conn
+
+    @property
+    def connected(self) -> bool:
+        conn = self._conn
+        return conn is not None and conn.is_open
+
+    def connect(self) -> bool:
+        """Connect and run ``on_connect``; on failure schedule the next attempt."""
+        if self._closed:
+            return False
+        try:
+            conn = BlockingConnection(self.params)
+        except AMQP_ERRORS as exc:
+            self._schedule(f"cannot connect to {self.safe_url}: {exc!r}")
+            return False
+        self._conn = conn
+        self.generation += 1
+        try:
+            self._on_connect(conn)
+        except AMQP_ERRORS as exc:
+            self.lost(exc)
+            return False
+        if self.generation > 1:
+            RECONNECTS.labels(self.name).inc()
+        self._backoff.reset()
+        log.info("amqp %s connected to %s", self.name, self.safe_url)
+        return True
+
+    def pump(self, time_limit: float) -> None:
+        """Run the connection for up to ``time_limit`` seconds, or wait to reconnect."""
+        conn = self._conn
+        if conn is None:
+            wait = self._next_try - time.monotonic()
+            if not self._closed and wait <= 0:
+                self.connect()
+                return
+            self._wakeup.wait(time_limit if self._closed else min(wait, time_limit))
+            self._wakeup.clear()
+            return
+        try:
+            conn.process_data_events(time_limit=time_limit)
+        except AMQP_ERRORS as exc:
+            self.lost(exc)
+
+    def lost(self, exc: BaseException) -> None:
+        """Forget the connection after ``exc`` and schedule a reconnect."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _close_quietly(conn)
+        self._schedule(f"connection lost: {exc!r}")
+
+    def wake(self) -> None:
+        """Make the current (or next) ``pump`` return at once. Safe from any thread."""
+        self._wakeup.set()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closed meanwhile: the next pump notices
+                conn.add_callback_threadsafe(_noop)
+
+    def close(self) -> None:
+        """Close for good: no more reconnects."""
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _close_quietly(conn)
+
+    def _schedule(self, why: str) -> None:
+        delay = self._backoff.delay()
+        self._next_try = time.monotonic() + delay
+        if not self._closed:
+            log.warning("amqp %s: %s; retrying in %.1f s", self.name, why, delay)
+
+
+def _close_quietly(conn: BlockingConnection) -> None:
+    with contextlib.suppress(Exception):  # the connection is being discarded anyway
+        if conn.is_open:
+            conn.close()
+
+
+class _Pump:
+    """The self-told message that runs one pump slice."""
+
+
+PUMP = _Pump()
+
+
+class WakingInbox(queue.Queue[Any]):
+    """A pykka inbox that wakes the owner's connection when a message (other than the pump
+    tick) arrives, so the actor handles it without waiting for the slice to end."""
+
+    wake: Callable[[], None] | None = None
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        if self.wake is not None and getattr(item, "message", None) is not PUMP:
+            self.wake()
+
+
+class PumpActor(pykka.ThreadingActor):
+    """A pykka actor that owns an ``AmqpLink`` and pumps it in slices of ``slice_seconds``.
+
+    Subclasses implement ``on_connect`` (declare, consume) and may implement ``after_pump``
+    (work to do between slices: flush replies, check timeouts, relay the outbox). Both run
+    in the actor's thread. The connection is opened in ``on_start`` (the actor's thread).
+    """
+
+    slice_seconds = 0.05
+
+    def __init__(self, url: str, name: str) -> None:
+        super().__init__()
+        self.link = AmqpLink(url, name, self.on_connect)
+        cast(WakingInbox, self.actor_inbox).wake = self.link.wake
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return WakingInbox()
+
+    def on_connect(self, connection: BlockingConnection) -> None:
+        raise NotImplementedError
+
+    def after_pump(self) -> None:
+        return None
+
+    def on_start(self) -> None:
+        self.link.connect()
+        self.actor_ref.tell(PUMP)
+
+    def on_receive(self, message: Any) -> Any:
+        if message is not PUMP:
+            return super().on_receive(message)
+        try:
+            self.link.pump(self.slice_seconds)
+            self.after_pump()
+        except Exception as exc:  # a bug must not kill the actor: drop the connection
+            log.exception("amqp %s: unexpected error in the pump loop", self.link.name)
+            self.link.lost(exc)
+        self.actor_ref.tell(PUMP)
+        return None
+
+    def on_stop(self) -> None:
+        self.link.close()

@@ -1,0 +1,237 @@
+"""AmqpPublisher: the production publisher actor (the contract in ``actors/publisher.py``).
+
+It owns one connection (``PumpActor``) with one channel in publisher-confirm mode that also
+consumes direct reply-to (``amq.rabbitmq.reply-to``, auto-ack) for outgoing RPC.
+
+* Outbox relay (B.3 #18, #20): on ``flush()`` and every ``relay_interval`` seconds it claims
+  entries from storage, publishes each (confirmed by the broker) and marks them done. While
+  the broker is down nothing is claimed; a publish that fails leaves the rest of the batch
+  leased, to be claimed again when the lease runs out.
+* ``call(queue, request, timeout)`` publishes with a fresh correlation id and returns a
+  future at once; the reply (matched by correlation id) or a timeout (checked between pump
+  slices) sets it. A connection loss fails the pending calls with Unavailable.
+
+Threading contract: every method runs in the actor's thread (proxy calls from workers are
+messages); the futures it returns are set from that thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+import msgspec
+import pika
+import pykka
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from prometheus_client import Counter, Histogram
+
+from customer_manager.actors.amqp import AMQP_ERRORS, PumpActor
+from customer_manager.actors.kit import Pool
+from customer_manager.actors.storage import Store
+from customer_manager.config import EVENT_EXCHANGE, Settings
+from customer_manager.errors import ServiceError, Unavailable
+from customer_manager.messages.wire import Request, Response, encode
+from customer_manager.storage.base import OutboxEntry
+
+log = logging.getLogger(__name__)
+
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+TEXT = "text/plain"
+_response_decoder = msgspec.json.Decoder(Response)
+
+OUTGOING_TIME = Histogram(
+    "customer_manager_request_process_time",
+    "Outgoing RPC round-trip time in milliseconds",
+    ["target", "resource", "method"],
+    buckets=(50, 100, 500, 1000, 3000),
+)
+OUTBOX_RELAYED = Counter(
+    "customer_manager_outbox_relayed_total", "Outbox entries (events, webhooks) published"
+)
+
+
+class _Pending(msgspec.Struct, kw_only=True):
+    future: pykka.Future[Response]
+    deadline: float
+    started: float
+    queue: str
+    request: Request
+
+
+def default_owner() -> str:
+    """An outbox lease owner name unique to this process."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class AmqpPublisher(PumpActor):
+    """Events, webhooks and outgoing RPC over one connection (see the module docstring).
+
+    ``storage`` is the storage pool (or a ``Store`` on it) that holds the outbox.
+    """
+
+    slice_seconds = 0.05
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Store | Pool,
+        *,
+        owner: str = "",
+        relay_interval: float = 1.0,
+        batch: int = 100,
+        lease_seconds: float = 30.0,
+        connection_name: str = "customer-manager-publisher",
+    ) -> None:
+        super().__init__(settings.rabbitmq_address, connection_name)
+        self._store = storage if isinstance(storage, Store) else Store(storage)
+        self._owner = owner or settings.instance_id or default_owner()
+        self._interval, self._batch, self._lease = relay_interval, batch, lease_seconds
+        self._channel: BlockingChannel | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._next_relay = 0.0
+
+    # -- the publisher contract ----------------------------------------------------------
+
+    def flush(self) -> None:
+        """Relay the outbox at the end of this slice."""
+        self._next_relay = 0.0
+
+    def ready(self) -> bool:
+        return self.link.connected
+
+    def call(self, queue: str, request: Request, timeout: float) -> pykka.Future[Response]:
+        future: pykka.Future[Response] = pykka.ThreadingFuture()
+        channel = self._channel
+        if channel is None or not self.link.connected:
+            _fail(future, Unavailable(f"broker unreachable, cannot call {queue}"))
+            return future
+        corr, now = uuid.uuid4().hex, time.monotonic()
+        props = pika.BasicProperties(
+            content_type=TEXT, reply_to=DIRECT_REPLY_TO, correlation_id=corr
+        )
+        try:
+            channel.basic_publish("", queue, encode(request), props)
+        except AMQP_ERRORS as exc:
+            self._lost(exc)
+            _fail(future, Unavailable(f"broker unreachable, cannot call {queue}"))
+            return future
+        self._pending[corr] = _Pending(
+            future=future, deadline=now + timeout, started=now, queue=queue, request=request
+        )
+        return future
+
+    # -- connection ----------------------------------------------------------------------
+
+    def on_connect(self, connection: BlockingConnection) -> None:
+        channel = connection.channel()
+        channel.exchange_declare(EVENT_EXCHANGE, "fanout", durable=True)
+        channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
+        channel.confirm_delivery()
+        self._channel = channel
+        self._next_relay = 0.0
+
+    def _lost(self, exc: BaseException) -> None:
+        self._channel = None
+        self.link.lost(exc)
+        self._fail_pending("connection to the broker lost")
+
+    def after_pump(self) -> None:
+        if self._channel is not None and not self.link.connected:
+            self._channel = None
+            self._fail_pending("connection to the broker lost")
+        self._expire()
+        if self._channel is not None and time.monotonic() >= self._next_relay:
+            self._next_relay = time.monotonic() + self._interval
+            self._relay()
+
+    def on_stop(self) -> None:
+        self._fail_pending("publisher stopped")
+        self._channel = None
+        super().on_stop()
+
+    # -- outgoing RPC --------------------------------------------------------------------
+
+    def _on_reply(
+        self, _channel: Any, _method: Any, props: pika.BasicProperties, body: bytes
+    ) -> None:
+        pending = self._pending.pop(props.correlation_id or "", None)
+        if pending is None:
+            return  # late reply to a call that timed out
+        _observe(pending)
+        try:
+            pending.future.set(_response_decoder.decode(body))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            _fail(pending.future, Unavailable(f"{pending.queue} sent an unreadable reply"))
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for corr in [c for c, p in self._pending.items() if p.deadline <= now]:
+            pending = self._pending.pop(corr)
+            waited = now - pending.started
+            _fail(pending.future, Unavailable(f"{pending.queue} did not answer in {waited:.1f} s"))
+
+    def _fail_pending(self, why: str) -> None:
+        pending, self._pending = self._pending, {}
+        for item in pending.values():
+            _fail(item.future, Unavailable(f"{why}; no reply from {item.queue}"))
+
+    # -- outbox relay --------------------------------------------------------------------
+
+    def _relay(self) -> None:
+        """Claim a batch, publish it with confirms, mark the published entries done."""
+        try:
+            entries: list[OutboxEntry] = self._store.call(
+                "outbox_claim", self._owner, self._batch, self._lease
+            )
+        except Exception as exc:  # storage down or stopping: try again next interval
+            log.warning("outbox claim failed: %s", _describe(exc))
+            return
+        published = self._publish_entries(entries)
+        if published:
+            try:
+                self._store.call("outbox_done", published)
+            except Exception as exc:  # they will be published again: at-least-once
+                log.warning("outbox done failed: %s", _describe(exc))
+                return
+            OUTBOX_RELAYED.inc(len(published))
+        if len(entries) == self._batch and len(published) == len(entries):
+            self._next_relay = 0.0  # more waiting: continue next slice
+
+    def _publish_entries(self, entries: list[OutboxEntry]) -> list[int]:
+        published: list[int] = []
+        props = pika.BasicProperties(content_type=TEXT)
+        for entry in entries:
+            channel, msg = self._channel, entry.message
+            if channel is None:
+                break
+            try:
+                channel.basic_publish(msg.exchange, msg.routing_key, msg.body, props)
+            except AMQP_ERRORS as exc:
+                log.warning("outbox publish failed, will retry: %r", exc)
+                self._lost(exc)
+                break
+            published.append(entry.id)
+        return published
+
+
+def _describe(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, ServiceError) else type(exc).__name__
+
+
+def _fail(future: pykka.Future[Response], exc: ServiceError) -> None:
+    future.set_exception((type(exc), exc, None))
+
+
+def _observe(pending: _Pending) -> None:
+    """The outgoing-RPC metric (A §11): ``resource`` is e.g. ``agent/agents``."""
+    service = pending.queue.split(".")[1].removesuffix("-manager") if "." in pending.queue else ""
+    path = pending.request.uri.split("?", 1)[0].removeprefix("/v1/")
+    elapsed_ms = int((time.monotonic() - pending.started) * 1000)
+    OUTGOING_TIME.labels(pending.queue, f"{service}/{path}", pending.request.method).observe(
+        elapsed_ms
+    )

@@ -1,0 +1,289 @@
+"""ConsumerActor: the RabbitMQ edge of the service (SPEC A §1.2-§1.3, B.3 #3, #15-#17).
+
+It owns one connection (``PumpActor``), declares the topology, consumes the request queue
+with consumer tag ``call-manager`` and hands every decoded request to ``dispatch`` (in
+production: tell the router ``Handle(request, reply)``). The ``reply`` callback may be called
+from any thread, exactly once; it queues the Response and wakes the pump, and the consumer's
+own thread then publishes the reply to ``reply_to`` and only then acks (B.3 #15).
+
+Threading contract: everything except the ``reply`` callbacks runs in the actor's thread.
+Deliveries never block that thread: nothing here waits on a future.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from prometheus_client import Gauge
+
+from customer_manager.actors.amqp import AMQP_ERRORS, PumpActor
+from customer_manager.actors.router import match
+from customer_manager.config import DELAY_EXCHANGE, EVENT_EXCHANGE, REQUEST_QUEUE, Settings
+from customer_manager.errors import InvalidArgument, Unavailable, error_response
+from customer_manager.messages.wire import EnvelopeError, Request, Response, decode_request, encode
+
+log = logging.getLogger(__name__)
+
+CONSUMER_TAG = "call-manager"
+MAX_BODY = 1 << 20
+Reply = Callable[[Response], None]
+Dispatch = Callable[[Request, Reply], None]
+
+IN_FLIGHT = Gauge("customer_manager_requests_in_flight", "Requests received, not yet answered")
+
+
+def uri_template(method: str, uri: str) -> str:
+    """The route label of a request for logs (A §11 ``type``): no ids, no query string."""
+    route = match(Request(method=method, uri=uri))
+    return route.label if route is not None else "notfound"
+
+
+class _Delivery(msgspec.Struct, kw_only=True):
+    """One received message until its reply is published and it is acked."""
+
+    generation: int
+    tag: int
+    reply_to: str
+    correlation_id: str
+    started: float
+    method: str = ""
+    uri: str = ""
+    response: Response | None = None
+
+
+class ConsumerActor(PumpActor):
+    """Consumes ``REQUEST_QUEUE`` and answers every request (see the module docstring).
+
+    Proxy methods: ``ready() -> bool`` (connected and not draining), ``drain(timeout) ->
+    bool`` (stop consuming, answer what is in flight, close; True if nothing was left),
+    ``in_flight() -> int``, ``handled() -> int``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        dispatch: Dispatch,
+        *,
+        connection_name: str = "customer-manager",
+        max_body: int = MAX_BODY,
+    ) -> None:
+        super().__init__(settings.rabbitmq_address, connection_name)
+        self._dispatch, self._prefetch, self._max_body = dispatch, settings.prefetch, max_body
+        self._channel: BlockingChannel | None = None
+        self._generation = 0
+        self._done: queue.SimpleQueue[_Delivery] = queue.SimpleQueue()
+        self._held: list[_Delivery] = []
+        self._in_flight = self._handled = 0
+        self._draining = False
+        self._delay_plugin: bool | None = None
+
+    # -- proxy methods -------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        return self.link.connected and not self._draining
+
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def handled(self) -> int:
+        """Requests answered (or acked without reply_to) since start."""
+        return self._handled
+
+    def drain(self, timeout: float) -> bool:
+        """Cancel the consumer, answer in-flight requests (up to ``timeout`` s), close."""
+        self._draining = True
+        channel, deadline = self._channel, time.monotonic() + timeout
+        if channel is not None and channel.is_open:
+            try:
+                channel.basic_cancel(CONSUMER_TAG)
+            except AMQP_ERRORS as exc:
+                self.link.lost(exc)
+        while self._in_flight > 0 and time.monotonic() < deadline:
+            self.link.pump(min(self.slice_seconds, deadline - time.monotonic()))
+            self.after_pump()
+        left = self._in_flight
+        self.link.close()
+        self._channel = None
+        log.info("consumer drained; %d request(s) left unanswered", left)
+        return left == 0
+
+    # -- connection ----------------------------------------------------------------------
+
+    def on_connect(self, connection: BlockingConnection) -> None:
+        """Declare the topology (A §1.2), apply QoS, publish held replies, consume last."""
+        channel = connection.channel()
+        channel.exchange_declare(EVENT_EXCHANGE, "fanout", durable=True)
+        channel.queue_declare(REQUEST_QUEUE, durable=True)
+        self._declare_delay(connection, channel)
+        channel.basic_qos(prefetch_count=self._prefetch)
+        self._channel, self._generation = channel, self.link.generation
+        held, self._held = self._held, []
+        for item in held:
+            self._finish(item)
+        if not self._draining:
+            channel.basic_consume(REQUEST_QUEUE, self._on_message, consumer_tag=CONSUMER_TAG)
+
+    def _declare_delay(self, connection: BlockingConnection, channel: BlockingChannel) -> None:
+        """Declare and bind ``bin-manager.delay`` if the broker has the delayed-message plugin.
+
+        An unknown exchange type closes the whole connection (503), so the plugin is probed on
+        a throwaway connection, once; a passive declare first avoids even that when the
+        exchange already exists.
+        """
+        if self._delay_plugin is None:
+            self._delay_plugin = _delay_exchange_exists(connection) or self._probe_plugin()
+            if not self._delay_plugin:
+                log.warning("broker lacks x-delayed-message; %s not declared", DELAY_EXCHANGE)
+        if self._delay_plugin:
+            channel.exchange_declare(
+                DELAY_EXCHANGE,
+                "x-delayed-message",
+                durable=True,
+                arguments={"x-delayed-type": "direct"},
+            )
+            channel.queue_bind(REQUEST_QUEUE, DELAY_EXCHANGE, routing_key=REQUEST_QUEUE)
+
+    def _probe_plugin(self) -> bool:
+        try:
+            probe = pika.BlockingConnection(self.link.params)
+        except AMQP_ERRORS:
+            return False
+        try:
+            probe.channel().exchange_declare(
+                DELAY_EXCHANGE,
+                "x-delayed-message",
+                durable=True,
+                arguments={"x-delayed-type": "direct"},
+            )
+        except AMQP_ERRORS:
+            return False
+        finally:
+            if probe.is_open:
+                probe.close()
+        return True
+
+    # -- deliveries ----------------------------------------------------------------------
+
+    def _on_message(
+        self,
+        channel: BlockingChannel,
+        method: Any,
+        props: pika.BasicProperties,
+        body: bytes,
+    ) -> None:
+        item = _Delivery(
+            generation=self._generation,
+            tag=method.delivery_tag,
+            reply_to=props.reply_to or "",
+            correlation_id=props.correlation_id or "",
+            started=time.monotonic(),
+        )
+        self._in_flight += 1
+        IN_FLIGHT.inc()
+        if len(body) > self._max_body:
+            too_big = InvalidArgument(f"body exceeds {self._max_body} bytes", "INVALID_BODY")
+            self._complete(item, error_response(too_big))
+            return
+        try:
+            request = decode_request(body)
+        except EnvelopeError as exc:
+            self._complete(item, error_response(InvalidArgument(str(exc), "INVALID_BODY")))
+            return
+        item.method, item.uri = request.method, request.uri
+        try:
+            self._dispatch(request, lambda response: self._complete(item, response))
+        except Exception:  # the router is gone: answer 503, never leave the caller waiting
+            log.exception("dispatch failed")
+            self._complete(item, error_response(Unavailable("service is shutting down")))
+
+    def _complete(self, item: _Delivery, response: Response) -> None:
+        """The reply callback: any thread, once per delivery."""
+        item.response = response
+        self._done.put(item)
+        self.link.wake()
+
+    def after_pump(self) -> None:
+        """Publish and ack every completed request (actor thread)."""
+        while True:
+            try:
+                item = self._done.get_nowait()
+            except queue.Empty:
+                return
+            self._finish(item)
+
+    def _finish(self, item: _Delivery) -> None:
+        channel = self._channel
+        if channel is None or not channel.is_open or not self.link.connected:
+            self._held.append(item)  # published after the reconnect
+            return
+        assert item.response is not None
+        try:
+            if item.reply_to:
+                props = pika.BasicProperties(
+                    content_type="text/plain", correlation_id=item.correlation_id or None
+                )
+                channel.basic_publish("", item.reply_to, encode(item.response), props)
+            if item.generation == self._generation:
+                channel.basic_ack(item.tag)
+        except AMQP_ERRORS as exc:
+            self._held.append(item)
+            self.link.lost(exc)
+            self._channel = None
+            return
+        self._in_flight -= 1
+        self._handled += 1
+        IN_FLIGHT.dec()
+        self._observe(item, item.response)
+
+    def _observe(self, item: _Delivery, response: Response) -> None:
+        elapsed_ms = (time.monotonic() - item.started) * 1000
+        template = uri_template(item.method, item.uri)
+        log.info(
+            "rpc %s %s -> %d in %.1f ms",
+            item.method,
+            template,
+            response.status_code,
+            elapsed_ms,
+            extra={
+                "method": item.method,
+                "uri_template": template,
+                "status": response.status_code,
+                "ms": round(elapsed_ms, 1),
+                "correlation_id": item.correlation_id,
+            },
+        )
+
+    def on_stop(self) -> None:
+        self._channel = None
+        super().on_stop()
+
+
+class _ProbeNoise(logging.Filter):
+    """Drops pika's own warnings about the delayed-exchange probe (expected, logged once)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return DELAY_EXCHANGE not in text and "x-delayed-message" not in text
+
+
+for _name in ("pika.channel", "pika.adapters.blocking_connection"):
+    logging.getLogger(_name).addFilter(_ProbeNoise())
+
+
+def _delay_exchange_exists(connection: BlockingConnection) -> bool:
+    """Passive declare on a throwaway channel (a 404 closes only that channel)."""
+    try:
+        channel = connection.channel()
+        channel.exchange_declare(DELAY_EXCHANGE, passive=True)
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    channel.close()
+    return True

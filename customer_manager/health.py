@@ -1,0 +1,106 @@
+"""Metrics, liveness and readiness over HTTP (SPEC A §11, B.3 #23).
+
+One small ``http.server`` on PROMETHEUS_LISTEN_ADDRESS serves:
+
+* ``PROMETHEUS_ENDPOINT`` (e.g. ``/metrics``): the default Prometheus registry;
+* ``/healthz``: liveness, 200 while the process serves HTTP;
+* ``/readyz``: readiness, 200 only while every check passes, else 503; the body names the
+  checks, e.g. ``{"storage":true,"cache":true,"amqp":false}``.
+
+Threading contract: the server runs in its own daemon threads (one per request). The checks
+are called from those threads, so they must be thread-safe and bounded in time (ask actors
+with a timeout); a check that raises counts as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], bool]
+
+
+def parse_listen(address: str) -> tuple[str, int]:
+    """``:2112`` -> all interfaces, port 2112; ``host:port`` as given; empty -> ``:80``."""
+    host, _, port = (address or ":80").rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port or 80)
+
+
+def run_checks(checks: Mapping[str, Check]) -> dict[str, bool]:
+    """Run every check; an exception means "not ready"."""
+    results = {}
+    for name, check in checks.items():
+        try:
+            results[name] = bool(check())
+        except Exception as exc:
+            log.debug("readiness check %s failed: %r", name, exc)
+            results[name] = False
+    return results
+
+
+class HealthServer:
+    """The HTTP endpoint (module docstring). ``start()`` binds and serves in a thread."""
+
+    def __init__(self, listen: str, metrics_path: str, checks: Mapping[str, Check]) -> None:
+        self.address = parse_listen(listen)
+        self.metrics_path = metrics_path or "/metrics"
+        self.checks = dict(checks)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    def start(self) -> HealthServer:
+        self._server = ThreadingHTTPServer(self.address, self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="health-http", daemon=True
+        )
+        self._thread.start()
+        log.info("metrics and health on %s:%d", self.address[0], self.port)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == server.metrics_path:
+                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
+                elif path == "/healthz":
+                    self._send(200, "text/plain; charset=utf-8", b"ok\n")
+                elif path == "/readyz":
+                    results = run_checks(server.checks)
+                    body = json.dumps(results, separators=(",", ":")).encode()
+                    self._send(200 if all(results.values()) else 503, "application/json", body)
+                else:
+                    self._send(404, "text/plain; charset=utf-8", b"not found\n")
+
+            def _send(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("http " + format, *args)
+
+        return Handler

@@ -1,0 +1,197 @@
+"""The daemon ``customer-manager``: settings -> schema -> actors -> consume until SIGTERM.
+
+Startup (SPEC A §10.2 with B.3 fixes): JSON logs on stderr with secrets masked, the schema
+migrated (SQLite) or checked (MySQL; ``--migrate`` applies it), the actor system from
+``bootstrap``, the AMQP publisher and consumer, and the metrics/health HTTP endpoint.
+SIGTERM, SIGINT or SIGHUP drains (B.3 #17): stop consuming, answer what is in flight, stop
+the actors, exit 0. A startup failure exits 1.
+
+Threading contract: ``main`` runs in the process's main thread, which only waits for a signal;
+all work happens in actors and the health server's threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from types import FrameType
+from typing import Any
+
+import click
+
+from customer_manager.actors.amqp_publisher import AmqpPublisher
+from customer_manager.actors.consumer import ConsumerActor
+from customer_manager.actors.router import Handle
+from customer_manager.bootstrap import System, bootstrap
+from customer_manager.config import DEFAULT_RABBITMQ, Settings, mask_url, parse_dsn
+from customer_manager.health import HealthServer
+from customer_manager.options import settings_options
+from customer_manager.session import ensure_schema, schema_command
+
+log = logging.getLogger("customer_manager")
+
+ASK_TIMEOUT = 5.0
+_TOKEN = re.compile(r"vb_[A-Za-z0-9_\-]{8,}")
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line (Google Cloud Logging keys), secrets replaced by ``***``:
+    the given ``secrets`` (DSN and Redis passwords) and anything shaped like a token."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "severity": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _STD_ATTRS})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return self.mask(json.dumps(entry, default=str, ensure_ascii=False))
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+            text = text.replace(json.dumps(secret)[1:-1], "***")
+        return _TOKEN.sub("vb_***", text)
+
+
+def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
+    """JSON lines on stderr for the whole process; pika's chatter only from WARNING."""
+    secrets = [settings.redis_password]
+    if settings.database_dsn:
+        secrets.append(parse_dsn(settings.database_dsn).password)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("pika").setLevel(logging.WARNING)
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """The settings as logged at startup: no password, no DSN in clear (B.3 #19)."""
+    shown = {f: getattr(settings, f) for f in settings.__struct_fields__}
+    shown["database_dsn"] = parse_dsn(settings.database_dsn).safe() if settings.database_dsn else ""
+    shown["redis_password"] = "***" if settings.redis_password else ""
+    shown["rabbitmq_address"] = mask_url(settings.rabbitmq_address)
+    return shown
+
+
+class Daemon:
+    """The running service: actor system, consumer, HTTP endpoint. Main thread only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.system: System = bootstrap(
+            settings, publisher_factory=lambda store: AmqpPublisher.start(settings, store)
+        )
+        router = self.system.router
+        self.consumer = ConsumerActor.start(
+            settings, lambda request, reply: router.tell(Handle(request=request, reply=reply))
+        )
+        self.health = HealthServer(
+            settings.prometheus_listen_address,
+            settings.prometheus_endpoint,
+            {
+                "storage": self._storage_ok,
+                "cache": self._cache_ok,
+                "publisher": lambda: self._ask(self.system.publisher, "ready"),
+                "consumer": lambda: self._ask(self.consumer, "ready"),
+            },
+        )
+
+    def _storage_ok(self) -> bool:
+        self.system.storage.call("ping")
+        return True
+
+    def _cache_ok(self) -> bool:
+        self.system.backend.ping()
+        return True
+
+    @staticmethod
+    def _ask(ref: Any, method: str) -> bool:
+        return bool(getattr(ref.proxy(), method)().get(timeout=ASK_TIMEOUT))
+
+    def drain_and_stop(self, timeout: float) -> bool:
+        """Stop consuming, answer in-flight requests, then stop every actor."""
+        drained = False
+        try:
+            drained = bool(self.consumer.proxy().drain(timeout).get(timeout=timeout + 5))
+        except Exception:
+            log.exception("draining the consumer failed")
+        self.consumer.stop(block=True, timeout=10)
+        self.system.stop()
+        self.health.stop()
+        return drained
+
+
+_signalled = threading.Event()
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    log.info("received %s, draining", signal.Signals(signum).name)
+    _signalled.set()
+
+
+@click.command("customer-manager", context_settings={"help_option_names": ["-h", "--help"]})
+@settings_options
+@click.option(
+    "--rabbitmq_address", envvar="RABBITMQ_ADDRESS", default=DEFAULT_RABBITMQ, show_envvar=True
+)
+@click.option(
+    "--prometheus_endpoint", envvar="PROMETHEUS_ENDPOINT", default="/metrics", show_envvar=True
+)
+@click.option(
+    "--prometheus_listen_address",
+    envvar="PROMETHEUS_LISTEN_ADDRESS",
+    default=":2112",
+    show_envvar=True,
+    help="host:port; ':2112' means every interface.",
+)
+@click.option(
+    "--agent_check",
+    envvar="AGENT_CHECK",
+    type=click.Choice(["required", "off"]),
+    default="required",
+    show_default=True,
+)
+@click.option("--prefetch", envvar="PREFETCH", type=click.IntRange(1, 1000), default=16)
+@click.option("--migrate", is_flag=True, help="Apply pending MySQL migrations at start.")
+@click.option("--drain_timeout", type=float, default=30.0, show_default=True)
+def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
+    """Serve bin-manager.customer-manager.request until SIGTERM."""
+    settings = Settings(**opts)
+    configure_logging(settings)
+    log.info("customer-manager starting", extra={"settings": describe(settings)})
+    if migrate:
+        log.info(schema_command(settings, migrate=True))
+    ensure_schema(settings)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _on_signal)
+    daemon = Daemon(settings)
+    try:
+        daemon.health.start()
+    except OSError as exc:  # as in Go, a listen failure is logged, not fatal
+        log.error("cannot serve metrics on %s: %s", settings.prometheus_listen_address, exc)
+    while not _signalled.wait(1.0):
+        pass
+    drained = daemon.drain_and_stop(drain_timeout)
+    log.info("Customer-manager stopped safely.", extra={"drained": drained})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""ConsumerActor against the real broker, with a fake router (SPEC A §1.2-§1.3, B.3 #3, #15-#17).
+
+The fake router echoes ``{"method","uri"}`` back as a 200 reply after ``delay`` seconds, from
+its own actor thread, exactly as the real router calls ``reply`` from a worker thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pika
+import pykka
+import pytest
+from amqp_kit import Client, TcpProxy, connect, consumer_count, envelope, reset_request_queue
+
+from customer_manager.actors.consumer import CONSUMER_TAG, ConsumerActor, uri_template
+from customer_manager.config import EVENT_EXCHANGE, REQUEST_QUEUE, Settings
+from customer_manager.messages.wire import Request, Response, ok
+
+pytestmark = pytest.mark.integration
+
+
+class EchoRouter(pykka.ThreadingActor):
+    """Replies to every request with its method and uri; ``hold`` requests are never answered."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.delay, self.seen = delay, 0
+
+    def on_receive(self, message: Any) -> Any:
+        request, reply = message
+        self.seen += 1
+        if request.uri == "/hold":
+            return None
+        if self.delay:
+            threading.Timer(self.delay, reply, [_echo(request)]).start()
+        else:
+            reply(_echo(request))
+        return None
+
+
+def _echo(request: Request) -> Response:
+    return ok({"method": request.method, "uri": request.uri})
+
+
+def start_consumer(url: str, delay: float = 0.0, prefetch: int = 16) -> tuple[Any, Any]:
+    router = EchoRouter.start(delay)
+    settings = Settings(rabbitmq_address=url, prefetch=prefetch)
+    consumer = ConsumerActor.start(settings, lambda req, reply: router.tell((req, reply)))
+    wait_ready(consumer)
+    return consumer, router
+
+
+def wait_ready(consumer: Any, timeout: float = 10.0, want: bool = True) -> None:
+    deadline = time.monotonic() + timeout
+    while consumer.proxy().ready().get(timeout=5) is not want:
+        assert time.monotonic() < deadline, f"consumer ready() never became {want}"
+        time.sleep(0.05)
+
+
+def queued(url: str) -> int:
+    conn = connect(url)
+    try:
+        ok_ = conn.channel().queue_declare(REQUEST_QUEUE, durable=True, passive=True)
+        return int(ok_.method.message_count)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def client(amqp_url: str) -> Iterator[Client]:
+    reset_request_queue(amqp_url)
+    c = Client(amqp_url)
+    yield c
+    c.close()
+
+
+def test_declares_topology_and_answers_with_copied_correlation_id(
+    amqp_url: str, client: Client
+) -> None:
+    consumer, _ = start_consumer(amqp_url)
+    corr = client.send(envelope("GET", "/v1/customers/x"), corr="corr-42")
+    assert client.wait([corr], 5)[corr] == {
+        "status_code": 200,
+        "data_type": "application/json",
+        "data": {"method": "GET", "uri": "/v1/customers/x"},
+    }
+    props = client.props[corr]
+    assert props.content_type == "text/plain"
+    assert props.correlation_id == "corr-42"
+    conn = connect(amqp_url)
+    channel = conn.channel()
+    channel.exchange_declare(EVENT_EXCHANGE, "fanout", durable=True, passive=True)
+    # the same declaration with no x-arguments succeeds (a mismatch would close the channel)
+    assert channel.queue_declare(REQUEST_QUEUE, durable=True).method.consumer_count == 1
+    conn.close()
+    consumer.stop()
+
+
+def test_bad_envelope_gets_400_and_is_acked(amqp_url: str, client: Client) -> None:
+    consumer, router = start_consumer(amqp_url)
+    bad = [client.send(b"not json"), client.send(b'{"uri": 5}'), client.send(b"[1,2]")]
+    got = client.wait(bad, 5)
+    for corr in bad:
+        assert got[corr]["status_code"] == 400
+        assert got[corr]["data"]["reason"] == "INVALID_BODY"
+    client.send(b"not json either", reply=False)  # no reply_to: acked, not answered
+    fine = client.send(envelope("GET", "/after"))
+    assert client.wait([fine], 5)[fine]["status_code"] == 200
+    consumer.stop()
+    assert queued(amqp_url) == 0  # nothing was requeued
+    assert router.proxy().seen.get(timeout=5) == 1
+
+
+def test_oversized_body_refused_without_decoding(amqp_url: str, client: Client) -> None:
+    consumer, router = start_consumer(amqp_url)
+    big = envelope("POST", "/v1/customers", {"name": "x" * (1 << 20)})
+    corr = client.send(big)
+    reply = client.wait([corr], 10)[corr]
+    assert reply["status_code"] == 400
+    assert reply["data"]["reason"] == "INVALID_BODY"
+    assert router.proxy().seen.get(timeout=5) == 0
+    consumer.stop()
+
+
+def test_ack_only_after_reply_and_prefetch_bounds_in_flight(amqp_url: str, client: Client) -> None:
+    consumer, router = start_consumer(amqp_url, prefetch=3)
+    for _ in range(5):
+        client.send(envelope("GET", "/hold"))
+    deadline = time.monotonic() + 5
+    while router.proxy().seen.get(timeout=5) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert router.proxy().seen.get(timeout=5) == 3  # prefetch = 3 unanswered deliveries
+    assert consumer.proxy().in_flight().get(timeout=5) == 3
+    consumer.stop(timeout=10)
+    assert queued(amqp_url) == 5  # unanswered requests were never acked: back in the queue
+    reset_request_queue(amqp_url)
+
+
+def test_drain_answers_everything_in_flight(amqp_url: str, client: Client) -> None:
+    consumer, _ = start_consumer(amqp_url, delay=0.5, prefetch=32)
+    corrs = [client.send(envelope("GET", f"/r/{i}")) for i in range(20)]
+    deadline = time.monotonic() + 5
+    while consumer.proxy().in_flight().get(timeout=5) < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert consumer.proxy().drain(10).get(timeout=15) is True
+    assert consumer.proxy().ready().get(timeout=5) is False
+    assert len(client.wait(corrs, 5)) == 20
+    assert consumer_count(amqp_url) == 0
+    late = client.send(envelope("GET", "/late"))
+    assert client.wait([late], 0.5) == {}  # no longer consuming
+    consumer.stop()
+    reset_request_queue(amqp_url)
+
+
+def test_reconnects_after_connection_loss(amqp_url: str, client: Client) -> None:
+    target = pika.URLParameters(amqp_url)
+    proxy = TcpProxy((target.host, target.port))
+    proxy.start()
+    consumer, _ = start_consumer(f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F", delay=0.05)
+    try:
+        first = [client.send(envelope("GET", f"/a/{i}")) for i in range(10)]
+        assert len(client.wait(first, 5)) == 10
+        proxy.cut()
+        wait_ready(consumer, want=False)
+        wait_ready(consumer, timeout=15)
+        second = [client.send(envelope("GET", f"/b/{i}")) for i in range(10)]
+        assert len(client.wait(second, 5)) == 10
+        assert consumer_count(amqp_url) == 1  # consuming again, once
+    finally:
+        consumer.stop()
+        proxy.close()
+
+
+def test_two_consumers_share_the_queue(amqp_url: str, client: Client) -> None:
+    routers = []
+    consumers = []
+    for _ in range(2):
+        consumer, router = start_consumer(amqp_url, delay=0.02, prefetch=4)
+        consumers.append(consumer)
+        routers.append(router)
+    corrs = [client.send(envelope("GET", f"/s/{i}")) for i in range(60)]
+    assert len(client.wait(corrs, 10)) == 60
+    seen = [r.proxy().seen.get(timeout=5) for r in routers]
+    assert sum(seen) == 60
+    assert min(seen) > 0, seen
+    for consumer in consumers:
+        consumer.stop()
+
+
+def test_consumer_tag_and_uri_templates() -> None:
+    assert CONSUMER_TAG == "call-manager"
+    uid = "2cfbb148-7dc7-11ec-85df-47cf2c8492f0"
+    assert uri_template("GET", "/v1/customers?page_size=1") == "/v1/customers"
+    assert uri_template("DELETE", f"/v1/customers/{uid}") == "/v1/customers"
+    assert uri_template("GET", f"/v1/accesskeys/{uid}") == "/v1/accesskeys/<accesskey-id>"
+    assert (
+        uri_template("POST", f"/v1/customers/{uid}/is_valid_balance")
+        == "/v1/customers/<customer_id>/is_valid_balance"
+    )
+    assert uri_template("GET", "/v1/customers") == "notfound"
+    assert uri_template("PATCH", f"/v1/customers/{uid}") == "notfound"

@@ -1,0 +1,177 @@
+"""AmqpPublisher against the real broker: outbox relay, outage survival, outgoing RPC.
+
+Storage is a MemoryStorage behind a real StorageActor pool (the relay asks it, as in
+production); the peers are fake services on the real VoIPbin queue names.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pika
+import pytest
+from amqp_kit import EventTap, Peer, TcpProxy
+
+from customer_manager.actors.amqp_publisher import DIRECT_REPLY_TO, AmqpPublisher
+from customer_manager.actors.publisher import rpc
+from customer_manager.actors.storage import Store, customer_outbox, start_storage_pool
+from customer_manager.config import AGENT_QUEUE, EVENT_EXCHANGE, WEBHOOK_QUEUE, Settings
+from customer_manager.errors import Unavailable
+from customer_manager.messages.records import NIL, SENTINEL, Customer
+from customer_manager.messages.wire import Request
+from customer_manager.storage.memory import MemoryStorage
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store() -> Iterator[tuple[MemoryStorage, Store]]:
+    memory = MemoryStorage()
+    pool = start_storage_pool(lambda: memory, 1)
+    yield memory, Store(pool, timeout=5)
+    pool.stop(5)
+
+
+def add_customer(memory: MemoryStorage, name: str, webhook: bool = True) -> Customer:
+    customer = Customer(
+        id=uuid.uuid4(),
+        name=name,
+        email=f"{name}@example.com",
+        webhook_method="POST" if webhook else "",
+        webhook_uri="https://hooks.example.com/x" if webhook else "",
+        billing_account_id=NIL,
+        tm_create="2024-04-18 03:22:17.995000",
+        tm_update=SENTINEL,
+        tm_delete=SENTINEL,
+    )
+    return memory.customer_insert(customer, customer_outbox("customer_created"))
+
+
+def wait_until(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def start_publisher(url: str, store: Store) -> Any:
+    publisher = AmqpPublisher.start(Settings(rabbitmq_address=url), store, relay_interval=0.5)
+    assert wait_until(lambda: publisher.proxy().ready().get(timeout=5), 10)
+    return publisher
+
+
+def test_outbox_relay_publishes_events_and_webhooks(
+    amqp_url: str, store: tuple[MemoryStorage, Store]
+) -> None:
+    memory, st = store
+    tap = EventTap(amqp_url, EVENT_EXCHANGE)
+    with Peer(amqp_url, WEBHOOK_QUEUE, lambda r: None) as hooks:
+        customer = add_customer(memory, "relay1")
+        assert memory.outbox_size() == 2
+        publisher = start_publisher(amqp_url, st)
+        publisher.proxy().flush()
+        events = tap.wait_for(1, 10)
+        assert wait_until(lambda: len(hooks.requests) == 1, 10)
+    assert [e["type"] for e in events] == ["customer_created"]
+    assert events[0]["publisher"] == "customer-manager"
+    assert events[0]["data"]["id"] == str(customer.id)
+    assert tap.props[0].content_type == "text/plain"
+    assert tap.props[0].delivery_mode in (None, 1)  # transient
+    hook = hooks.requests[0]
+    assert (hook["uri"], hook["method"], hook["publisher"]) == (
+        "/v1/webhooks",
+        "POST",
+        "customer-manager",
+    )
+    assert hook["data"]["customer_id"] == str(customer.id)
+    assert hook["data"]["data_type"] == "application/json"
+    assert hook["data"]["data"]["type"] == "customer_created"
+    assert hook["data"]["data"]["data"]["id"] == str(customer.id)
+    assert wait_until(lambda: memory.outbox_size() == 0, 5)
+    tap.close()
+
+
+def test_outbox_waits_for_the_broker(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
+    memory, st = store
+    target = pika.URLParameters(amqp_url)
+    proxy = TcpProxy((target.host, target.port))
+    proxy.start()
+    tap = EventTap(amqp_url, EVENT_EXCHANGE)
+    publisher = start_publisher(f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F", st)
+    try:
+        proxy.pause()
+        assert wait_until(lambda: not publisher.proxy().ready().get(timeout=5), 10)
+        for i in range(5):
+            add_customer(memory, f"outage{i}", webhook=False)
+        publisher.proxy().flush()
+        time.sleep(1.5)  # several relay intervals with the broker down
+        assert memory.outbox_size() == 5
+        assert tap.wait_for(1, 0.2) == []
+        proxy.resume()
+        events = tap.wait_for(5, 20)
+        assert sorted(e["data"]["name"] for e in events) == [f"outage{i}" for i in range(5)]
+        assert wait_until(lambda: memory.outbox_size() == 0, 5)
+    finally:
+        publisher.stop()
+        proxy.close()
+        tap.close()
+
+
+def test_outgoing_rpc_reply_and_timeout(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
+    _, st = store
+    agents = [{"id": str(uuid.uuid4()), "username": "taken@example.com"}]
+
+    def agent_manager(request: dict[str, Any]) -> Any:
+        if request["data"]["username"] == "silent@example.com":
+            return None
+        found = agents if request["data"]["username"] == "taken@example.com" else []
+        return {"status_code": 200, "data_type": "application/json", "data": found}
+
+    publisher = start_publisher(amqp_url, st).proxy()
+    with Peer(amqp_url, AGENT_QUEUE, agent_manager) as peer:
+        for email, count in (("taken@example.com", 1), ("free@example.com", 0)):
+            response = rpc(publisher, AGENT_QUEUE, _agent_request(email), 3.0)
+            assert response.status_code == 200
+            assert len(msgspec.json.decode(response.data)) == count
+        started = time.monotonic()
+        with pytest.raises(Unavailable):
+            rpc(publisher, AGENT_QUEUE, _agent_request("silent@example.com"), 3.0)
+        assert 2.9 <= time.monotonic() - started < 4.0
+    props = peer.props[0]
+    assert props.reply_to.startswith(DIRECT_REPLY_TO)
+    assert props.content_type == "text/plain"
+    assert props.correlation_id
+    assert peer.requests[0] == json.loads(
+        '{"uri":"/v1/agents?page_token=&page_size=100","method":"GET",'
+        '"publisher":"customer-manager","data_type":"application/json",'
+        '"data":{"deleted":false,"username":"taken@example.com"}}'
+    )
+
+
+def test_call_fails_fast_without_broker(store: tuple[MemoryStorage, Store]) -> None:
+    _, st = store
+    settings = Settings(rabbitmq_address="amqp://guest:guest@127.0.0.1:1/%2F")
+    publisher = AmqpPublisher.start(settings, st).proxy()
+    assert publisher.ready().get(timeout=5) is False
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        rpc(publisher, AGENT_QUEUE, _agent_request("x@example.com"), 3.0)
+    assert time.monotonic() - started < 1.0
+
+
+def _agent_request(email: str) -> Request:
+    data = {"deleted": False, "username": email}
+    return Request(
+        uri="/v1/agents?page_token=&page_size=100",
+        method="GET",
+        publisher="customer-manager",
+        data_type="application/json",
+        data=msgspec.Raw(msgspec.json.encode(data)),
+    )

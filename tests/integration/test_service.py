@@ -1,0 +1,217 @@
+"""The whole service through the broker: every route, MySQL rows, Redis keys, events,
+webhooks, and the fake agent-manager / billing-manager / webhook-manager peers.
+
+The daemon runs in-process (``main.Daemon``: bootstrap + AmqpPublisher + ConsumerActor).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import mysql.connector
+import pytest
+import redis
+from amqp_kit import Client, EventTap, Peer, envelope
+from conftest import start_daemon
+
+from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE, WEBHOOK_QUEUE, Settings, parse_dsn
+from customer_manager.main import Daemon
+
+pytestmark = pytest.mark.integration
+SENTINEL = "9999-01-01 00:00:00.000000"
+
+
+def agents_none(_request: dict[str, Any]) -> dict[str, Any]:
+    return {"status_code": 200, "data_type": "application/json", "data": []}
+
+
+def billing(request: dict[str, Any]) -> dict[str, Any]:
+    return {"status_code": 200, "data_type": "application/json", "data": {"valid": True}}
+
+
+def mysql_row(dsn: str, table: str, row_id: str) -> dict[str, Any] | None:
+    p = parse_dsn(dsn)
+    conn = mysql.connector.connect(host=p.host, port=p.port, user=p.user, database=p.database)
+    try:
+        cur = conn.cursor(dictionary=True)
+        cur.execute(f"SELECT * FROM {table} WHERE id = %s", (uuid.UUID(row_id).bytes,))
+        row = cur.fetchone()
+        return dict(row) if row else None
+    finally:
+        conn.close()
+
+
+def customer_body(email: str, webhook_uri: str = "https://hooks.example.com/cm") -> dict[str, Any]:
+    return {
+        "name": "name test",
+        "detail": "detail test",
+        "email": email,
+        "phone_number": "+821100000001",
+        "address": "somewhere",
+        "webhook_method": "POST",
+        "webhook_uri": webhook_uri,
+    }
+
+
+def test_every_route_end_to_end(
+    client: Client,
+    events: EventTap,
+    daemons: list[Daemon],
+    service_settings: Callable[..., Settings],
+    redis_db: redis.Redis,
+    migrated_dsn: str,
+    amqp_url: str,
+) -> None:
+    daemons.append(start_daemon(service_settings()))
+    email = f"e2e-{uuid.uuid4().hex[:8]}@test.com"
+    with (
+        Peer(amqp_url, AGENT_QUEUE, agents_none) as agent,
+        Peer(amqp_url, BILLING_QUEUE, billing) as bill,
+        Peer(amqp_url, WEBHOOK_QUEUE, lambda r: None) as hooks,
+    ):
+        # the literal A §2.1 create has webhook_uri "test.com": 400 under B.3 #5
+        literal = client.call("POST", "/v1/customers", customer_body(email, "test.com"))
+        assert literal["status_code"] == 400
+        created = client.call("POST", "/v1/customers", customer_body(email))
+        assert created["status_code"] == 200, created
+        cust = created["data"]
+        cid = cust["id"]
+        assert agent.requests[-1]["data"] == {"deleted": False, "username": email}
+        assert cust["email"] == email and cust["tm_delete"] == SENTINEL
+        assert mysql_row(migrated_dsn, "customer_customers", cid)["email"] == email
+        assert json.loads(redis_db.get(f"customer:{cid}"))["email"] == email
+        assert 0 < redis_db.ttl(f"customer:{cid}") <= 86400
+
+        got = client.call("GET", f"/v1/customers/{cid}")
+        assert got == created
+        listed = client.call(
+            "GET",
+            "/v1/customers?page_token=9999-01-01+00%3A00%3A00.000000&page_size=10",
+            {"deleted": False},
+        )
+        assert cid in [c["id"] for c in listed["data"]]
+
+        upd = client.call("PUT", f"/v1/customers/{cid}", customer_body(email) | {"name": "n2"})
+        assert upd["data"]["name"] == "n2"
+        assert mysql_row(migrated_dsn, "customer_customers", cid)["name"] == "n2"
+        account = str(uuid.uuid4())
+        ba = client.call(
+            "PUT", f"/v1/customers/{cid}/billing_account_id", {"billing_account_id": account}
+        )
+        assert ba["data"]["billing_account_id"] == account
+        balance = client.call(
+            "POST",
+            f"/v1/customers/{cid}/is_valid_balance",
+            {"reference_type": "call", "country": "us", "count": 3},
+        )
+        assert balance["status_code"] == 200
+        assert balance["data"] == {"valid": True}
+        assert bill.requests[-1]["uri"] == f"/v1/accounts/{account}/is_valid_balance"
+        assert bill.requests[-1]["data"] == {"billing_type": "call", "country": "us", "count": 3}
+
+        key = client.call(
+            "POST", "/v1/accesskeys", {"customer_id": cid, "name": "k", "detail": "d", "expire": 0}
+        )
+        assert key["status_code"] == 200, key
+        kid, token = key["data"]["id"], key["data"]["token"]
+        assert token.startswith("vb_")
+        row = mysql_row(migrated_dsn, "customer_accesskeys", kid)
+        assert row["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
+        assert token not in redis_db.get(f"customer_accesskey:{kid}").decode()
+        by_token = client.call("GET", "/v1/accesskeys?page_size=10", {"token": token})
+        assert [k["id"] for k in by_token["data"]] == [kid]
+        assert "token" not in by_token["data"][0]
+        assert client.call("GET", f"/v1/accesskeys/{kid}")["data"]["id"] == kid
+        assert client.call("PUT", f"/v1/accesskeys/{kid}", {"name": "k2"})["data"]["name"] == "k2"
+        assert client.call("DELETE", f"/v1/accesskeys/{kid}")["data"]["tm_delete"] != SENTINEL
+
+        deleted = client.call("DELETE", f"/v1/customers/{cid}")
+        assert deleted["data"]["tm_delete"] != SENTINEL
+        assert mysql_row(migrated_dsn, "customer_customers", cid)["tm_delete"] is not None
+
+        missing = client.call("GET", "/v1/customers")  # no "?": no route (A §4.1)
+        assert missing["status_code"] == 404
+        assert missing["data"]["reason"] == "ROUTE_NOT_FOUND"
+
+        expected = [
+            "customer_created",
+            "customer_updated",
+            "customer_updated",
+            "accesskey_created",
+            "accesskey_updated",
+            "accesskey_deleted",
+            "customer_deleted",
+        ]
+        mine = [e for e in events.wait_for(len(expected), 15) if _about(e, cid, kid)]
+        assert [e["type"] for e in mine] == expected
+        assert all(e["publisher"] == "customer-manager" for e in mine)
+        assert all("token" not in e["data"] for e in mine)
+        deadline = time.monotonic() + 10
+        while len(hooks.requests) < len(expected) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert sorted(h["data"]["data"]["type"] for h in hooks.requests) == sorted(expected)
+    for hook in hooks.requests:
+        assert hook["uri"] == "/v1/webhooks" and hook["method"] == "POST"
+        assert hook["data"]["customer_id"] == cid
+        assert hook["data"]["data_type"] == "application/json"
+
+
+def _about(event: dict[str, Any], cid: str, kid: str) -> bool:
+    return event["data"].get("id") in (cid, kid)
+
+
+def test_agent_manager_conflict_and_silence(
+    client: Client, daemons: list[Daemon], service_settings: Callable[..., Settings], amqp_url: str
+) -> None:
+    daemons.append(start_daemon(service_settings()))
+
+    def agent_manager(request: dict[str, Any]) -> Any:
+        if request["data"]["username"].startswith("silent"):
+            return None
+        return {"status_code": 200, "data_type": "application/json", "data": [{"id": "a"}]}
+
+    with Peer(amqp_url, AGENT_QUEUE, agent_manager):
+        taken = client.call("POST", "/v1/customers", customer_body(f"u{uuid.uuid4().hex}@x.com"))
+        assert taken["status_code"] == 409
+        assert taken["data"]["reason"] == "EMAIL_ALREADY_EXISTS"
+        started = time.monotonic()
+        silent = client.call("POST", "/v1/customers", customer_body("silent@x.com"), timeout=10)
+        assert silent["status_code"] == 503
+        assert 2.5 < time.monotonic() - started < 4.5
+
+
+def test_readiness_endpoint(
+    client: Client, daemons: list[Daemon], service_settings: Callable[..., Settings]
+) -> None:
+    daemon = start_daemon(service_settings())
+    daemons.append(daemon)
+    url = f"http://127.0.0.1:{daemon.health.port}"
+    with urllib.request.urlopen(f"{url}/readyz", timeout=10) as resp:
+        assert resp.status == 200
+        assert json.loads(resp.read()) == {
+            "storage": True,
+            "cache": True,
+            "publisher": True,
+            "consumer": True,
+        }
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        assert b"customer_manager_receive_request_process_time" in resp.read()
+
+
+def test_two_daemons_share_the_queue(
+    client: Client, daemons: list[Daemon], service_settings: Callable[..., Settings]
+) -> None:
+    for _ in range(2):
+        daemons.append(start_daemon(service_settings(agent_check="off", prefetch=2)))
+    corrs = [client.send(envelope("GET", f"/v1/customers/{uuid.uuid4()}")) for _ in range(60)]
+    replies = client.wait(corrs, 20)
+    assert len(replies) == 60
+    assert {r["status_code"] for r in replies.values()} == {404}
+    handled = [d.consumer.proxy().handled().get(timeout=5) for d in daemons]
+    assert sum(handled) == 60 and min(handled) > 0, handled
