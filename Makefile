@@ -14,8 +14,8 @@ $(BIN)/customer-control: setup.cfg pyproject.toml
 venv: $(BIN)/customer-control
 
 lint: venv
-	$(BIN)/ruff check customer_manager tests bench
-	$(BIN)/ruff format --check customer_manager tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict customer_manager
 
 test: venv lint
