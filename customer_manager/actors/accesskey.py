@@ -14,15 +14,13 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from customer_manager.actors.customer import Deps, Handler, body, serve
-from customer_manager.actors.kit import Pool, PoolMember
 from customer_manager.actors.router import Op
 from customer_manager.actors.storage import key_outbox
+from customer_manager.actors.worker import Deps, Handler, Worker, body
 from customer_manager.errors import NotFound
 from customer_manager.messages.bodies import AccesskeyCreateBody, AccesskeyUpdateBody
 from customer_manager.messages.query import Filters, ListQuery, hash_token, parse_list
@@ -183,13 +181,7 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-class AccessKeyActor(PoolMember):
+class AccessKeyActor(Worker):
     """A pool member serving access-key ``Op``s (see module doc)."""
 
-    def __init__(self, pool: Pool, deps: Deps) -> None:
-        super().__init__(pool)
-        self._deps = deps
-
-    def handle(self, message: Any) -> Response:
-        assert isinstance(message, Op)
-        return serve(HANDLERS, self._deps, message)
+    handlers = HANDLERS

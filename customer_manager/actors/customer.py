@@ -12,35 +12,33 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
-import pykka
 
-from customer_manager.actors.cache import Records
-from customer_manager.actors.kit import Pool, PoolMember
-from customer_manager.actors.publisher import rpc
 from customer_manager.actors.router import Op
-from customer_manager.actors.storage import Store, customer_outbox, key_outbox
-from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE, Settings
+from customer_manager.actors.storage import customer_outbox, key_outbox
+from customer_manager.actors.worker import (
+    Deps,
+    Handler,
+    Worker,
+    body,
+    customer_not_found,
+    written,
+)
+from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE
 from customer_manager.errors import (
     AlreadyExists,
     InvalidArgument,
     NotFound,
-    ServiceError,
     Unavailable,
-    error_response,
-    internal_response,
 )
 from customer_manager.messages import gojson
 from customer_manager.messages.bodies import (
     BillingAccountBody,
-    BodyError,
     CustomerFields,
     IsValidBalanceBody,
-    decode_body,
 )
 from customer_manager.messages.query import parse_list
 from customer_manager.messages.records import NIL, SENTINEL, Customer, now
@@ -48,50 +46,6 @@ from customer_manager.messages.wire import JSON, PUBLISHER, Request, Response, o
 from customer_manager.storage.base import Deleted
 
 log = logging.getLogger(__name__)
-
-T = Any
-
-
-class Deps:
-    """What a worker uses; every member is safe to share between threads."""
-
-    def __init__(self, store: Store, cache: Records, publisher: Any, settings: Settings) -> None:
-        self.store, self.cache, self.publisher, self.settings = store, cache, publisher, settings
-
-    def flush(self) -> None:
-        """Ask the publisher to relay the outbox now; never waits, never fails the request."""
-        try:
-            self.publisher.flush()
-        except pykka.ActorDeadError:
-            log.warning("publisher is gone; the outbox is relayed when it is back")
-
-    def customer(self, customer_id: uuid.UUID) -> Customer:
-        """Cache-first read (Part A §8); deleted customers too. 404 CUSTOMER_NOT_FOUND."""
-        cached = self.cache.get_customer(customer_id)
-        if cached is not None:
-            return cached
-        try:
-            found: Customer = self.store.call("customer_get", customer_id)
-        except NotFound:
-            raise _not_found(customer_id) from None
-        self.cache.put(found, populate=True)
-        return found
-
-    def call(self, queue: str, request: Request) -> Response:
-        """An outgoing RPC (Part A §5.8); Unavailable if the peer does not answer."""
-        return rpc(self.publisher, queue, request, self.settings.rpc_timeout)
-
-
-def body(raw: bytes | msgspec.Raw, cls: type[T]) -> T:
-    """Decode a request body; 400 INVALID_BODY if it does not fit."""
-    try:
-        return decode_body(bytes(raw), cls)
-    except BodyError as exc:
-        raise InvalidArgument(str(exc), "INVALID_BODY") from None
-
-
-def _not_found(customer_id: uuid.UUID) -> NotFound:
-    return NotFound(f"customer {customer_id} not found", "CUSTOMER_NOT_FOUND")
 
 
 # -- validation -----------------------------------------------------------------------------
@@ -198,7 +152,7 @@ def create(deps: Deps, op: Op) -> Response:
     stored: Customer = deps.store.call(
         "customer_insert", customer, customer_outbox("customer_created")
     )
-    return _written(deps, stored)
+    return written(deps, stored)
 
 
 def get(deps: Deps, op: Op) -> Response:
@@ -230,8 +184,8 @@ def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Resp
             "customer_update", customer_id, changes, now(), customer_outbox("customer_updated")
         )
     except NotFound:
-        raise _not_found(customer_id) from None
-    return _written(deps, updated)
+        raise customer_not_found(customer_id) from None
+    return written(deps, updated)
 
 
 def delete(deps: Deps, op: Op) -> Response:
@@ -247,11 +201,11 @@ def delete(deps: Deps, op: Op) -> Response:
             key_outbox("accesskey_deleted", customer),
         )
     except NotFound:
-        raise _not_found(op.id) from None
+        raise customer_not_found(op.id) from None
     if result.changed:
         for key in result.keys:
             deps.cache.put(key)
-        return _written(deps, result.record)
+        return written(deps, result.record)
     return ok(result.record)
 
 
@@ -287,13 +241,6 @@ class _Valid(msgspec.Struct):
     valid: bool
 
 
-def _written(deps: Deps, record: Any) -> Response:
-    deps.cache.put(record)
-    deps.flush()
-    return ok(record)
-
-
-Handler = Callable[[Deps, Op], Response]
 HANDLERS: dict[str, Handler] = {
     "create": create,
     "get": get,
@@ -305,24 +252,7 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def serve(handlers: dict[str, Handler], deps: Deps, op: Op) -> Response:
-    """Run a handler; ServiceError → its reply, anything else → logged once, 500."""
-    try:
-        return handlers[op.name](deps, op)
-    except ServiceError as exc:
-        return error_response(exc)
-    except Exception:
-        log.exception("%s %s failed", op.request.method, op.name)
-        return internal_response()
-
-
-class CustomerActor(PoolMember):
+class CustomerActor(Worker):
     """A pool member serving customer ``Op``s (see module doc)."""
 
-    def __init__(self, pool: Pool, deps: Deps) -> None:
-        super().__init__(pool)
-        self._deps = deps
-
-    def handle(self, message: Any) -> Response:
-        assert isinstance(message, Op)
-        return serve(HANDLERS, self._deps, message)
+    handlers = HANDLERS

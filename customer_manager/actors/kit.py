@@ -38,6 +38,7 @@ import msgspec
 import pykka
 
 from customer_manager import metrics
+from customer_manager.actors.timing import Backoff, Ticker
 from customer_manager.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -115,30 +116,6 @@ class PoolMember(pykka.ThreadingActor):
         self.teardown()
 
 
-class Ticker:
-    """A daemon thread that tells ``message`` to ``ref`` every ``interval`` seconds until
-    ``stop()`` is called or the actor is dead."""
-
-    def __init__(self, ref: pykka.ActorRef[Any], message: Any, interval: float) -> None:
-        self._ref, self._message, self._interval = ref, message, interval
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"ticker-{ref}", daemon=True)
-
-    def start(self) -> Ticker:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def _loop(self) -> None:
-        while not self._stopped.wait(self._interval):
-            try:
-                self._ref.tell(self._message)
-            except pykka.ActorDeadError:
-                return
-
-
 class Supervisor(pykka.ThreadingActor):
     """Restarts crashed members and expires stale works, once per ``Tick``. Stopping it
     stops the pool (no more restarts; queued works complete with Unavailable)."""
@@ -162,21 +139,6 @@ class Supervisor(pykka.ThreadingActor):
 def ask(ref: pykka.ActorRef[Any], message: Any, *, timeout: float) -> Any:
     """``ref.ask`` with a mandatory timeout; raises pykka.Timeout or pykka.ActorDeadError."""
     return ref.ask(message, timeout=timeout)
-
-
-class Backoff:
-    """Restart delays: ``base * 2**n`` capped at ``cap``, n = crashes in the last minute."""
-
-    def __init__(self, base: float = 0.05, cap: float = 5.0, window: float = 60.0) -> None:
-        self.base, self.cap, self.window = base, cap, window
-        self._crashes: deque[float] = deque()
-
-    def next_delay(self, moment: float) -> float:
-        while self._crashes and self._crashes[0] < moment - self.window:
-            self._crashes.popleft()
-        delay = min(self.cap, self.base * (1 << min(len(self._crashes), 20)))
-        self._crashes.append(moment)
-        return delay
 
 
 class Pool:

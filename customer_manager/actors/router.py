@@ -167,7 +167,7 @@ def _finish(message: Handle, response: Response, label: str, started: float) -> 
     elapsed_ms = int((time.monotonic() - started) * 1000)
     metrics.receive_request_process_time.labels(label, method).observe(elapsed_ms)
     metrics.requests_total.labels(label, method, str(response.status_code)).inc()
-    log.info("%s %s -> %d (%d ms)", method, label, response.status_code, elapsed_ms)
+    log.debug("%s %s -> %d (%d ms)", method, label, response.status_code, elapsed_ms)
     try:
         message.reply(response)
     except Exception:

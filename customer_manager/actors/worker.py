@@ -1,0 +1,114 @@
+"""What the customer and access-key workers share: their dependencies and the serve loop.
+
+Threading contract: a Worker handles one ``Op`` at a time in its own thread and returns
+exactly one Response; errors become error replies here, so a worker never dies of a request.
+``Deps`` members are safe to share between threads (they only send messages to actors).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import msgspec
+import pykka
+
+from customer_manager.actors.cache import Records
+from customer_manager.actors.kit import Pool, PoolMember
+from customer_manager.actors.publisher import rpc
+from customer_manager.actors.router import Op
+from customer_manager.actors.storage import Store
+from customer_manager.config import Settings
+from customer_manager.errors import (
+    InvalidArgument,
+    NotFound,
+    ServiceError,
+    error_response,
+    internal_response,
+)
+from customer_manager.messages.bodies import BodyError, decode_body
+from customer_manager.messages.records import Customer
+from customer_manager.messages.wire import Request, Response, ok
+
+log = logging.getLogger(__name__)
+
+T = Any
+
+
+class Deps:
+    """What a worker uses; every member is safe to share between threads."""
+
+    def __init__(self, store: Store, cache: Records, publisher: Any, settings: Settings) -> None:
+        self.store, self.cache, self.publisher, self.settings = store, cache, publisher, settings
+
+    def flush(self) -> None:
+        """Ask the publisher to relay the outbox now; never waits, never fails the request."""
+        try:
+            self.publisher.flush()
+        except pykka.ActorDeadError:
+            log.warning("publisher is gone; the outbox is relayed when it is back")
+
+    def customer(self, customer_id: uuid.UUID) -> Customer:
+        """Cache-first read (Part A §8); deleted customers too. 404 CUSTOMER_NOT_FOUND."""
+        cached = self.cache.get_customer(customer_id)
+        if cached is not None:
+            return cached
+        try:
+            found: Customer = self.store.call("customer_get", customer_id)
+        except NotFound:
+            raise customer_not_found(customer_id) from None
+        self.cache.put(found, populate=True)
+        return found
+
+    def call(self, queue: str, request: Request) -> Response:
+        """An outgoing RPC (Part A §5.8); Unavailable if the peer does not answer."""
+        return rpc(self.publisher, queue, request, self.settings.rpc_timeout)
+
+
+def body(raw: bytes | msgspec.Raw, cls: type[T]) -> T:
+    """Decode a request body; 400 INVALID_BODY if it does not fit."""
+    try:
+        return decode_body(bytes(raw), cls)
+    except BodyError as exc:
+        raise InvalidArgument(str(exc), "INVALID_BODY") from None
+
+
+def customer_not_found(customer_id: uuid.UUID) -> NotFound:
+    return NotFound(f"customer {customer_id} not found", "CUSTOMER_NOT_FOUND")
+
+
+def written(deps: Deps, record: Any) -> Response:
+    """After a write: refresh the cache, relay the outbox, reply with the record."""
+    deps.cache.put(record)
+    deps.flush()
+    return ok(record)
+
+
+Handler = Callable[[Deps, Op], Response]
+
+
+def serve(handlers: dict[str, Handler], deps: Deps, op: Op) -> Response:
+    """Run a handler; ServiceError → its reply, anything else → logged once, 500."""
+    try:
+        return handlers[op.name](deps, op)
+    except ServiceError as exc:
+        return error_response(exc)
+    except Exception:
+        log.exception("%s %s failed", op.request.method, op.name)
+        return internal_response()
+
+
+class Worker(PoolMember):
+    """A pool member that serves ``Op``s with its class's ``handlers`` table."""
+
+    handlers: ClassVar[dict[str, Handler]] = {}
+
+    def __init__(self, pool: Pool, deps: Deps) -> None:
+        super().__init__(pool)
+        self._deps = deps
+
+    def handle(self, message: Any) -> Response:
+        assert isinstance(message, Op)
+        return serve(self.handlers, self._deps, message)
