@@ -1,0 +1,239 @@
+"""``python -m bench.run``: the whole benchmark in one invocation (``make bench``).
+
+Creates a private vhost, database and Redis DB, starts the daemon, seeds data over RPC,
+measures the echo baseline and every scenario, sweeps the in-flight count, stops the
+daemon with SIGTERM, cleans up, prints the results as JSON and writes bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bench import report
+from bench.amqp import REQUEST_QUEUE, RpcClient
+from bench.daemon import Daemon, RssSampler, cpu_seconds, free_port, machine_busy
+from bench.echo import ECHO_QUEUE, EchoServer
+from bench.env import BIN, BenchEnv, EnvOptions, server_versions
+from bench.loadgen import Generator, LoadSpec
+from bench.profiling import Profiler
+from bench.scenarios import SCENARIOS, Seed, seed_data
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DAEMON = f"{BIN / 'customer-manager'} --agent_check off --prefetch {{prefetch}}"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    p.add_argument("--warmup", type=float, default=1.0, help="seconds discarded per run")
+    p.add_argument("--inflight", type=int, default=32, help="requests in flight per scenario")
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list; '' for none")
+    p.add_argument("--sweep", default="1,4,16,32,64", help="in-flight counts for get; '' skips")
+    p.add_argument("--sweep-duration", type=float, default=None, help="default: duration / 2")
+    p.add_argument("--prefetch", type=int, default=16, help="daemon and echo prefetch")
+    p.add_argument("--seed-count", type=int, default=200, help="customers (+1 key each)")
+    p.add_argument(
+        "--daemon-cmd",
+        default=DEFAULT_DAEMON,
+        help="command (exec'd, no shell; {prefetch} is substituted)",
+    )
+    p.add_argument("--migrate-cmd", default=f"{BIN / 'customer-control'} db migrate")
+    p.add_argument("--mysql-dsn", default="root:@tcp(127.0.0.1:3306)/")
+    p.add_argument("--redis-address", default="127.0.0.1:6379")
+    p.add_argument("--redis-db", type=int, default=14)
+    p.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672", help="no vhost part")
+    p.add_argument("--vhost", default="", help="existing vhost to use (default: a temporary one)")
+    p.add_argument(
+        "--profile",
+        default="",
+        metavar="SCENARIOS",
+        help="comma list: after the measured runs, run each once more under py-spy",
+    )
+    p.add_argument("--profile-dir", default="/tmp", help="writes cm-bench-profile-<name>.txt")
+    p.add_argument("--results", default=str(HERE / "RESULTS.md"), help="'' to skip writing")
+    p.add_argument("--daemon-log", default="/tmp/cm-bench-daemon.log")
+    return p.parse_args(argv)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+class Bench:
+    """One benchmark run; ``res`` collects everything that is printed and reported."""
+
+    def __init__(self, args: argparse.Namespace, env: BenchEnv, gen: Generator) -> None:
+        self.args, self.env, self.gen = args, env, gen
+        self.sweep_duration = args.sweep_duration or args.duration / 2
+        self.res: dict[str, Any] = {"echo": [], "scenarios": {}, "sweep": []}
+        self.pid = self.echo_pid = 0
+
+    def spec(self, queue: str, scenario: str, seed: Seed, n: int, dur: float, tag: str) -> LoadSpec:
+        return LoadSpec(
+            url=self.env.amqp_url,
+            queue=queue,
+            scenario=scenario,
+            seed=seed,
+            inflight=n,
+            duration=dur,
+            warmup=self.args.warmup,
+            tag=tag,
+        )
+
+    def _timed(self, spec: LoadSpec, pid: int) -> dict[str, Any]:
+        """Run ``spec``; add the server's CPU use and how busy the whole machine was."""
+        cpu0, (busy0, total0), t0 = cpu_seconds(pid), machine_busy(), time.perf_counter()
+        result = self.gen.run(spec)
+        cpu, wall = cpu_seconds(pid) - cpu0, time.perf_counter() - t0
+        busy1, total1 = machine_busy()
+        sent = result["throughput_rps"] * (spec.warmup + spec.duration) or 1.0
+        result["server_cpu_pct"] = round(100 * cpu / wall, 1)
+        result["server_cpu_ms_per_req"] = round(1000 * cpu / sent, 3)
+        result["machine_busy_pct"] = round(100 * (busy1 - busy0) / max(total1 - total0, 1), 1)
+        return result
+
+    def measure(self, scenario: str, seed: Seed, n: int, dur: float, tag: str) -> dict[str, Any]:
+        """The echo baseline at ``n`` in flight, then ``scenario`` against the daemon.
+
+        Pairing each run with its own echo run, right before it, keeps the ratio honest when
+        something else on the machine changes the available CPU during the benchmark.
+        """
+        echo = self._timed(self.spec(ECHO_QUEUE, "echo", seed, n, dur, "echo"), self.echo_pid)
+        _progress(echo)
+        self.res["echo"].append(echo)
+        result = self._timed(self.spec(REQUEST_QUEUE, scenario, seed, n, dur, tag), self.pid)
+        result["echo_rps"] = echo["throughput_rps"]
+        result["echo_p99_ms"] = echo["p99_ms"]
+        if echo["throughput_rps"]:
+            result["ratio_to_echo"] = round(result["throughput_rps"] / echo["throughput_rps"], 3)
+        _progress(result)
+        return result
+
+    def run_daemon_phases(self, daemon: Daemon, seed: Seed, sampler: RssSampler) -> None:
+        for name in [s for s in self.args.scenarios.split(",") if s]:
+            self.res["scenarios"][name] = self.measure(
+                name, seed, self.args.inflight, self.args.duration, f"m{name}"
+            )
+        for i, n in enumerate(_ints(self.args.sweep)):
+            self.res["sweep"].append(self.measure("get", seed, n, self.sweep_duration, f"w{i}"))
+        mib = report.MIB
+        self.res["memory"] = {
+            "peak_sampled_mib": round(sampler.peak_kb / mib, 1),
+            "peak_hwm_mib": round(daemon.hwm_kb() / mib, 1),
+        }
+        time.sleep(2)
+        self.res["memory"]["idle_after_mib"] = round(daemon.rss_kb() / mib, 1)
+        for name in [s for s in self.args.profile.split(",") if s]:
+            out = Path(self.args.profile_dir) / f"cm-bench-profile-{name}.txt"
+            with Profiler(daemon.pid, str(out), self.args.duration):
+                run = self.measure(name, seed, self.args.inflight, self.args.duration, f"p{name}")
+            run["profile"] = str(out)
+            self.res.setdefault("profiled_runs", []).append(run)
+
+    def run(self) -> None:
+        cmd = shlex.split(self.args.daemon_cmd.format(prefetch=self.args.prefetch))
+        daemon = Daemon(cmd, self.env.daemon_env(free_port()), Path(self.args.daemon_log))
+        sampler = RssSampler(0)
+        try:
+            daemon.start()
+            self.res["startup_s"] = round(daemon.wait_first_reply(self.env.amqp_url), 3)
+            time.sleep(1)
+            self.res["idle_start_mib"] = round(daemon.rss_kb() / report.MIB, 1)
+            client = RpcClient(self.env.amqp_url)
+            try:
+                self.res["rabbitmq"] = client.server_version()
+                seed = seed_data(client, self.env.run_id, self.args.seed_count)
+            finally:
+                client.close()
+            sampler = RssSampler(daemon.pid)
+            sampler.start()
+            self.pid = daemon.pid
+            with EchoServer(self.env.amqp_url, self.args.prefetch) as echo:
+                self.echo_pid = echo.pid
+                self.run_daemon_phases(daemon, seed, sampler)
+        except BaseException:
+            print(f"bench: daemon log tail:\n{daemon.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            sampler.stop()
+            code, took = daemon.stop()
+            self.res["exit_code"], self.res["stop_s"] = code, round(took, 2)
+        self.res.setdefault("memory", {})["idle_start_mib"] = self.res.pop("idle_start_mib")
+
+
+def _progress(r: dict[str, Any]) -> None:
+    ratio = f" x{r['ratio_to_echo']:.2f}" if "ratio_to_echo" in r else ""
+    print(
+        f"bench: {r['scenario']:>6} n={r['inflight']:<3} {r['throughput_rps']:8.1f} req/s"
+        f"{ratio} p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms non-200 {r['non_200']} "
+        f"server {r.get('server_cpu_pct', 0)}% cpu, {r.get('server_cpu_ms_per_req', 0)} ms/req, "
+        f"machine {r.get('machine_busy_pct', 0)}% busy",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM (and SIGINT, even if inherited as ignored) unwind through every cleanup block.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    began = time.perf_counter()
+    run_id = f"{os.getpid()}_{int(time.time()) % 100000}"
+    opts = EnvOptions(
+        mysql_dsn=args.mysql_dsn,
+        redis_address=args.redis_address,
+        redis_db=args.redis_db,
+        amqp_base=args.amqp,
+        vhost=args.vhost,
+        migrate_cmd=shlex.split(args.migrate_cmd),
+    )
+    gen = Generator()
+    try:
+        with BenchEnv(opts, run_id) as env:
+            bench = Bench(args, env, gen)
+            bench.run()
+            versions = server_versions(env)
+    finally:
+        gen.close()
+    res = bench.res
+    res["meta"] = {
+        "command": "python -m bench.run "
+        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "elapsed_s": round(time.perf_counter() - began, 1),
+        "duration_s": args.duration,
+        "sweep_duration_s": bench.sweep_duration,
+        "warmup_s": args.warmup,
+        "inflight": args.inflight,
+        "prefetch": args.prefetch,
+        "seed_count": args.seed_count,
+        "daemon_cmd": args.daemon_cmd.format(prefetch=args.prefetch),
+        "migrate_cmd": args.migrate_cmd,
+        "rabbitmq": res.pop("rabbitmq", "?"),
+        **versions,
+        "machine": report.machine_info(),
+    }
+    res["targets"] = report.targets(res)
+    if args.results:
+        report.write(Path(args.results), res)
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
