@@ -148,7 +148,7 @@ class Pool:
         self, name: str, size: int, start_member: StartMember, *, tick: float = 0.05
     ) -> None:
         self.name, self.size, self._start_member, self._tick = name, size, start_member, tick
-        self._lock = threading.Condition()
+        self._lock = threading.Condition(threading.Lock())
         self._ids = itertools.count(1)
         self._members: dict[str, pykka.ActorRef[Any]] = {}
         self._inflight: dict[str, dict[int, Work]] = {}
@@ -228,19 +228,13 @@ class Pool:
     def ask(self, message: Any, *, timeout: float) -> Any:
         """Submit and wait up to ``timeout`` s; return the value or raise the handler's error
         (Unavailable if no completion in time). Never call it from a member of this pool."""
-        future: pykka.Future[Any] = pykka.ThreadingFuture()
-
-        def done(value: Any, error: BaseException | None) -> None:
-            if error is None:
-                future.set(value)
-            else:
-                future.set_exception((type(error), error, error.__traceback__))
-
-        self.submit(message, done, timeout=timeout)
-        try:
-            return future.get(timeout=timeout)
-        except pykka.Timeout:
-            raise Unavailable(f"{self.name} did not answer within {timeout:g} s") from None
+        waiter = _Waiter()
+        self.submit(message, waiter.done, timeout=timeout)
+        if not waiter.lock.acquire(timeout=timeout):
+            raise Unavailable(f"{self.name} did not answer within {timeout:g} s")
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.value
 
     # -- members (called from member threads) -----------------------------------------------
 
@@ -330,10 +324,16 @@ class Pool:
                 metrics.dead_letters_total.labels(self.name).inc()
 
     def _least_busy(self) -> str:
+        """The member with the fewest works in flight; ties rotate between members."""
+        self._rotation += 1
+        best, best_load = "", -1
         urns = list(self._members)
-        self._rotation = (self._rotation + 1) % len(urns)
-        urns = urns[self._rotation :] + urns[: self._rotation]
-        return min(urns, key=lambda u: len(self._inflight[u]))
+        start = self._rotation % len(urns)
+        for urn in urns[start:] + urns[:start]:
+            load = len(self._inflight[urn])
+            if best_load < 0 or load < best_load:
+                best, best_load = urn, load
+        return best
 
     def _complete(self, work: Work, value: Any, error: BaseException | None) -> None:
         with self._lock:
@@ -351,6 +351,22 @@ class Pool:
     def _fail_all(self, works: list[Work], error: BaseException) -> None:
         for work in works:
             self._complete(work, None, error)
+
+
+class _Waiter:
+    """The cheapest one-shot hand-over between two threads: a lock held until ``done``."""
+
+    __slots__ = ("error", "lock", "value")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def done(self, value: Any, error: BaseException | None) -> None:
+        self.value, self.error = value, error
+        self.lock.release()
 
 
 def _now() -> float:
