@@ -17,11 +17,12 @@ import pykka
 
 from customer_manager.actors.accesskey import AccessKeyActor
 from customer_manager.actors.cache import Records, start_cache_pool
-from customer_manager.actors.customer import CustomerActor, Deps
+from customer_manager.actors.customer import CustomerActor
 from customer_manager.actors.kit import Pool
 from customer_manager.actors.publisher import NullPublisher
 from customer_manager.actors.router import RouterActor
 from customer_manager.actors.storage import StorageFactory, Store, start_storage_pool
+from customer_manager.actors.worker import Deps
 from customer_manager.config import Settings
 from customer_manager.storage.base import SCHEMA_VERSION
 from customer_manager.storage.cache import Cache, LocalCache, RedisCache

@@ -22,7 +22,7 @@ import msgspec
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from customer_manager.actors.amqp import AMQP_ERRORS, PumpActor
 from customer_manager.actors.router import match
@@ -38,6 +38,10 @@ Reply = Callable[[Response], None]
 Dispatch = Callable[[Request, Reply], None]
 
 IN_FLIGHT = Gauge("customer_manager_requests_in_flight", "Requests received, not yet answered")
+REDELIVERED = Counter(
+    "customer_manager_requests_redelivered_total",
+    "Requests received with the AMQP redelivered flag (left unacked by a lost consumer)",
+)
 
 
 def uri_template(method: str, uri: str) -> str:
@@ -188,6 +192,8 @@ class ConsumerActor(PumpActor):
         )
         self._in_flight += 1
         IN_FLIGHT.inc()
+        if method.redelivered:
+            REDELIVERED.inc()
         if len(body) > self._max_body:
             too_big = InvalidArgument(f"body exceeds {self._max_body} bytes", "INVALID_BODY")
             self._complete(item, error_response(too_big))

@@ -17,6 +17,13 @@ from customer_manager.messages.records import NIL
 
 INT32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+# The MySQL column sizes (schema.py), enforced for every backend: a longer value is the
+# client's error (400), not a failed INSERT (500). ``text`` holds 65535 bytes, so 16383
+# characters of up to 4 bytes.
+STR255 = Annotated[str, msgspec.Meta(max_length=255)]
+STR1023 = Annotated[str, msgspec.Meta(max_length=1023)]
+STR1024 = Annotated[str, msgspec.Meta(max_length=1024)]
+TEXT = Annotated[str, msgspec.Meta(max_length=16383)]
 
 
 class BodyError(ValueError):
@@ -26,13 +33,13 @@ class BodyError(ValueError):
 class CustomerFields(msgspec.Struct, frozen=True, kw_only=True):
     """Body of ``POST /v1/customers`` and ``PUT /v1/customers/<id>`` (the same 7 keys)."""
 
-    name: str = ""
-    detail: str = ""
-    email: str = ""
-    phone_number: str = ""
-    address: str = ""
-    webhook_method: str = ""
-    webhook_uri: str = ""
+    name: STR255 = ""
+    detail: TEXT = ""
+    email: STR255 = ""
+    phone_number: STR255 = ""
+    address: STR1024 = ""
+    webhook_method: STR255 = ""
+    webhook_uri: STR1023 = ""
 
 
 class BillingAccountBody(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,16 +60,16 @@ class AccesskeyCreateBody(msgspec.Struct, frozen=True, kw_only=True):
     """Body of ``POST /v1/accesskeys``; ``expire`` in seconds, ≤ 0 means never (B.3 #11)."""
 
     customer_id: uuid.UUID = NIL
-    name: str = ""
-    detail: str = ""
+    name: STR255 = ""
+    detail: TEXT = ""
     expire: INT32 = 0
 
 
 class AccesskeyUpdateBody(msgspec.Struct, frozen=True, kw_only=True):
     """Body of ``PUT /v1/accesskeys/<id>``."""
 
-    name: str = ""
-    detail: str = ""
+    name: STR255 = ""
+    detail: TEXT = ""
 
 
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")

@@ -23,6 +23,10 @@ from customer_manager.storage.sql import SQLStorage, T, Tx, Work
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 3
+# A statement that gets no byte back for this long fails (Unavailable) and drops the
+# connection, so a storage actor is never stuck on a peer that vanished (no FIN, no RST),
+# which without it lasts until TCP gives up (~15 min). Above innodb_lock_wait_timeout.
+IO_TIMEOUT = 15
 SESSION_SETUP = (
     "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
     "SET SESSION time_zone = '+00:00'",
@@ -84,6 +88,8 @@ class MySQLStorage(SQLStorage):
                 password=p.password,
                 database=p.database,
                 connection_timeout=CONNECT_TIMEOUT,
+                read_timeout=IO_TIMEOUT,
+                write_timeout=IO_TIMEOUT,
                 autocommit=False,
                 charset="utf8mb4",
                 collation="utf8mb4_general_ci",

@@ -187,7 +187,9 @@ class EventTap:
 
 
 class TcpProxy(threading.Thread):
-    """A TCP proxy on 127.0.0.1 to ``target``; ``cut()`` drops every open connection."""
+    """A TCP proxy on 127.0.0.1 to ``target``; ``cut()`` drops every open connection,
+    ``pause()`` also refuses new ones, ``stall()`` blackholes: connections stay open (new
+    ones are accepted) but no byte flows either way until ``resume()``."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         super().__init__(daemon=True, name="tcp-proxy")
@@ -198,6 +200,8 @@ class TcpProxy(threading.Thread):
         self._socks: list[socket.socket] = []
         self.cuts = 0
         self.down = False
+        self.flowing = threading.Event()
+        self.flowing.set()
 
     def run(self) -> None:
         while True:
@@ -208,11 +212,21 @@ class TcpProxy(threading.Thread):
             if self.down:  # the "broker" is unreachable: refuse by closing at once
                 client.close()
                 continue
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with self._lock:
+            self._socks.append(client)
+        self.flowing.wait()  # stalled: hold the client, connect upstream only on resume
+        try:
             upstream = socket.create_connection(self.target)
-            with self._lock:
-                self._socks += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._socks.append(upstream)
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=_pipe, args=(a, b, self.flowing), daemon=True).start()
 
     def cut(self) -> None:
         with self._lock:
@@ -228,17 +242,24 @@ class TcpProxy(threading.Thread):
         self.down = True
         self.cut()
 
+    def stall(self) -> None:
+        """Network partition: keep every connection open but let no byte through."""
+        self.flowing.clear()
+
     def resume(self) -> None:
         self.down = False
+        self.flowing.set()
 
     def close(self) -> None:
         self.server.close()
         self.cut()
+        self.flowing.set()  # release the threads held by a stall
 
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
+def _pipe(src: socket.socket, dst: socket.socket, flowing: threading.Event) -> None:
     try:
         while data := src.recv(65536):
+            flowing.wait()
             dst.sendall(data)
     except OSError:
         pass
