@@ -90,7 +90,8 @@ def run_request(settings: Settings, request: Request) -> bytes:
     try:
         response = call(system.router, request, timeout=settings.rpc_timeout + 15)
         if settings.rabbitmq_address:
-            system.publisher.proxy().flush().get(timeout=15)
+            relayed = system.publisher.proxy().relay_now().get(timeout=30)
+            log.info("published %d event(s) and webhook(s)", relayed)
     finally:
         system.stop()
     if response.status_code != 200:

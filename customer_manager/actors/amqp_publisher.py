@@ -104,6 +104,17 @@ class AmqpPublisher(PumpActor):
     def ready(self) -> bool:
         return self.link.connected
 
+    def relay_now(self) -> int:
+        """Relay the whole outbox within this call and return how many entries went out
+        (``customer-control`` calls it before it exits, so its events are not left behind)."""
+        total = 0
+        while self._channel is not None:
+            published = self._relay()
+            total += published
+            if published < self._batch:
+                break
+        return total
+
     def call(self, queue: str, request: Request, timeout: float) -> pykka.Future[Response]:
         future: pykka.Future[Response] = pykka.ThreadingFuture()
         channel = self._channel
@@ -182,25 +193,27 @@ class AmqpPublisher(PumpActor):
 
     # -- outbox relay --------------------------------------------------------------------
 
-    def _relay(self) -> None:
-        """Claim a batch, publish it with confirms, mark the published entries done."""
+    def _relay(self) -> int:
+        """Claim a batch, publish it with confirms, mark the published entries done; return
+        how many were published and marked done."""
         try:
             entries: list[OutboxEntry] = self._store.call(
                 "outbox_claim", self._owner, self._batch, self._lease
             )
         except Exception as exc:  # storage down or stopping: try again next interval
             log.warning("outbox claim failed: %s", _describe(exc))
-            return
+            return 0
         published = self._publish_entries(entries)
         if published:
             try:
                 self._store.call("outbox_done", published)
             except Exception as exc:  # they will be published again: at-least-once
                 log.warning("outbox done failed: %s", _describe(exc))
-                return
+                return 0
             OUTBOX_RELAYED.inc(len(published))
         if len(entries) == self._batch and len(published) == len(entries):
             self._next_relay = 0.0  # more waiting: continue next slice
+        return len(published)
 
     def _publish_entries(self, entries: list[OutboxEntry]) -> list[int]:
         published: list[int] = []
