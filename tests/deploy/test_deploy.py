@@ -322,8 +322,11 @@ def test_deployment_shape(deployment: Obj) -> None:
     assert main["name"] == "customer-manager"
     assert main["command"] == ["customer-manager"]
     assert main["ports"] == [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}]
-    assert main["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
-    assert main["resources"]["limits"] == {"cpu": "500m", "memory": "128Mi"}
+    res = main["resources"]
+    mib = {k: int(res[k]["memory"].removesuffix("Mi")) for k in ("requests", "limits")}
+    # the measured peak RSS under load is 43.6 MiB (bench/RESULTS.md): room above it
+    assert 60 <= mib["requests"] <= mib["limits"] <= 256
+    assert res["requests"]["cpu"].endswith("m") and res["limits"]["cpu"] in {"1", "1000m"}
 
 
 def test_migration_runs_as_init_container(deployment: Obj) -> None:
