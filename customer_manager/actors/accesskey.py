@@ -111,13 +111,7 @@ def _page_token(uri: str) -> str:
 
 def _by_token(deps: Deps, query: ListQuery, token_hash: str) -> list[Accesskey]:
     """The auth path: at most one key has this hash (unique index)."""
-    key: Accesskey | None = None
-    key_id = deps.cache.get_token(token_hash)
-    if key_id is not None:
-        try:
-            key = accesskey(deps, key_id)
-        except NotFound:
-            key = None
+    key = deps.cache.get_accesskey_by_token(token_hash)
     if key is None:
         only_hash = ListQuery(
             page_size=1, before=query.before, filters=Filters(token_hash=token_hash)

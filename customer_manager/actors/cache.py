@@ -32,9 +32,11 @@ R = TypeVar("R", Customer, Accesskey)
 
 
 class CacheOp(msgspec.Struct, frozen=True, kw_only=True):
-    """One backend call: ``get`` returns bytes or None; ``set``/``delete`` return None."""
+    """One backend call: ``get`` returns bytes or None; ``set``/``delete`` return None;
+    ``get_key_of_token`` reads ``key`` (a token key) and then the access key it names, in
+    one message (the auth path)."""
 
-    op: Literal["get", "set", "delete"]
+    op: Literal["get", "set", "delete", "get_key_of_token"]
     key: str
     value: bytes = b""
     ttl: int = TTL_SECONDS
@@ -52,6 +54,9 @@ class CacheActor(PoolMember):
         assert isinstance(message, CacheOp)
         if message.op == "get":
             return self._backend.get(message.key)
+        if message.op == "get_key_of_token":
+            key_id = self._backend.get(message.key)
+            return None if key_id is None else self._backend.get(_accesskey_key_of(key_id))
         if message.op == "set":
             self._backend.set(
                 message.key, message.value, message.ttl, only_if_absent=message.only_if_absent
@@ -78,6 +83,10 @@ def token_key(token_hash: str) -> str:
     return f"customer_accesskey_token:{token_hash}"
 
 
+def _accesskey_key_of(key_id: bytes) -> str:
+    return f"customer_accesskey:{key_id.decode(errors='replace')}"
+
+
 class Records:
     """Typed cache access for workers. Never raises; any failure is a miss."""
 
@@ -97,6 +106,11 @@ class Records:
         key = customer_key(record.id) if isinstance(record, Customer) else accesskey_key(record.id)
         self._call(CacheOp(op="set", key=key, value=gojson.encode(record), only_if_absent=populate))
 
+    def get_accesskey_by_token(self, token_hash: str) -> Accesskey | None:
+        """The cached access key whose token has this hash, in one cache round trip."""
+        key = self._get(token_key(token_hash), Accesskey, op="get_key_of_token")
+        return _without_token(key) if key is not None else None
+
     def get_token(self, token_hash: str) -> uuid.UUID | None:
         raw = self._call(CacheOp(op="get", key=token_key(token_hash)))
         try:
@@ -107,8 +121,10 @@ class Records:
     def put_token(self, token_hash: str, key_id: uuid.UUID) -> None:
         self._call(CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode()))
 
-    def _get(self, key: str, cls: type[R]) -> R | None:
-        raw = self._call(CacheOp(op="get", key=key))
+    def _get(
+        self, key: str, cls: type[R], op: Literal["get", "get_key_of_token"] = "get"
+    ) -> R | None:
+        raw = self._call(CacheOp(op=op, key=key))
         if not isinstance(raw, bytes):
             return None
         try:

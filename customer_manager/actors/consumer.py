@@ -87,6 +87,7 @@ class ConsumerActor(PumpActor):
         self._held: list[_Delivery] = []
         self._in_flight = self._handled = 0
         self._draining = False
+        self._wake_pending = False
         self._delay_plugin: bool | None = None
 
     # -- proxy methods -------------------------------------------------------------------
@@ -211,13 +212,17 @@ class ConsumerActor(PumpActor):
             self._complete(item, error_response(Unavailable("service is shutting down")))
 
     def _complete(self, item: _Delivery, response: Response) -> None:
-        """The reply callback: any thread, once per delivery."""
+        """The reply callback: any thread, once per delivery. Wakes the pump only if no
+        wake-up is pending already (replies that finish together share one)."""
         item.response = response
         self._done.put(item)
-        self.link.wake()
+        if not self._wake_pending:
+            self._wake_pending = True
+            self.link.wake()
 
     def after_pump(self) -> None:
         """Publish and ack every completed request (actor thread)."""
+        self._wake_pending = False
         while True:
             try:
                 item = self._done.get_nowait()
@@ -231,14 +236,18 @@ class ConsumerActor(PumpActor):
             self._held.append(item)  # published after the reconnect
             return
         assert item.response is not None
+        # The channel's async core queues the frames without flushing per call; the next pump
+        # slice writes every reply and ack of this batch (BlockingChannel would poll the socket
+        # after each publish and each ack).
+        impl = channel._impl
         try:
             if item.reply_to:
                 props = pika.BasicProperties(
                     content_type="text/plain", correlation_id=item.correlation_id or None
                 )
-                channel.basic_publish("", item.reply_to, encode(item.response), props)
+                impl.basic_publish("", item.reply_to, encode(item.response), props)
             if item.generation == self._generation:
-                channel.basic_ack(item.tag)
+                impl.basic_ack(item.tag)
         except AMQP_ERRORS as exc:
             self._held.append(item)
             self.link.lost(exc)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 from amqp_kit import Client, EventTap, reset_request_queue
+from service_kit import REDIS_DB
 
 from customer_manager.config import EVENT_EXCHANGE, Settings
 from customer_manager.main import Daemon
 from customer_manager.storage import open_storage
-
-REDIS_DB = 15
 
 
 @pytest.fixture(scope="session")
@@ -52,16 +50,6 @@ def service_settings(
         return Settings(**values)
 
     return make
-
-
-def start_daemon(settings: Settings) -> Daemon:
-    daemon = Daemon(settings)
-    daemon.health.start()
-    deadline = time.monotonic() + 15
-    while not daemon.consumer.proxy().ready().get(timeout=5):
-        assert time.monotonic() < deadline, "the daemon did not connect"
-        time.sleep(0.05)
-    return daemon
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 import pika
 import pytest
 from amqp_kit import Client, Peer, TcpProxy, consumer_count, envelope
-from conftest import REDIS_DB, start_daemon
+from service_kit import REDIS_DB, start_daemon
 
 from customer_manager.config import BILLING_QUEUE, Settings
 from customer_manager.main import Daemon

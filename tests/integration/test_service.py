@@ -18,7 +18,7 @@ import mysql.connector
 import pytest
 import redis
 from amqp_kit import Client, EventTap, Peer, envelope
-from conftest import start_daemon
+from service_kit import start_daemon
 
 from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE, WEBHOOK_QUEUE, Settings, parse_dsn
 from customer_manager.main import Daemon

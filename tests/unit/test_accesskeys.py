@@ -7,7 +7,7 @@ import re
 import uuid
 
 import msgspec
-from conftest import Harness
+from harness import Harness
 
 from customer_manager.config import EVENT_EXCHANGE, WEBHOOK_QUEUE
 from customer_manager.messages.query import Filters, ListQuery

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 import pykka
-from conftest import TIMEOUT, Build
 from fakes import BrokenStorage
+from harness import TIMEOUT, Build
 
 from customer_manager.actors.kit import Crash
 from customer_manager.actors.router import Handle

@@ -6,8 +6,8 @@ import uuid
 
 import msgspec
 import pytest
-from conftest import Build, Harness
 from fakes import reply
+from harness import Build, Harness
 
 from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE, EVENT_EXCHANGE, WEBHOOK_QUEUE
 from customer_manager.messages.records import SENTINEL

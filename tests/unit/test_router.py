@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import Harness
+from harness import Harness
 
 from customer_manager import metrics
 from customer_manager.actors.router import ROUTES, match, path_id
