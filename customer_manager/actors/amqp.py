@@ -27,9 +27,11 @@ import pykka
 from pika.adapters.blocking_connection import BlockingConnection
 from prometheus_client import Counter
 
+from customer_manager.actors import pika_tuning
 from customer_manager.config import mask_url
 
 log = logging.getLogger(__name__)
+pika_tuning.install()
 
 AMQP_ERRORS: tuple[type[BaseException], ...] = (pika.exceptions.AMQPError, OSError)
 HEARTBEAT_SECONDS = 15
