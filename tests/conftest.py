@@ -6,6 +6,7 @@ must run every integration test (the servers are started by ``.ci/run``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -38,13 +39,11 @@ def need_server(name: str, host: str, port: int) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def mysql_dsn() -> Iterator[str]:
-    """A go-sql-driver DSN for a fresh, uniquely named MySQL database, dropped afterwards."""
-    need_server("MySQL", MYSQL_HOST, MYSQL_PORT)
+@contextlib.contextmanager
+def _database(name: str) -> Iterator[str]:
+    """Create database ``name``, yield its go-sql-driver DSN, drop it afterwards."""
     import mysql.connector
 
-    name = f"cm_test_{secrets.token_hex(4)}"
     conn = mysql.connector.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="")
     cur = conn.cursor()
     cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
@@ -53,22 +52,21 @@ def mysql_dsn() -> Iterator[str]:
     finally:
         cur.execute(f"DROP DATABASE IF EXISTS {name}")
         conn.close()
+
+
+@pytest.fixture(scope="session")
+def mysql_dsn() -> Iterator[str]:
+    """A go-sql-driver DSN for a fresh, uniquely named MySQL database, dropped afterwards."""
+    need_server("MySQL", MYSQL_HOST, MYSQL_PORT)
+    with _database(f"cm_test_{secrets.token_hex(4)}") as dsn:
+        yield dsn
 
 
 @pytest.fixture
 def fresh_mysql_dsn(mysql_dsn: str) -> Iterator[str]:
     """Like ``mysql_dsn`` but a new, empty database for this one test."""
-    import mysql.connector
-
-    name = f"{mysql_dsn.rsplit('/', 1)[1]}_{secrets.token_hex(3)}"
-    conn = mysql.connector.connect(host=MYSQL_HOST, port=MYSQL_PORT, user="root", password="")
-    cur = conn.cursor()
-    cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
-    try:
-        yield f"root:@tcp({MYSQL_HOST}:{MYSQL_PORT})/{name}"
-    finally:
-        cur.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.close()
+    with _database(f"{mysql_dsn.rsplit('/', 1)[1]}_{secrets.token_hex(3)}") as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")
