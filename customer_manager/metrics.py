@@ -5,7 +5,7 @@ prometheus-client metrics are thread-safe; any thread may observe or increment t
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 BUCKETS_MS = (50, 100, 500, 1000, 3000)
 
@@ -38,4 +38,29 @@ cache_errors_total = Counter(
     "customer_manager_cache_errors_total",
     "Cache backend errors that were swallowed (the read behaved as a miss).",
     ["operation"],
+)
+
+# Event publication (A §11 names and labels; measured at the outbox relay, B.3 #18).
+notify_process_time = Histogram(
+    "customer_manager_notify_process_time",
+    "Event publish time (broker confirm included), in milliseconds.",
+    ["type"],
+    buckets=BUCKETS_MS,
+)
+
+notify_total = Counter(
+    "customer_manager_notify_total",
+    "Events published, by event type.",
+    ["type"],
+)
+
+event_publish_total = Counter(
+    "customer_manager_event_publish_total",
+    "Events published, by event type (registered but never incremented by the Go service).",
+    ["event_type"],
+)
+
+outbox_backlog = Gauge(
+    "customer_manager_outbox_backlog",
+    "Outbox entries (events and webhooks) not yet published, as last counted by the relay.",
 )

@@ -30,6 +30,7 @@ import pykka
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from prometheus_client import Counter, Histogram
 
+from customer_manager import metrics
 from customer_manager.actors.amqp import AMQP_ERRORS, PumpActor
 from customer_manager.actors.kit import Pool
 from customer_manager.actors.storage import Store
@@ -43,6 +44,13 @@ log = logging.getLogger(__name__)
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 TEXT = "text/plain"
 _response_decoder = msgspec.json.Decoder(Response)
+
+
+class _EventType(msgspec.Struct):
+    type: str = ""
+
+
+_event_type_decoder = msgspec.json.Decoder(_EventType)
 
 OUTGOING_TIME = Histogram(
     "customer_manager_request_process_time",
@@ -156,9 +164,12 @@ class AmqpPublisher(PumpActor):
             self._channel = None
             self._fail_pending("connection to the broker lost")
         self._expire()
-        if self._channel is not None and time.monotonic() >= self._next_relay:
+        if time.monotonic() >= self._next_relay:
             self._next_relay = time.monotonic() + self._interval
-            self._relay()
+            if self._channel is not None:
+                self._relay()
+            if self._next_relay > 0:  # not in the middle of a backlog being relayed
+                self._count_backlog()
 
     def on_stop(self) -> None:
         self._fail_pending("publisher stopped")
@@ -215,6 +226,12 @@ class AmqpPublisher(PumpActor):
             self._next_relay = 0.0  # more waiting: continue next slice
         return len(published)
 
+    def _count_backlog(self) -> None:
+        try:
+            metrics.outbox_backlog.set(self._store.call("outbox_size"))
+        except Exception as exc:  # only a gauge: never fail the relay for it
+            log.debug("outbox size unavailable: %s", _describe(exc))
+
     def _publish_entries(self, entries: list[OutboxEntry]) -> list[int]:
         published: list[int] = []
         props = pika.BasicProperties(content_type=TEXT)
@@ -222,6 +239,7 @@ class AmqpPublisher(PumpActor):
             channel, msg = self._channel, entry.message
             if channel is None:
                 break
+            started = time.monotonic()
             try:
                 channel.basic_publish(msg.exchange, msg.routing_key, msg.body, props)
             except AMQP_ERRORS as exc:
@@ -229,7 +247,20 @@ class AmqpPublisher(PumpActor):
                 self._lost(exc)
                 break
             published.append(entry.id)
+            if msg.exchange == EVENT_EXCHANGE:
+                _observe_event(msg.body, started)
         return published
+
+
+def _observe_event(body: bytes, started: float) -> None:
+    """The event metrics of A §11 for one published event."""
+    try:
+        kind = _event_type_decoder.decode(body).type
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        kind = ""
+    metrics.notify_process_time.labels(kind).observe(int((time.monotonic() - started) * 1000))
+    metrics.notify_total.labels(kind).inc()
+    metrics.event_publish_total.labels(kind).inc()
 
 
 def _describe(exc: BaseException) -> str:

@@ -175,3 +175,25 @@ def _agent_request(email: str) -> Request:
         data_type="application/json",
         data=msgspec.Raw(msgspec.json.encode(data)),
     )
+
+
+def test_event_metrics_and_backlog_gauge(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
+    """A §11 event metrics count each relayed event; the backlog gauge returns to 0."""
+    from prometheus_client import REGISTRY
+
+    def sent() -> float:
+        labels = {"type": "customer_created"}
+        return REGISTRY.get_sample_value("customer_manager_notify_total", labels) or 0.0
+
+    memory, facade = store
+    before = sent()
+    add_customer(memory, "metrics", webhook=False)
+    publisher = start_publisher(amqp_url, facade)
+    try:
+        assert wait_until(lambda: memory.outbox_size() == 0, 10)
+        assert sent() - before == 1
+        assert wait_until(
+            lambda: REGISTRY.get_sample_value("customer_manager_outbox_backlog") == 0, 5
+        )
+    finally:
+        publisher.stop()
