@@ -17,7 +17,7 @@ import pika
 import pytest
 from amqp_kit import Client, EventTap, TcpProxy
 from fault_kit import create_body, steady_load, wait_until
-from integration_fixtures import start_daemon
+from service_kit import start_daemon
 
 from customer_manager.config import Settings, parse_dsn
 from customer_manager.main import Daemon

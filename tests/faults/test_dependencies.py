@@ -20,7 +20,7 @@ import pytest
 import redis
 from amqp_kit import Client, TcpProxy
 from fault_kit import dsn_via, http_get, unique_email, wait_until
-from integration_fixtures import start_daemon
+from service_kit import start_daemon
 
 from customer_manager.config import Settings
 from customer_manager.main import Daemon

@@ -18,8 +18,8 @@ import pytest
 from amqp_kit import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from integration_fixtures import start_daemon
 from prometheus_client import REGISTRY
+from service_kit import start_daemon
 
 from customer_manager.actors.router import Handle
 from customer_manager.bootstrap import System, bootstrap
