@@ -12,6 +12,7 @@ import functools
 import re
 import sqlite3
 import threading
+import time
 
 from customer_manager.errors import Unavailable
 from customer_manager.storage import sqlrows as q
@@ -48,7 +49,7 @@ class SQLiteStorage(SQLStorage):
         self._lock = threading.Lock()
         self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if path != ":memory:" and not path.startswith("file::memory:"):
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(self._conn)
             self._conn.execute("PRAGMA synchronous = NORMAL")
 
     def ping(self) -> None:
@@ -87,3 +88,19 @@ class SQLiteStorage(SQLStorage):
     def _rollback(self) -> None:
         if self._conn.in_transaction:
             self._conn.execute("ROLLBACK")
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL (a persistent setting). Several storage actors open the file
+    at once, and SQLite answers a concurrent switch with "locked" at once, without waiting
+    for the busy timeout: so check first, and retry briefly."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
