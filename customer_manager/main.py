@@ -82,9 +82,9 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # One line per RPC is on the hot path: skip what the JSON lines never show (the logging
-    # HOWTO's "Optimization" section: caller lookup, process and multiprocessing names).
+    # HOWTO's "Optimization" section: caller lookup, thread, process and multiprocessing names).
     logging._srcfile = None
-    logging.logProcesses = logging.logMultiprocessing = False
+    logging.logProcesses = logging.logMultiprocessing = logging.logThreads = False
     logging.getLogger("pika").setLevel(logging.WARNING)
 
 
