@@ -215,3 +215,42 @@ def test_two_daemons_share_the_queue(
     assert {r["status_code"] for r in replies.values()} == {404}
     handled = [d.consumer.proxy().handled().get(timeout=5) for d in daemons]
     assert sum(handled) == 60 and min(handled) > 0, handled
+
+
+def test_billing_account_check_through_billing_manager(
+    client: Client, daemons: list[Daemon], service_settings: Callable[..., Settings], amqp_url: str
+) -> None:
+    """B.3 #21 on the real broker: GET /v1/accounts/<id> on billing-manager's queue; only an
+    active account of this customer is accepted (400 otherwise, 503 when it is silent)."""
+    daemons.append(start_daemon(service_settings(agent_check="off", billing_account_check=True)))
+    created = client.call("POST", "/v1/customers", customer_body(f"b{uuid.uuid4().hex}@x.com"))
+    cid = created["data"]["id"]
+    mine, foreign, closed, silent = (str(uuid.uuid4()) for _ in range(4))
+    owners = {mine: cid, foreign: str(uuid.uuid4()), closed: cid}
+
+    def billing_manager(request: dict[str, Any]) -> Any:
+        account_id = request["uri"].rsplit("/", 1)[1]
+        if account_id == silent:
+            return None
+        deleted = "2024-01-01 00:00:00.000000" if account_id == closed else SENTINEL
+        account = {"id": account_id, "customer_id": owners[account_id], "tm_delete": deleted}
+        return {"status_code": 200, "data_type": "application/json", "data": account}
+
+    uri = f"/v1/customers/{cid}/billing_account_id"
+    with Peer(amqp_url, BILLING_QUEUE, billing_manager) as peer:
+        accepted = client.call("PUT", uri, {"billing_account_id": mine})
+        assert accepted["status_code"] == 200
+        assert accepted["data"]["billing_account_id"] == mine
+        for refused in (foreign, closed):
+            reply = client.call("PUT", uri, {"billing_account_id": refused})
+            assert reply["status_code"] == 400
+            assert reply["data"]["reason"] == "INVALID_BILLING_ACCOUNT"
+        assert (
+            client.call("PUT", uri, {"billing_account_id": silent}, timeout=10)["status_code"]
+            == 503
+        )
+        asked = [r["uri"] for r in peer.requests]
+        assert asked[:3] == [f"/v1/accounts/{a}" for a in (mine, foreign, closed)]
+        assert {r["method"] for r in peer.requests} == {"GET"}
+    stored = client.call("GET", f"/v1/customers/{cid}")
+    assert stored["data"]["billing_account_id"] == mine  # refusals changed nothing
