@@ -45,9 +45,12 @@ RECONNECTS = Counter(
 
 
 class Backoff:
-    """Exponential backoff with jitter: ``base * 2**n`` capped at ``cap``, times 0.5..1."""
+    """Exponential backoff with jitter: ``base * 2**n`` capped at ``cap``, times 0.5..1.
 
-    def __init__(self, base: float = 0.5, cap: float = 10.0) -> None:
+    The cap is short (3 s; the Go service retries every 1 s): one attempt every few seconds
+    costs a broker nothing, and the service is back within seconds of the broker."""
+
+    def __init__(self, base: float = 0.5, cap: float = 3.0) -> None:
         self.base, self.cap, self.attempts = base, cap, 0
 
     def delay(self) -> float:

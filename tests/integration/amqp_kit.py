@@ -209,14 +209,14 @@ class TcpProxy(threading.Thread):
                 client, _ = self.server.accept()
             except OSError:
                 return
-            if self.down:  # the "broker" is unreachable: refuse by closing at once
-                client.close()
-                continue
+            with self._lock:  # registered under the lock, so a cut() never misses it
+                if self.down:  # the server is unreachable: refuse by closing at once
+                    client.close()
+                    continue
+                self._socks.append(client)
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        with self._lock:
-            self._socks.append(client)
         self.flowing.wait()  # stalled: hold the client, connect upstream only on resume
         try:
             upstream = socket.create_connection(self.target)
@@ -224,6 +224,9 @@ class TcpProxy(threading.Thread):
             client.close()
             return
         with self._lock:
+            if client not in self._socks:  # cut while connecting upstream
+                upstream.close()
+                return
             self._socks.append(upstream)
         for a, b in ((client, upstream), (upstream, client)):
             threading.Thread(target=_pipe, args=(a, b, self.flowing), daemon=True).start()
@@ -239,7 +242,8 @@ class TcpProxy(threading.Thread):
 
     def pause(self) -> None:
         """Broker outage: drop every connection and refuse new ones until ``resume``."""
-        self.down = True
+        with self._lock:
+            self.down = True
         self.cut()
 
     def stall(self) -> None:
