@@ -32,6 +32,7 @@ from prometheus_client import Counter, Histogram
 
 from customer_manager import metrics
 from customer_manager.actors.amqp import AMQP_ERRORS, PumpActor
+from customer_manager.actors.confirms import ConfirmedChannel
 from customer_manager.actors.kit import Pool
 from customer_manager.actors.storage import Store
 from customer_manager.config import EVENT_EXCHANGE, Settings
@@ -100,6 +101,7 @@ class AmqpPublisher(PumpActor):
         self._owner = owner or settings.instance_id or default_owner()
         self._interval, self._batch, self._lease = relay_interval, batch, lease_seconds
         self._channel: BlockingChannel | None = None
+        self._events: ConfirmedChannel | None = None
         self._pending: dict[str, _Pending] = {}
         self._next_relay = 0.0
 
@@ -150,18 +152,18 @@ class AmqpPublisher(PumpActor):
         channel = connection.channel()
         channel.exchange_declare(EVENT_EXCHANGE, "fanout", durable=True)
         channel.basic_consume(DIRECT_REPLY_TO, self._on_reply, auto_ack=True)
-        channel.confirm_delivery()
+        self._events = ConfirmedChannel(connection)
         self._channel = channel
         self._next_relay = 0.0
 
     def _lost(self, exc: BaseException) -> None:
-        self._channel = None
+        self._channel = self._events = None
         self.link.lost(exc)
         self._fail_pending("connection to the broker lost")
 
     def after_pump(self) -> None:
         if self._channel is not None and not self.link.connected:
-            self._channel = None
+            self._channel = self._events = None
             self._fail_pending("connection to the broker lost")
         self._expire()
         if time.monotonic() >= self._next_relay:
@@ -173,7 +175,7 @@ class AmqpPublisher(PumpActor):
 
     def on_stop(self) -> None:
         self._fail_pending("publisher stopped")
-        self._channel = None
+        self._channel = self._events = None
         super().on_stop()
 
     # -- outgoing RPC --------------------------------------------------------------------
@@ -233,22 +235,24 @@ class AmqpPublisher(PumpActor):
             log.debug("outbox size unavailable: %s", _describe(exc))
 
     def _publish_entries(self, entries: list[OutboxEntry]) -> list[int]:
-        published: list[int] = []
-        props = pika.BasicProperties(content_type=TEXT)
+        """Publish a claimed batch with one wait for the broker's confirms; return the ids it
+        acked (the others stay leased and are claimed again later: at-least-once)."""
+        events = self._events
+        if self._channel is None or events is None or not entries:
+            return []
+        started = time.monotonic()
+        try:
+            published = events.publish(entries)
+        except AMQP_ERRORS as exc:
+            log.warning("outbox publish failed, will retry: %r", exc)
+            self._lost(exc)
+            return []
+        if len(published) < len(entries):
+            log.warning("broker confirmed %d of %d outbox entries", len(published), len(entries))
+        acked = set(published)
         for entry in entries:
-            channel, msg = self._channel, entry.message
-            if channel is None:
-                break
-            started = time.monotonic()
-            try:
-                channel.basic_publish(msg.exchange, msg.routing_key, msg.body, props)
-            except AMQP_ERRORS as exc:
-                log.warning("outbox publish failed, will retry: %r", exc)
-                self._lost(exc)
-                break
-            published.append(entry.id)
-            if msg.exchange == EVENT_EXCHANGE:
-                _observe_event(msg.body, started)
+            if entry.id in acked and entry.message.exchange == EVENT_EXCHANGE:
+                _observe_event(entry.message.body, started)
         return published
 
 

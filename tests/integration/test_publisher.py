@@ -197,3 +197,24 @@ def test_event_metrics_and_backlog_gauge(amqp_url: str, store: tuple[MemoryStora
         )
     finally:
         publisher.stop()
+
+
+def test_a_burst_larger_than_a_batch_goes_out_complete_and_in_order(
+    amqp_url: str, store: tuple[MemoryStorage, Store]
+) -> None:
+    """250 events (2.5 relay batches, each confirmed by the broker as a whole) arrive once
+    each, in write order, and the outbox ends empty."""
+    memory, st = store
+    tap = EventTap(amqp_url, EVENT_EXCHANGE)
+    names = [f"burst{i:03d}" for i in range(250)]
+    for name in names:
+        add_customer(memory, name, webhook=False)
+    publisher = start_publisher(amqp_url, st)
+    try:
+        publisher.proxy().flush()
+        events = tap.wait_for(250, 20)
+        assert [e["data"]["name"] for e in events] == names
+        assert wait_until(lambda: memory.outbox_size() == 0, 5)
+    finally:
+        publisher.stop()
+        tap.close()
