@@ -202,7 +202,7 @@ class PumpActor(pykka.ThreadingActor):
     in the actor's thread. The connection is opened in ``on_start`` (the actor's thread).
     """
 
-    slice_seconds = 0.05
+    slice_seconds = 0.25  # any message or reply wakes the pump at once; this is the idle beat
 
     def __init__(self, url: str, name: str) -> None:
         super().__init__()

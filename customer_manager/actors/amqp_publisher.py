@@ -83,7 +83,7 @@ class AmqpPublisher(PumpActor):
     ``storage`` is the storage pool (or a ``Store`` on it) that holds the outbox.
     """
 
-    slice_seconds = 0.05
+    slice_seconds = 0.1  # also the precision of outgoing-call timeouts
 
     def __init__(
         self,

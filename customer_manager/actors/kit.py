@@ -145,7 +145,7 @@ class Pool:
     """N members of one actor class, least-in-flight routing, supervised (module doc)."""
 
     def __init__(
-        self, name: str, size: int, start_member: StartMember, *, tick: float = 0.05
+        self, name: str, size: int, start_member: StartMember, *, tick: float = 0.25
     ) -> None:
         self.name, self.size, self._start_member, self._tick = name, size, start_member, tick
         self._lock = threading.Condition(threading.Lock())
