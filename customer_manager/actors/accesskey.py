@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
@@ -96,17 +95,10 @@ def get(deps: Deps, op: Op) -> Response:
 
 def list_(deps: Deps, op: Op) -> Response:
     query = parse_list("accesskey", op.request.uri, bytes(op.request.data), now())
-    if query.filters.token_hash is not None and not _page_token(op.request.uri):
+    if query.filters.token_hash is not None and not query.paged:
         return ok(_by_token(deps, query, query.filters.token_hash))
     rows: list[Accesskey] = deps.store.call("accesskey_list", query)
     return ok(rows)
-
-
-def _page_token(uri: str) -> str:
-    try:
-        return parse_qs(urlsplit(uri).query).get("page_token", [""])[0]
-    except ValueError:
-        return ""
 
 
 def _by_token(deps: Deps, query: ListQuery, token_hash: str) -> list[Accesskey]:

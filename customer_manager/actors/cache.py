@@ -55,8 +55,7 @@ class CacheActor(PoolMember):
         if message.op == "get":
             return self._backend.get(message.key)
         if message.op == "get_key_of_token":
-            key_id = self._backend.get(message.key)
-            return None if key_id is None else self._backend.get(_accesskey_key_of(key_id))
+            return self._backend.get_indirect(message.key, ACCESSKEY_PREFIX)
         if message.op == "set":
             self._backend.set(
                 message.key, message.value, message.ttl, only_if_absent=message.only_if_absent
@@ -75,16 +74,15 @@ def customer_key(customer_id: uuid.UUID) -> str:
     return f"customer:{customer_id}"
 
 
+ACCESSKEY_PREFIX = "customer_accesskey:"
+
+
 def accesskey_key(key_id: uuid.UUID) -> str:
-    return f"customer_accesskey:{key_id}"
+    return f"{ACCESSKEY_PREFIX}{key_id}"
 
 
 def token_key(token_hash: str) -> str:
     return f"customer_accesskey_token:{token_hash}"
-
-
-def _accesskey_key_of(key_id: bytes) -> str:
-    return f"customer_accesskey:{key_id.decode(errors='replace')}"
 
 
 class Records:

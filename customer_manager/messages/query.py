@@ -46,6 +46,7 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
     before: str
     before_id: uuid.UUID | None = None
     filters: Filters = Filters()
+    paged: bool = False  # a page_token was given (else ``before`` is "now")
 
 
 # Allowed filter keys per table and their JSON type (A §3.6 plus B.3 #10, #11).
@@ -162,4 +163,5 @@ def parse_list(table: Table, uri: str, data: bytes, now: str) -> ListQuery:
         before=before,
         before_id=before_id,
         filters=_filters(table, data),
+        paged=bool(token),
     )

@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 TTL_SECONDS = 86400
 DOWN_SECONDS = 1.0  # after a Redis failure, skip Redis this long instead of waiting again
+_GET_INDIRECT = (
+    "local target = redis.call('GET', KEYS[1]) "
+    "if target then return redis.call('GET', ARGV[1] .. target) end "
+    "return false"
+)
 MAX_MISSED = 10_000  # missed writes remembered; beyond that, recovery drops every entry
 
 
@@ -31,6 +36,10 @@ class Cache(Protocol):
     """Bytes by key with a TTL."""
 
     def get(self, key: str) -> bytes | None: ...
+    def get_indirect(self, key: str, prefix: str) -> bytes | None:
+        """The value at ``prefix + <the value at key>``, or None (one round trip)."""
+        ...
+
     def set(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> None:
         """Store ``value``; with ``only_if_absent`` keep an existing value (SET NX)."""
         ...
@@ -57,6 +66,10 @@ class LocalCache:
                 del self._data[key]
                 return None
             return item[1]
+
+    def get_indirect(self, key: str, prefix: str) -> bytes | None:
+        target = self.get(key)
+        return None if target is None else self.get(prefix + target.decode(errors="replace"))
 
     def set(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> None:
         moment = time.monotonic()
@@ -123,6 +136,17 @@ class RedisCache:
             return None
         try:
             value = self._client.get(key)
+        except redis.RedisError as exc:
+            self._failed("get", exc)
+            return None
+        return value if isinstance(value, bytes) else None
+
+    def get_indirect(self, key: str, prefix: str) -> bytes | None:
+        """Both GETs in one round trip, as a server-side script (standalone Redis)."""
+        if not self._usable():
+            return None
+        try:
+            value = self._client.eval(_GET_INDIRECT, 1, key, prefix)  # type: ignore[no-untyped-call]
         except redis.RedisError as exc:
             self._failed("get", exc)
             return None

@@ -97,3 +97,14 @@ def test_write_missed_during_outage_is_never_served_stale(
     backend._down_until = 0.0
     assert backend.get(key) is None  # back: the stale "old" entry was dropped first
     backend.close()
+
+
+def test_get_indirect_follows_the_reference(cache: Cache, key: str) -> None:
+    target = f"customer_accesskey:{key}"
+    assert cache.get_indirect(key, "customer_accesskey:") is None  # no reference
+    cache.set(key, key.encode(), 60)
+    assert cache.get_indirect(key, "customer_accesskey:") is None  # dangling reference
+    cache.set(target, b'{"id":"k"}', 60)
+    assert cache.get_indirect(key, "customer_accesskey:") == b'{"id":"k"}'
+    cache.delete(key)
+    cache.delete(target)
