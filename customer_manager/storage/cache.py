@@ -124,7 +124,7 @@ class RedisCache:
             "single_connection_client": True,
         }
         self._local = threading.local()
-        self._clients: list[redis.Redis[bytes]] = []
+        self._clients: list[redis.Redis] = []
         self.address = address
         self._lock = threading.Lock()
         self._down_until = 0.0
@@ -146,7 +146,7 @@ class RedisCache:
         if not self._usable():
             return None
         try:
-            value = self._client.eval(_GET_INDIRECT, 1, key, prefix)  # type: ignore[no-untyped-call]
+            value = self._client.eval(_GET_INDIRECT, 1, key, prefix)
         except redis.RedisError as exc:
             self._failed("get", exc)
             return None
@@ -184,9 +184,9 @@ class RedisCache:
             client.close()
 
     @property
-    def _client(self) -> redis.Redis[bytes]:
+    def _client(self) -> redis.Redis:
         """This thread's client, created on first use."""
-        client: redis.Redis[bytes] | None = getattr(self._local, "client", None)
+        client: redis.Redis | None = getattr(self._local, "client", None)
         if client is None:
             client = self._local.client = redis.Redis(**self._options)
             with self._lock:
