@@ -64,3 +64,15 @@ outbox_backlog = Gauge(
     "customer_manager_outbox_backlog",
     "Outbox entries (events and webhooks) not yet published, as last counted by the relay.",
 )
+
+pool_queued = Gauge(
+    "customer_manager_pool_queued",
+    "Works waiting for a free pool member (the pools' mailbox depth), read at scrape time.",
+    ["pool"],
+)
+
+pool_in_flight = Gauge(
+    "customer_manager_pool_in_flight",
+    "Works submitted to a pool and not yet completed, read at scrape time.",
+    ["pool"],
+)

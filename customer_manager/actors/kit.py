@@ -171,6 +171,8 @@ class Pool:
             self._add_member()
         self._supervisor = Supervisor.start(self)
         self._ticker = Ticker(self._supervisor, Tick(), self._tick).start()
+        metrics.pool_queued.labels(self.name).set_function(self.queued)
+        metrics.pool_in_flight.labels(self.name).set_function(self.in_flight)
         return self
 
     def stop(self, timeout: float) -> None:
@@ -197,6 +199,11 @@ class Pool:
     def members(self) -> list[pykka.ActorRef[Any]]:
         with self._lock:
             return list(self._members.values())
+
+    def queued(self) -> int:
+        """Works not started yet: waiting in a member's inbox or for a live member."""
+        with self._lock:
+            return sum(1 for work in self._works.values() if not work.started)
 
     def in_flight(self) -> int:
         with self._lock:

@@ -118,3 +118,31 @@ def test_ticker_tells_periodically_until_stopped() -> None:
     ticker = Ticker(ref, "tick", 0.01).start()
     assert done.wait(5)
     ticker.stop()
+
+
+def test_queue_depth_and_in_flight_gauges() -> None:
+    """The pools' mailbox depth and in-flight works are exported at scrape time."""
+    from prometheus_client import REGISTRY
+
+    gate = threading.Event()
+
+    class Slow(PoolMember):
+        def handle(self, message: Any) -> Any:
+            gate.wait(5)
+            return message
+
+    pool = Pool("gauge-test", 1, lambda p: Slow.start(p)).start()
+    try:
+        done = threading.Semaphore(0)
+        for i in range(3):
+            pool.submit(i, lambda value, error: done.release(), timeout=10)
+        labels = {"pool": "gauge-test"}
+        assert REGISTRY.get_sample_value("customer_manager_pool_in_flight", labels) == 3
+        assert REGISTRY.get_sample_value("customer_manager_pool_queued", labels) in (2, 3)
+        gate.set()
+        for _ in range(3):
+            assert done.acquire(timeout=5)
+        assert REGISTRY.get_sample_value("customer_manager_pool_in_flight", labels) == 0
+        assert REGISTRY.get_sample_value("customer_manager_pool_queued", labels) == 0
+    finally:
+        pool.stop(5)
