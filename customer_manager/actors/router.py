@@ -20,7 +20,7 @@ import msgspec
 import pykka
 
 from customer_manager import metrics
-from customer_manager.actors.kit import Pool
+from customer_manager.actors.kit import FastInboxActor, Pool
 from customer_manager.errors import (
     NotFound,
     ServiceError,
@@ -118,7 +118,7 @@ def path_id(uri: str) -> uuid.UUID:
         return NIL
 
 
-class RouterActor(pykka.ThreadingActor):
+class RouterActor(FastInboxActor):
     """Routes ``Handle`` messages to the customer and access-key pools (module doc)."""
 
     def __init__(self, customers: Pool, accesskeys: Pool) -> None:
