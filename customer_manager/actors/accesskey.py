@@ -19,7 +19,7 @@ import msgspec
 
 from customer_manager.actors.router import Op
 from customer_manager.actors.storage import key_outbox
-from customer_manager.actors.worker import Deps, Handler, Worker, body
+from customer_manager.actors.worker import Deps, Handler, Worker, accesskey_not_found, body
 from customer_manager.errors import NotFound
 from customer_manager.messages.bodies import AccesskeyCreateBody, AccesskeyUpdateBody
 from customer_manager.messages.query import Filters, ListQuery, hash_token, parse_list
@@ -35,23 +35,6 @@ TOKEN_PREFIX_LEN = 11
 def new_token() -> str:
     """``vb_`` + 32 URL-safe characters (24 random bytes) from ``secrets`` (B.3 #9)."""
     return "vb_" + secrets.token_urlsafe(24)
-
-
-def _not_found(key_id: uuid.UUID) -> NotFound:
-    return NotFound(f"accesskey {key_id} not found", "ACCESSKEY_NOT_FOUND")
-
-
-def accesskey(deps: Deps, key_id: uuid.UUID) -> Accesskey:
-    """Cache-first read; deleted and expired keys too. 404 ACCESSKEY_NOT_FOUND."""
-    cached = deps.cache.get_accesskey(key_id)
-    if cached is not None:
-        return cached
-    try:
-        found: Accesskey = deps.store.call("accesskey_get", key_id)
-    except NotFound:
-        raise _not_found(key_id) from None
-    deps.cache.put(found, populate=True)
-    return found
 
 
 def owner(deps: Deps, key: Accesskey) -> Customer | None:
@@ -90,7 +73,7 @@ def create(deps: Deps, op: Op) -> Response:
 
 
 def get(deps: Deps, op: Op) -> Response:
-    return ok(accesskey(deps, op.id))
+    return ok(deps.accesskey(op.id))
 
 
 def list_(deps: Deps, op: Op) -> Response:
@@ -130,28 +113,28 @@ def matches(key: Accesskey, f: Filters, moment: str) -> bool:
 
 def update(deps: Deps, op: Op) -> Response:
     fields = body(op.request.data, AccesskeyUpdateBody)
-    customer = owner(deps, accesskey(deps, op.id))
+    customer = owner(deps, deps.accesskey(op.id))
     changes = {"name": fields.name, "detail": fields.detail}
     try:
         updated: Accesskey = deps.store.call(
             "accesskey_update", op.id, changes, now(), key_outbox("accesskey_updated", customer)
         )
     except NotFound:
-        raise _not_found(op.id) from None
+        raise accesskey_not_found(op.id) from None
     deps.cache.put(updated)
     deps.flush()
     return ok(updated)
 
 
 def delete(deps: Deps, op: Op) -> Response:
-    key = accesskey(deps, op.id)
+    key = deps.accesskey(op.id)
     if key.deleted:
         return ok(key)
     outbox = key_outbox("accesskey_deleted", owner(deps, key))
     try:
         result: Deleted = deps.store.call("accesskey_delete", op.id, now(), outbox)
     except NotFound:
-        raise _not_found(op.id) from None
+        raise accesskey_not_found(op.id) from None
     if result.changed:
         deps.cache.put(result.record)
         deps.flush()

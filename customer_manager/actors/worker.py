@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 import pykka
@@ -29,10 +29,11 @@ from customer_manager.errors import (
     internal_response,
 )
 from customer_manager.messages.bodies import BodyError, decode_body
-from customer_manager.messages.records import Customer
+from customer_manager.messages.records import Accesskey, Customer
 from customer_manager.messages.wire import Request, Response, ok
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", Customer, Accesskey)
 
 T = Any
 
@@ -52,13 +53,26 @@ class Deps:
 
     def customer(self, customer_id: uuid.UUID) -> Customer:
         """Cache-first read (Part A §8); deleted customers too. 404 CUSTOMER_NOT_FOUND."""
-        cached = self.cache.get_customer(customer_id)
-        if cached is not None:
-            return cached
+        return self._read(self.cache.get_customer, "customer_get", customer_id, customer_not_found)
+
+    def accesskey(self, key_id: uuid.UUID) -> Accesskey:
+        """Cache-first read; deleted and expired keys too. 404 ACCESSKEY_NOT_FOUND."""
+        return self._read(self.cache.get_accesskey, "accesskey_get", key_id, accesskey_not_found)
+
+    def _read(
+        self,
+        cached: Callable[[uuid.UUID], R | None],
+        method: str,
+        record_id: uuid.UUID,
+        not_found: Callable[[uuid.UUID], NotFound],
+    ) -> R:
+        hit = cached(record_id)
+        if hit is not None:
+            return hit
         try:
-            found: Customer = self.store.call("customer_get", customer_id)
+            found: R = self.store.call(method, record_id)
         except NotFound:
-            raise customer_not_found(customer_id) from None
+            raise not_found(record_id) from None
         self.cache.put(found, populate=True)
         return found
 
@@ -77,6 +91,10 @@ def body(raw: bytes | msgspec.Raw, cls: type[T]) -> T:
 
 def customer_not_found(customer_id: uuid.UUID) -> NotFound:
     return NotFound(f"customer {customer_id} not found", "CUSTOMER_NOT_FOUND")
+
+
+def accesskey_not_found(key_id: uuid.UUID) -> NotFound:
+    return NotFound(f"accesskey {key_id} not found", "ACCESSKEY_NOT_FOUND")
 
 
 def written(deps: Deps, record: Any) -> Response:
