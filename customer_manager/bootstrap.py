@@ -1,8 +1,8 @@
 """The one composition root: builds every actor from Settings (DESIGN §1).
 
 ``bootstrap`` starts, in dependency order: storage pool, cache pool, publisher, worker pools,
-router. Nothing here reads the environment or runs migrations: ``main.py`` and the CLI
-decide (``System.check_schema`` tells them whether the schema is current).
+router. Nothing here reads the environment or runs migrations on its own: ``main.py`` and
+the CLI decide (``session.ensure_schema``).
 
 Threading: ``bootstrap`` and ``System.stop`` are called from one controlling thread.
 """
@@ -24,13 +24,11 @@ from customer_manager.actors.router import RouterActor
 from customer_manager.actors.storage import StorageFactory, Store, start_storage_pool
 from customer_manager.actors.worker import Deps
 from customer_manager.config import Settings
-from customer_manager.storage.base import SCHEMA_VERSION
 from customer_manager.storage.cache import Cache, LocalCache, RedisCache
 
 log = logging.getLogger(__name__)
 
 PublisherFactory = Callable[[Store], "pykka.ActorRef[Any]"]
-ASK_TIMEOUT = 5.0
 
 
 class System:
@@ -49,26 +47,6 @@ class System:
     ) -> None:
         self.router, self.publisher, self.storage, self.cache = router, publisher, storage, cache
         self.backend, self.workers = backend, workers
-
-    def ready(self) -> bool:
-        """Readiness (B.3 #23): storage answers, the cache answers, the publisher is
-        connected. Never raises."""
-        try:
-            self.storage.call("ping")
-            self.backend.ping()
-            return bool(self.publisher.proxy().ready().get(timeout=ASK_TIMEOUT))
-        except Exception as exc:
-            log.warning("not ready: %s", type(exc).__name__)
-            return False
-
-    def schema_version(self) -> int:
-        """The applied schema version (0 for an empty database)."""
-        version: int = self.storage.call("schema_version")
-        return version
-
-    def check_schema(self) -> bool:
-        """True if the database schema is the one this code needs."""
-        return self.schema_version() == SCHEMA_VERSION
 
     def migrate(self) -> int:
         """Apply pending migrations through a storage actor; returns the version in force."""

@@ -109,13 +109,6 @@ class Records:
         key = self._get(token_key(token_hash), Accesskey, op="get_key_of_token")
         return _without_token(key) if key is not None else None
 
-    def get_token(self, token_hash: str) -> uuid.UUID | None:
-        raw = self._call(CacheOp(op="get", key=token_key(token_hash)))
-        try:
-            return uuid.UUID(raw.decode()) if isinstance(raw, bytes) else None
-        except ValueError:
-            return None
-
     def put_token(self, token_hash: str, key_id: uuid.UUID) -> None:
         self._call(CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode()))
 
