@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from customer_manager.messages.bodies import AccesskeyUpdateBody, CustomerFields
 from customer_manager.messages.query import ListQuery
 from customer_manager.messages.records import Accesskey, Customer
 
@@ -46,19 +47,8 @@ R = TypeVar("R", Customer, Accesskey)
 OutboxFn = Callable[[R], Sequence[OutboxMessage]]
 
 # Columns that update() may change, per table (everything else is fixed after insert).
-CUSTOMER_MUTABLE = frozenset(
-    {
-        "name",
-        "detail",
-        "email",
-        "phone_number",
-        "address",
-        "webhook_method",
-        "webhook_uri",
-        "billing_account_id",
-    }
-)
-ACCESSKEY_MUTABLE = frozenset({"name", "detail"})
+CUSTOMER_MUTABLE = frozenset(CustomerFields.__struct_fields__) | {"billing_account_id"}
+ACCESSKEY_MUTABLE = frozenset(AccesskeyUpdateBody.__struct_fields__)
 
 
 class Deleted(msgspec.Struct, frozen=True, kw_only=True):

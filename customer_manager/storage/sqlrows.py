@@ -19,31 +19,10 @@ from customer_manager.storage.base import ACCESSKEY_MUTABLE, CUSTOMER_MUTABLE
 
 R = TypeVar("R", Customer, Accesskey)
 
-CUSTOMER_COLUMNS = (
-    "id",
-    "name",
-    "detail",
-    "email",
-    "phone_number",
-    "address",
-    "webhook_method",
-    "webhook_uri",
-    "billing_account_id",
-    "tm_create",
-    "tm_update",
-    "tm_delete",
-)
-ACCESSKEY_COLUMNS = (
-    "id",
-    "customer_id",
-    "name",
-    "detail",
-    "token_prefix",
-    "tm_expire",
-    "tm_create",
-    "tm_update",
-    "tm_delete",
-)
+# The selected columns are the record fields, in JSON order; an access key stores its
+# token's prefix, never the token (B.3 #9).
+CUSTOMER_COLUMNS: tuple[str, ...] = Customer.__struct_fields__
+ACCESSKEY_COLUMNS = tuple(f for f in Accesskey.__struct_fields__ if f != "token")
 _UUID_COLUMNS = frozenset({"id", "customer_id", "billing_account_id"})
 _TS_COLUMNS = frozenset({"tm_create", "tm_update", "tm_delete", "tm_expire"})
 
