@@ -40,12 +40,20 @@ MIGRATE_LOCK = "SELECT GET_LOCK('customer_manager_migrate', 60)"
 MIGRATE_UNLOCK = "SELECT RELEASE_LOCK('customer_manager_migrate')"
 DUPLICATE = 1062
 BUSY = frozenset({1205, 1213})  # lock wait timeout, deadlock
-LOST = frozenset({2002, 2003, 2005, 2006, 2013, 2055, 4031})  # unreachable / gone away
+LOST = frozenset({2002, 2003, 2005, 2006, 2013, 2055, 3024, 4031})  # unreachable, gone, timed out
 _KEY = re.compile(r"for key '([^']*)'")
 
 
 def _same(sql: str) -> str:
     return sql
+
+
+def _set_io_timeout(conn: Any) -> None:
+    """Give the connection's socket the IO_TIMEOUT once. (The driver's ``read_timeout`` and
+    ``write_timeout`` options set the socket timeout again before every packet: two to six
+    extra system calls per statement.) A timeout raises the driver's ReadTimeoutError, as
+    with those options."""
+    conn._socket.set_connection_timeout(IO_TIMEOUT)
 
 
 class MySQLStorage(SQLStorage):
@@ -58,6 +66,8 @@ class MySQLStorage(SQLStorage):
         self.params = params
         self._where = params.unix_socket or f"{params.host}:{params.port}"
         self._conn: Any = None
+        # One cursor for the connection's life: ``conn.cursor()`` pings the server each time.
+        self._cursor: Any = None
 
     def ping(self) -> None:
         self._run(lambda tx: tx.rows("SELECT 1"), write=False)
@@ -77,7 +87,7 @@ class MySQLStorage(SQLStorage):
 
     # -- connection -------------------------------------------------------------------------
 
-    def _connect(self) -> Any:
+    def _connect(self) -> tuple[Any, Any]:
         p = self.params
         where: dict[str, Any] = (
             {"unix_socket": p.unix_socket} if p.unix_socket else {"host": p.host, "port": p.port}
@@ -88,23 +98,24 @@ class MySQLStorage(SQLStorage):
                 password=p.password,
                 database=p.database,
                 connection_timeout=CONNECT_TIMEOUT,
-                read_timeout=IO_TIMEOUT,
-                write_timeout=IO_TIMEOUT,
                 autocommit=False,
                 charset="utf8mb4",
                 collation="utf8mb4_general_ci",
                 **where,
             )
+            _set_io_timeout(conn)
             cursor = conn.cursor()
             for statement in SESSION_SETUP:
                 cursor.execute(statement)
-            cursor.close()
+            # Read now: the driver queries it lazily inside the first execute with
+            # parameters, where a failure comes out as a ProgrammingError.
+            _ = conn.sql_mode
         except mysql.connector.Error as exc:
             raise self._unavailable(exc) from None
-        return conn
+        return conn, cursor
 
     def _drop(self) -> None:
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._cursor = self._conn, None, None
         if conn is not None:
             try:
                 conn.close()
@@ -120,10 +131,10 @@ class MySQLStorage(SQLStorage):
         for attempt in (1, 2):
             reused = self._conn is not None
             if self._conn is None:
-                self._conn = self._connect()
+                self._conn, self._cursor = self._connect()
             committing = False
             try:
-                tx = Tx(self._conn.cursor(), _same)
+                tx = Tx(self._cursor, _same)
                 result = work(tx)
                 committing = True
                 self._conn.commit()

@@ -3,7 +3,8 @@
 A subclass supplies the connection, the transaction runner ``_run`` (which maps driver errors
 to ours) and a few dialect bits: the case-insensitive email suffix, row locking and the outbox
 claim statement. Every operation is one transaction; a mutation stores its outbox messages
-(computed from the row as re-read inside the transaction) in the same commit (B.3 #18).
+in the same commit (B.3 #18), computed from the inserted record (every column is written from
+it, so it is not read back) or from the row as re-read after an update or delete.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+
+import msgspec
 
 from customer_manager.errors import NotFound
 from customer_manager.messages.query import ListQuery
@@ -115,9 +118,8 @@ class SQLStorage(abc.ABC):
     ) -> R:
         def work(tx: Tx) -> R:
             tx.rows(sql, params)
-            row = self._get(tx, table, record.id)
-            self._enqueue(tx, outbox(row))
-            return row
+            self._enqueue(tx, outbox(record))
+            return record  # every column was written from it: no need to read the row back
 
         return self._run(work, table.noun)
 
@@ -206,6 +208,7 @@ class SQLStorage(abc.ABC):
     def accesskey_insert(
         self, key: Accesskey, token_hash: str, outbox: OutboxFn[Accesskey]
     ) -> Accesskey:
+        key = msgspec.structs.replace(key, token="") if key.token else key  # never stored
         params = q.accesskey_params(key, token_hash)
         return self._insert(q.ACCESSKEYS, q.ACCESSKEY_INSERT, key, params, outbox)
 
