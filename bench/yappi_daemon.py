@@ -23,7 +23,10 @@ def _dump() -> None:
     yappi.stop()
     threads: Any = sorted(yappi.get_thread_stats(), key=lambda t: -t.ttot)
     with open(OUT, "w") as out:
-        for thread in threads[:4]:
+        total = sum(t.ttot for t in threads)
+        out.write(f"all threads cpu {total:.2f} s: ")
+        out.write(", ".join(f"{t.id}={t.ttot:.2f}" for t in threads) + "\n")
+        for thread in [t for t in threads if t.ttot > 0.05 * total]:
             out.write(f"\n##### thread {thread.id} cpu {thread.ttot:.2f} s\n")
             stats = yappi.get_func_stats(ctx_id=thread.id)
             for order in ("tsub", "ttot"):

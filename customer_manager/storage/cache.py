@@ -107,7 +107,8 @@ class RedisCache:
     deleted before the cache is used again, so a recovered Redis never serves it.
 
     Each thread (in practice each CacheActor) gets its own single-connection client: no pool
-    checkout and health peek per command (55 instead of 70 µs of CPU per GET here)."""
+    checkout and health peek per command (55 instead of 70 µs of CPU per GET here); the hot
+    commands go straight to its connection (``_command``)."""
 
     def __init__(
         self, address: str, password: str = "", database: int = 0, timeout: float = 1.0
@@ -135,7 +136,7 @@ class RedisCache:
         if not self._usable():
             return None
         try:
-            value = self._client.get(key)
+            value = self._command("GET", key)
         except redis.RedisError as exc:
             self._failed("get", exc)
             return None
@@ -146,7 +147,7 @@ class RedisCache:
         if not self._usable():
             return None
         try:
-            value = self._client.eval(_GET_INDIRECT, 1, key, prefix)
+            value = self._command("EVAL", _GET_INDIRECT, 1, key, prefix)
         except redis.RedisError as exc:
             self._failed("get", exc)
             return None
@@ -158,7 +159,7 @@ class RedisCache:
         try:
             if not self._usable():
                 raise redis.ConnectionError("redis marked down")
-            self._client.set(key, value, ex=ttl, nx=only_if_absent)
+            self._command("SET", key, value, "EX", ttl, *(["NX"] if only_if_absent else []))
         except redis.RedisError as exc:
             self._failed("set", exc, key)
 
@@ -166,7 +167,7 @@ class RedisCache:
         try:
             if not self._usable():
                 raise redis.ConnectionError("redis marked down")
-            self._client.delete(key)
+            self._command("DEL", key)
         except redis.RedisError as exc:
             self._failed("delete", exc, key)
 
@@ -182,6 +183,15 @@ class RedisCache:
             clients, self._clients = self._clients, []
         for client in clients:
             client.close()
+
+    def _command(self, *args: Any) -> Any:
+        """One command on this thread's connection, without redis-py's per-command layers
+        (response callbacks, retry wrapper, health check): ~30 instead of ~55 µs of CPU per
+        GET here. The connection drops itself on a network error; an error reply raises
+        ResponseError."""
+        conn: Any = self._client.connection  # a single-connection client: never None
+        conn.send_packed_command(conn.pack_command(*args), check_health=False)
+        return conn.read_response()
 
     @property
     def _client(self) -> redis.Redis:

@@ -1,4 +1,5 @@
-"""MySQLStorage: production storage on MySQL/MariaDB with mysql-connector-python.
+"""MySQLStorage: production storage on MySQL/MariaDB with mysql-connector-python (its C
+extension when it loads: ``customer_manager._preload``).
 
 One connection per instance (one StorageActor), autocommit off, one transaction per
 operation, READ COMMITTED. A lost connection is dropped and re-opened on the next use; an
@@ -49,11 +50,14 @@ def _same(sql: str) -> str:
 
 
 def _set_io_timeout(conn: Any) -> None:
-    """Give the connection's socket the IO_TIMEOUT once. (The driver's ``read_timeout`` and
-    ``write_timeout`` options set the socket timeout again before every packet: two to six
-    extra system calls per statement.) A timeout raises the driver's ReadTimeoutError, as
-    with those options."""
-    conn._socket.set_connection_timeout(IO_TIMEOUT)
+    """On the pure-Python protocol, give the socket the IO_TIMEOUT once: with only the
+    ``read_timeout``/``write_timeout`` options it sets the socket timeout again before every
+    packet (two to six system calls per statement). A timeout still raises the driver's
+    ReadTimeoutError. The C extension (see ``customer_manager._preload``) has no such socket
+    and applies the options itself."""
+    sock = getattr(conn, "_socket", None)
+    if sock is not None:
+        sock.set_connection_timeout(IO_TIMEOUT)
 
 
 class MySQLStorage(SQLStorage):
@@ -62,8 +66,11 @@ class MySQLStorage(SQLStorage):
     dialect = "mysql"
     claim_sql = CLAIM
 
-    def __init__(self, params: MySQLParams) -> None:
+    def __init__(self, params: MySQLParams, *, pure: bool = False) -> None:
+        """``pure``: use the driver's pure-Python protocol even when its C extension is
+        loaded (the tests run the contract on both)."""
         self.params = params
+        self._pure = pure
         self._where = params.unix_socket or f"{params.host}:{params.port}"
         self._conn: Any = None
         # One cursor for the connection's life: ``conn.cursor()`` pings the server each time.
@@ -98,9 +105,12 @@ class MySQLStorage(SQLStorage):
                 password=p.password,
                 database=p.database,
                 connection_timeout=CONNECT_TIMEOUT,
+                read_timeout=IO_TIMEOUT,
+                write_timeout=IO_TIMEOUT,
                 autocommit=False,
                 charset="utf8mb4",
                 collation="utf8mb4_general_ci",
+                use_pure=self._pure or not mysql.connector.HAVE_CEXT,
                 **where,
             )
             _set_io_timeout(conn)

@@ -33,7 +33,7 @@ def _empty_mysql(dsn: str) -> None:
         conn.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", "mysql"])
+@pytest.fixture(params=["memory", "sqlite", "mysql", "mysql-pure"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
     """A factory of storages sharing one fresh, migrated database (memory: one instance)."""
     opened: list[Storage] = []
@@ -54,7 +54,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]
         _empty_mysql(dsn)
 
         def make() -> Storage:
-            opened.append(MySQLStorage(parse_dsn(dsn)))
+            opened.append(MySQLStorage(parse_dsn(dsn), pure=request.param == "mysql-pure"))
             return opened[-1]
 
     make().migrate()

@@ -84,15 +84,16 @@ def test_write_missed_during_outage_is_never_served_stale(
 ) -> None:
     backend = RedisCache(redis_address, database=15)
     backend.set(key, b"old", 60)
-    real_set = backend._client.set
+    connection = backend._client.connection
+    real_send = connection.send_packed_command
 
     def broken(*args: object, **kwargs: object) -> None:
         raise redis.ConnectionError("simulated outage")
 
-    monkeypatch.setattr(backend._client, "set", broken)
+    monkeypatch.setattr(connection, "send_packed_command", broken)
     backend.set(key, b"new", 60)  # the write of an update during the outage is lost
     assert backend.get(key) is None  # marked down: a miss, the caller reads the database
-    monkeypatch.setattr(backend._client, "set", real_set)
+    monkeypatch.setattr(connection, "send_packed_command", real_send)
     monkeypatch.setattr("customer_manager.storage.cache.DOWN_SECONDS", 0.0)
     backend._down_until = 0.0
     assert backend.get(key) is None  # back: the stale "old" entry was dropped first
