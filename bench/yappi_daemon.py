@@ -26,7 +26,7 @@ def _dump() -> None:
         total = sum(t.ttot for t in threads)
         out.write(f"all threads cpu {total:.2f} s: ")
         out.write(", ".join(f"{t.id}={t.ttot:.2f}" for t in threads) + "\n")
-        for thread in [t for t in threads if t.ttot > 0.05 * total]:
+        for thread in [t for t in threads if t.ttot > 0.018 * total]:
             out.write(f"\n##### thread {thread.id} cpu {thread.ttot:.2f} s\n")
             stats = yappi.get_func_stats(ctx_id=thread.id)
             for order in ("tsub", "ttot"):

@@ -34,6 +34,7 @@ from customer_manager import metrics
 from customer_manager.actors.amqp import AMQP_ERRORS, PumpActor
 from customer_manager.actors.confirms import ConfirmedChannel
 from customer_manager.actors.kit import Pool
+from customer_manager.actors.publisher import Relaying
 from customer_manager.actors.storage import Store
 from customer_manager.config import EVENT_EXCHANGE, Settings
 from customer_manager.errors import ServiceError, Unavailable
@@ -77,7 +78,7 @@ def default_owner() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class AmqpPublisher(PumpActor):
+class AmqpPublisher(Relaying, PumpActor):
     """Events, webhooks and outgoing RPC over one connection (see the module docstring).
 
     ``storage`` is the storage pool (or a ``Store`` on it) that holds the outbox.

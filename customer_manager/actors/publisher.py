@@ -3,7 +3,8 @@
 Contract of a publisher actor (``AmqpPublisher`` in production, ``NullPublisher`` without a
 broker, a recording fake in tests), called through its pykka proxy:
 
-* ``flush()`` (tell-style, fire and forget): relay the outbox now. The relay claims entries
+* ``flush()`` (tell-style, fire and forget; workers send it as a coalesced ``RelayRequest``,
+  which ``Relaying`` actors map to ``flush()``): relay the outbox now. The relay claims entries
   from storage (``Storage.outbox_claim``), publishes each ``OutboxMessage`` and then marks
   it done; it also runs periodically. Events and webhooks are never sent directly by
   workers: they are written to the outbox with the change and relayed from there.
@@ -37,7 +38,42 @@ def rpc(publisher: Any, queue: str, request: Request, timeout: float) -> Respons
     return response
 
 
-class NullPublisher(pykka.ThreadingActor):
+class RelayRequest:
+    """``flush()`` as workers send it, coalesced: at most one request waits in the publisher's
+    mailbox (one message and one wake-up per relay, not per write). The publisher clears
+    ``pending`` when it takes the request and then relays, so a write committed before a
+    skipped send is relayed by the request that was pending."""
+
+    def __init__(self, publisher: pykka.ActorRef[Any]) -> None:
+        self._publisher = publisher
+        self.pending = False
+
+    def send(self) -> None:
+        if self.pending:
+            return
+        self.pending = True
+        try:
+            self._publisher.tell(self)
+        except pykka.ActorDeadError:
+            self.pending = False
+            raise
+
+
+class Relaying(pykka.ThreadingActor):
+    """Base of publisher actors: a RelayRequest message runs ``flush()``."""
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RelayRequest):
+            message.pending = False
+            self.flush()
+            return None
+        return super().on_receive(message)
+
+
+class NullPublisher(Relaying):
     """The publisher when no broker is configured (embedded CLI, B.4): events and webhooks
     stay in the outbox for a later relay; outgoing calls fail with Unavailable."""
 

@@ -17,7 +17,7 @@ import pykka
 
 from customer_manager.actors.cache import Records
 from customer_manager.actors.kit import Pool, PoolMember
-from customer_manager.actors.publisher import rpc
+from customer_manager.actors.publisher import RelayRequest, rpc
 from customer_manager.actors.router import Op
 from customer_manager.actors.storage import Store
 from customer_manager.config import Settings
@@ -43,11 +43,12 @@ class Deps:
 
     def __init__(self, store: Store, cache: Records, publisher: Any, settings: Settings) -> None:
         self.store, self.cache, self.publisher, self.settings = store, cache, publisher, settings
+        self._relay = RelayRequest(publisher.actor_ref)
 
     def flush(self) -> None:
         """Ask the publisher to relay the outbox now; never waits, never fails the request."""
         try:
-            self.publisher.flush()
+            self._relay.send()
         except pykka.ActorDeadError:
             log.warning("publisher is gone; the outbox is relayed when it is back")
 

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import pykka
 
+from customer_manager.actors.publisher import Relaying
 from customer_manager.actors.storage import Store
 from customer_manager.messages.wire import JSON, Request, Response
 from customer_manager.storage.base import OutboxMessage
@@ -28,7 +29,7 @@ def reply(status: int, data: Any = None) -> Response:
     return Response(status_code=status, data_type=JSON if status < 300 else "", data=raw)
 
 
-class RecordingPublisher(pykka.ThreadingActor):
+class RecordingPublisher(Relaying):
     def __init__(self, store: Store, scripts: dict[str, Script]) -> None:
         super().__init__()
         self._store, self.scripts = store, scripts
