@@ -28,7 +28,7 @@ import msgspec
 
 from customer_manager.actors.amqp_publisher import AmqpPublisher
 from customer_manager.actors.consumer import ConsumerActor
-from customer_manager.actors.router import Handle
+from customer_manager.actors.router import HandleMany
 from customer_manager.bootstrap import System, bootstrap
 from customer_manager.config import DEFAULT_RABBITMQ, Settings, mask_url, parse_dsn
 from customer_manager.health import HealthServer
@@ -107,7 +107,7 @@ class Daemon:
         )
         router = self.system.router
         self.consumer = ConsumerActor.start(
-            settings, lambda request, reply: router.tell(Handle(request=request, reply=reply))
+            settings, lambda handles: router.tell(HandleMany(items=handles))
         )
         self.health = HealthServer(
             settings.prometheus_listen_address,

@@ -1,8 +1,9 @@
 """ConsumerActor: the RabbitMQ edge of the service (SPEC A §1.2-§1.3, B.3 #3, #15-#17).
 
 It owns one connection (``PumpActor``), declares the topology, consumes the request queue
-with consumer tag ``call-manager`` and hands every decoded request to ``dispatch`` (in
-production: tell the router ``Handle(request, reply)``). The ``reply`` callback may be called
+with consumer tag ``call-manager`` and hands the requests decoded in one pump slice to
+``dispatch`` as one list of ``Handle(request, reply)`` (in production: one message to the
+router, so a burst of deliveries costs the router one wake-up). The ``reply`` callback may be called
 from any thread, exactly once; it queues the Response and wakes the pump, and the consumer's
 own thread then publishes the reply to ``reply_to`` and only then acks (B.3 #15).
 
@@ -25,7 +26,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 from prometheus_client import Counter, Gauge
 
 from customer_manager.actors.amqp import AMQP_ERRORS, PumpActor
-from customer_manager.actors.router import match
+from customer_manager.actors.router import Handle, match
 from customer_manager.config import DELAY_EXCHANGE, EVENT_EXCHANGE, REQUEST_QUEUE, Settings
 from customer_manager.errors import InvalidArgument, Unavailable, error_response
 from customer_manager.messages.wire import EnvelopeError, Request, Response, decode_request, encode
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 CONSUMER_TAG = "call-manager"
 MAX_BODY = 1 << 20
 Reply = Callable[[Response], None]
-Dispatch = Callable[[Request, Reply], None]
+Dispatch = Callable[[list[Handle]], None]
 
 IN_FLIGHT = Gauge("customer_manager_requests_in_flight", "Requests received, not yet answered")
 REDELIVERED = Counter(
@@ -84,6 +85,7 @@ class ConsumerActor(PumpActor):
         self._channel: BlockingChannel | None = None
         self._generation = 0
         self._done: queue.SimpleQueue[_Delivery] = queue.SimpleQueue()
+        self._batch: list[Handle] = []  # decoded in this pump slice, dispatched after it
         self._held: list[_Delivery] = []
         self._in_flight = self._handled = 0
         self._draining = False
@@ -205,11 +207,16 @@ class ConsumerActor(PumpActor):
             self._complete(item, error_response(InvalidArgument(str(exc), "INVALID_BODY")))
             return
         item.method, item.uri = request.method, request.uri
+        self._batch.append(Handle(request=request, reply=lambda r: self._complete(item, r)))
+
+    def _dispatch_batch(self) -> None:
+        batch, self._batch = self._batch, []
         try:
-            self._dispatch(request, lambda response: self._complete(item, response))
+            self._dispatch(batch)
         except Exception:  # the router is gone: answer 503, never leave the caller waiting
             log.exception("dispatch failed")
-            self._complete(item, error_response(Unavailable("service is shutting down")))
+            for handle in batch:
+                handle.reply(error_response(Unavailable("service is shutting down")))
 
     def _complete(self, item: _Delivery, response: Response) -> None:
         """The reply callback: any thread, once per delivery. Wakes the pump only if no
@@ -221,7 +228,9 @@ class ConsumerActor(PumpActor):
             self.link.wake()
 
     def after_pump(self) -> None:
-        """Publish and ack every completed request (actor thread)."""
+        """Dispatch what this slice received; publish and ack every completed request."""
+        if self._batch:
+            self._dispatch_batch()
         self._wake_pending = False
         while True:
             try:

@@ -1,6 +1,7 @@
 """RouterActor: matches a request to a route (SPEC A §4.1) and hands it to a worker pool.
 
-Threading contract: the consumer (or ``call``) tells ``Handle(request, reply)``; the router
+Threading contract: the consumer (or ``call``) tells ``Handle(request, reply)``, or several
+at once as ``HandleMany``; the router
 never blocks. It matches the route in its own thread and submits an ``Op`` to the customer
 or access-key pool; ``reply`` is called exactly once, from the thread that finishes the
 request (a pool member, or the router itself for an unmatched route). ``reply`` must be
@@ -46,6 +47,12 @@ class Handle(msgspec.Struct, frozen=True, kw_only=True):
 
     request: Request
     reply: Reply
+
+
+class HandleMany(msgspec.Struct, frozen=True):
+    """Several ``Handle``s in one message (the consumer's deliveries of one pump slice)."""
+
+    items: list[Handle]
 
 
 class Op(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,15 +133,22 @@ class RouterActor(FastInboxActor):
         self._pools = {"customer": customers, "accesskey": accesskeys}
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, HandleMany):
+            for item in message.items:
+                self._handle(item)
+            return None
         if not isinstance(message, Handle):
             return super().on_receive(message)
+        self._handle(message)
+        return None
+
+    def _handle(self, message: Handle) -> None:
         started = time.monotonic()
         try:
             self._route(message, started)
         except Exception:
             log.exception("routing failed for %s %s", message.request.method, _safe(message))
             _finish(message, internal_response(), "notfound", started)
-        return None
 
     def _route(self, message: Handle, started: float) -> None:
         request = message.request

@@ -49,7 +49,9 @@ def _echo(request: Request) -> Response:
 def start_consumer(url: str, delay: float = 0.0, prefetch: int = 16) -> tuple[Any, Any]:
     router = EchoRouter.start(delay)
     settings = Settings(rabbitmq_address=url, prefetch=prefetch)
-    consumer = ConsumerActor.start(settings, lambda req, reply: router.tell((req, reply)))
+    consumer = ConsumerActor.start(
+        settings, lambda handles: [router.tell((h.request, h.reply)) for h in handles]
+    )
     wait_ready(consumer)
     return consumer, router
 
