@@ -108,10 +108,15 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+_BY_METHOD: dict[str, tuple[Route, ...]] = {
+    method: tuple(r for r in ROUTES if r.method == method) for method in {r.method for r in ROUTES}
+}
+
+
 def match(request: Request) -> Route | None:
     """The first route whose method is equal and whose regex is found in the uri."""
-    for route in ROUTES:
-        if route.method == request.method and route.pattern.search(request.uri):
+    for route in _BY_METHOD.get(request.method, ()):
+        if route.pattern.search(request.uri):
             return route
     return None
 
@@ -176,11 +181,31 @@ def _as_response(value: Any, error: BaseException | None) -> Response:
     return internal_response()
 
 
+_Series = tuple[Any, Any]  # (process-time histogram, request counter) of one label set
+_SERIES: dict[tuple[str, str, int], _Series] = {}
+
+
+def _series(label: str, method: str, status: int) -> _Series:
+    """The metric children of a label set, looked up once (``labels()`` takes a lock and
+    builds a tuple each time). Only known methods are kept, so the memo stays small."""
+    key = (label, method, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = (
+            metrics.receive_request_process_time.labels(label, method),
+            metrics.requests_total.labels(label, method, str(status)),
+        )
+        if method in _BY_METHOD:
+            _SERIES[key] = found
+    return found
+
+
 def _finish(message: Handle, response: Response, label: str, started: float) -> None:
     method = message.request.method
     elapsed_ms = int((time.monotonic() - started) * 1000)
-    metrics.receive_request_process_time.labels(label, method).observe(elapsed_ms)
-    metrics.requests_total.labels(label, method, str(response.status_code)).inc()
+    histogram, counter = _series(label, method, response.status_code)
+    histogram.observe(elapsed_ms)
+    counter.inc()
     log.debug("%s %s -> %d (%d ms)", method, label, response.status_code, elapsed_ms)
     try:
         message.reply(response)
