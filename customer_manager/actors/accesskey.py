@@ -17,8 +17,9 @@ import uuid
 
 import msgspec
 
+from customer_manager.actors.kit import Forward
 from customer_manager.actors.router import Op
-from customer_manager.actors.storage import key_outbox
+from customer_manager.actors.storage import StorageCall, key_outbox
 from customer_manager.actors.worker import Deps, Handler, Worker, accesskey_not_found, body
 from customer_manager.errors import NotFound
 from customer_manager.messages.bodies import AccesskeyCreateBody, AccesskeyUpdateBody
@@ -72,32 +73,45 @@ def create(deps: Deps, op: Op) -> Response:
     return ok(msgspec.structs.replace(stored, token=token))
 
 
-def get(deps: Deps, op: Op) -> Response:
-    return ok(deps.accesskey(op.id))
+def get(deps: Deps, op: Op) -> Forward:
+    return deps.with_accesskey(op.id, ok)
 
 
-def list_(deps: Deps, op: Op) -> Response:
-    query = parse_list("accesskey", op.request.uri, bytes(op.request.data), now())
+def list_(deps: Deps, op: Op) -> Response | Forward:
+    moment = now()
+    query = parse_list("accesskey", op.request.uri, bytes(op.request.data), moment)
     if query.filters.token_hash is not None and not query.paged:
-        return ok(_by_token(deps, query, query.filters.token_hash))
+        return _by_token(deps, query, query.filters.token_hash, moment)
     rows: list[Accesskey] = deps.store.call("accesskey_list", query)
     return ok(rows)
 
 
-def _by_token(deps: Deps, query: ListQuery, token_hash: str) -> list[Accesskey]:
-    """The auth path: at most one key has this hash (unique index)."""
-    key = deps.cache.get_accesskey_by_token(token_hash)
-    if key is None:
+def _by_token(deps: Deps, query: ListQuery, token_hash: str, moment: str) -> Forward:
+    """The auth path: at most one key has this hash (unique index). The cache actor answers
+    a hit itself (kit.Forward); a miss lists by hash in storage and fills the cache."""
+
+    def found(key: Accesskey) -> Response:
+        return ok([key] if matches(key, query.filters, moment) else [])
+
+    def cached(key: Accesskey | None) -> Response | Forward:
+        if key is not None:
+            return found(key)
         only_hash = ListQuery(
             page_size=1, before=query.before, filters=Filters(token_hash=token_hash)
         )
-        rows: list[Accesskey] = deps.store.call("accesskey_list", only_hash)
+        call = StorageCall(method="accesskey_list", args=(only_hash,))
+        return Forward(deps.store.pool, call, listed, deps.store.timeout)
+
+    def listed(rows: list[Accesskey] | None, error: BaseException | None) -> Response | Forward:
+        if error is not None:
+            raise error
         if not rows:
-            return []
+            return ok([])
         key = rows[0]
-        deps.cache.put_token(token_hash, key.id)
-        deps.cache.put(key, populate=True)
-    return [key] if matches(key, query.filters, now()) else []
+        filled = deps.cache.forward_put(key, lambda: found(key), populate=True)
+        return deps.cache.forward_put_token(token_hash, key.id, lambda: filled)
+
+    return deps.cache.forward_accesskey_by_token(token_hash, cached)
 
 
 def matches(key: Accesskey, f: Filters, moment: str) -> bool:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 import msgspec
 
 from customer_manager import metrics
-from customer_manager.actors.kit import Pool, PoolMember
+from customer_manager.actors.kit import Forward, Pool, PoolMember
 from customer_manager.messages import gojson
 from customer_manager.messages.records import Accesskey, Customer
 from customer_manager.storage.cache import TTL_SECONDS, Cache
@@ -104,33 +105,93 @@ class Records:
         key = customer_key(record.id) if isinstance(record, Customer) else accesskey_key(record.id)
         self._call(CacheOp(op="set", key=key, value=gojson.encode(record), only_if_absent=populate))
 
-    def get_accesskey_by_token(self, token_hash: str) -> Accesskey | None:
-        """The cached access key whose token has this hash, in one cache round trip."""
-        key = self._get(token_key(token_hash), Accesskey, op="get_key_of_token")
-        return _without_token(key) if key is not None else None
-
     def put_token(self, token_hash: str, key_id: uuid.UUID) -> None:
         self._call(CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode()))
+
+    # -- without waiting: the cache actor runs ``then`` (see kit.Forward) ---------------------
+
+    def forward_customer(self, customer_id: uuid.UUID, then: Then[Customer]) -> Forward:
+        """``then(customer or None)`` in the cache actor's thread after the read."""
+        return self._forward(CacheOp(op="get", key=customer_key(customer_id)), Customer, then)
+
+    def forward_accesskey(self, key_id: uuid.UUID, then: Then[Accesskey]) -> Forward:
+        return self._forward(
+            CacheOp(op="get", key=accesskey_key(key_id)), Accesskey, _tokenless(then)
+        )
+
+    def forward_accesskey_by_token(self, token_hash: str, then: Then[Accesskey]) -> Forward:
+        op = CacheOp(op="get_key_of_token", key=token_key(token_hash))
+        return self._forward(op, Accesskey, _tokenless(then))
+
+    def forward_put(
+        self, record: Customer | Accesskey, then: Callable[[], Any], *, populate: bool = False
+    ) -> Forward:
+        """``put`` and then ``then()`` (a failed write is logged and skipped, as in ``put``)."""
+        key = customer_key(record.id) if isinstance(record, Customer) else accesskey_key(record.id)
+        value = gojson.encode(record)
+        return self._forward_set(
+            CacheOp(op="set", key=key, value=value, only_if_absent=populate), then
+        )
+
+    def forward_put_token(
+        self, token_hash: str, key_id: uuid.UUID, then: Callable[[], Any]
+    ) -> Forward:
+        """``put_token`` and then ``then()``."""
+        op = CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode())
+        return self._forward_set(op, then)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _forward_set(self, op: CacheOp, then: Callable[[], Any]) -> Forward:
+        def written(_value: Any, error: BaseException | None) -> Any:
+            if error is not None:
+                self._failed(op, error)
+            return then()
+
+        return Forward(self.pool, op, written, self.timeout)
+
+    def _forward(self, op: CacheOp, cls: type[R], then: Then[R]) -> Forward:
+        def read(raw: Any, error: BaseException | None) -> Any:
+            if error is not None:
+                self._failed(op, error)
+            return then(_decode(raw, cls))
+
+        return Forward(self.pool, op, read, self.timeout)
 
     def _get(
         self, key: str, cls: type[R], op: Literal["get", "get_key_of_token"] = "get"
     ) -> R | None:
-        raw = self._call(CacheOp(op=op, key=key))
-        if not isinstance(raw, bytes):
-            return None
-        try:
-            return msgspec.json.decode(raw, type=cls)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            metrics.cache_errors_total.labels("decode").inc()
-            return None
+        return _decode(self._call(CacheOp(op=op, key=key)), cls)
 
     def _call(self, op: CacheOp) -> Any:
         try:
             return self.pool.ask(op, timeout=self.timeout)
         except Exception as exc:
-            metrics.cache_errors_total.labels(op.op).inc()
-            log.warning("cache %s failed: %s", op.op, type(exc).__name__)
+            self._failed(op, exc)
         return None
+
+    @staticmethod
+    def _failed(op: CacheOp, exc: BaseException) -> None:
+        metrics.cache_errors_total.labels(op.op).inc()
+        log.warning("cache %s failed: %s", op.op, type(exc).__name__)
+
+
+Then = Callable[[R | None], Any]
+
+
+def _decode(raw: Any, cls: type[R]) -> R | None:
+    """A cached record, or None (absent, or not readable: counted, treated as a miss)."""
+    if not isinstance(raw, bytes):
+        return None
+    try:
+        return msgspec.json.decode(raw, type=cls)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        metrics.cache_errors_total.labels("decode").inc()
+        return None
+
+
+def _tokenless(then: Then[Accesskey]) -> Then[Accesskey]:
+    return lambda key: then(_without_token(key) if key is not None else None)
 
 
 def _without_token(key: Accesskey) -> Accesskey:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from customer_manager.actors.kit import Forward
 from customer_manager.actors.router import Op
 from customer_manager.actors.storage import customer_outbox, key_outbox
 from customer_manager.actors.worker import (
@@ -155,8 +156,8 @@ def create(deps: Deps, op: Op) -> Response:
     return written(deps, stored)
 
 
-def get(deps: Deps, op: Op) -> Response:
-    return ok(deps.customer(op.id))
+def get(deps: Deps, op: Op) -> Forward:
+    return deps.with_customer(op.id, ok)
 
 
 def list_(deps: Deps, op: Op) -> Response:

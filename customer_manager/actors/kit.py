@@ -7,7 +7,9 @@ and the pool then calls ``done(value, error)`` exactly once, from that thread.
 
 pykka 4 futures have no done-callbacks, so completion is the callback carried by the work:
 nobody has to block on a future. ``Pool.ask`` builds a blocking call on top of it (the
-timeout is mandatory).
+timeout is mandatory). A handler may instead return a ``Forward``: the work then finishes
+in another pool (a worker hands a read to the cache actors together with what to do with
+the result, instead of waiting for it), which saves the thread hop back.
 
 Failure handling (no request lost, exactly one completion):
 
@@ -57,6 +59,42 @@ class Work(msgspec.Struct, kw_only=True):
     deadline: float
     member: str = ""
     started: bool = False
+
+
+class Forward:
+    """A handler's result meaning "finish this work in ``pool``": ``message`` is submitted
+    there and ``then(value, error)``, run in the thread that completes it, turns its outcome
+    into this work's value (or raises its error). ``then`` may return another Forward."""
+
+    __slots__ = ("message", "pool", "then", "timeout")
+
+    def __init__(
+        self,
+        pool: Pool,
+        message: Any,
+        then: Callable[[Any, BaseException | None], Any],
+        timeout: float,
+    ) -> None:
+        self.pool, self.message, self.then, self.timeout = pool, message, then, timeout
+
+
+def deliver(done: Done, value: Any, error: BaseException | None) -> None:
+    """Call ``done(value, error)``, following a ``Forward`` first; never raises."""
+    if error is None and isinstance(value, Forward):
+        forward = value
+
+        def resumed(result: Any, failure: BaseException | None) -> None:
+            try:
+                deliver(done, forward.then(result, failure), None)
+            except Exception as exc:
+                deliver(done, None, exc)
+
+        forward.pool.submit(forward.message, resumed, timeout=forward.timeout)
+        return
+    try:
+        done(value, error)
+    except Exception:
+        log.exception("completion callback failed")
 
 
 class Crash(msgspec.Struct, frozen=True, kw_only=True):
@@ -372,10 +410,7 @@ class Pool:
                 return
             if work.member:
                 self._inflight.get(work.member, {}).pop(work.id, None)
-        try:
-            work.done(value, error)
-        except Exception:
-            log.exception("pool %s: completion callback failed", self.name)
+        deliver(work.done, value, error)
         if self._pending:
             self._dispatch()
 

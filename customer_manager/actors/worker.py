@@ -16,10 +16,10 @@ import msgspec
 import pykka
 
 from customer_manager.actors.cache import Records
-from customer_manager.actors.kit import Pool, PoolMember
+from customer_manager.actors.kit import Forward, Pool, PoolMember
 from customer_manager.actors.publisher import RelayRequest, rpc
 from customer_manager.actors.router import Op
-from customer_manager.actors.storage import Store
+from customer_manager.actors.storage import StorageCall, Store
 from customer_manager.config import Settings
 from customer_manager.errors import (
     InvalidArgument,
@@ -77,6 +77,43 @@ class Deps:
         self.cache.put(found, populate=True)
         return found
 
+    def with_customer(self, customer_id: uuid.UUID, then: Callable[[Customer], Any]) -> Forward:
+        """The cache-first read of ``customer`` without waiting for it: ``then(customer)``
+        runs in the thread that has the record (a cache actor on a hit; on a miss, storage
+        reads it and the cache is filled first). 404 CUSTOMER_NOT_FOUND."""
+        return self._with(
+            self.cache.forward_customer, "customer_get", customer_id, customer_not_found, then
+        )
+
+    def with_accesskey(self, key_id: uuid.UUID, then: Callable[[Accesskey], Any]) -> Forward:
+        """``accesskey`` without waiting, as ``with_customer``. 404 ACCESSKEY_NOT_FOUND."""
+        return self._with(
+            self.cache.forward_accesskey, "accesskey_get", key_id, accesskey_not_found, then
+        )
+
+    def _with(
+        self,
+        cached: Callable[[uuid.UUID, Callable[[Any], Any]], Forward],
+        method: str,
+        record_id: uuid.UUID,
+        not_found: Callable[[uuid.UUID], NotFound],
+        then: Callable[[Any], Any],
+    ) -> Forward:
+        def read(hit: Any) -> Any:
+            if hit is not None:
+                return then(hit)
+            call = StorageCall(method=method, args=(record_id,))
+            return Forward(self.store.pool, call, stored, self.store.timeout)
+
+        def stored(row: Any, error: BaseException | None) -> Any:
+            if isinstance(error, NotFound):
+                raise not_found(record_id) from None
+            if error is not None:
+                raise error
+            return self.cache.forward_put(row, lambda: then(row), populate=True)
+
+        return cached(record_id, read)
+
     def call(self, queue: str, request: Request) -> Response:
         """An outgoing RPC (Part A §5.8); Unavailable if the peer does not answer."""
         return rpc(self.publisher, queue, request, self.settings.rpc_timeout)
@@ -105,10 +142,10 @@ def written(deps: Deps, record: Any) -> Response:
     return ok(record)
 
 
-Handler = Callable[[Deps, Op], Response]
+Handler = Callable[[Deps, Op], Response | Forward]
 
 
-def serve(handlers: dict[str, Handler], deps: Deps, op: Op) -> Response:
+def serve(handlers: dict[str, Handler], deps: Deps, op: Op) -> Response | Forward:
     """Run a handler; ServiceError → its reply, anything else → logged once, 500."""
     try:
         return handlers[op.name](deps, op)
@@ -128,6 +165,6 @@ class Worker(PoolMember):
         super().__init__(pool)
         self._deps = deps
 
-    def handle(self, message: Any) -> Response:
+    def handle(self, message: Any) -> Response | Forward:
         assert isinstance(message, Op)
         return serve(self.handlers, self._deps, message)

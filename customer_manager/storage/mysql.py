@@ -1,5 +1,5 @@
 """MySQLStorage: production storage on MySQL/MariaDB with mysql-connector-python (its C
-extension when it loads: ``customer_manager._preload``).
+extension when it loads: ``customer_manager._cext``).
 
 One connection per instance (one StorageActor), autocommit off, one transaction per
 operation, READ COMMITTED. A lost connection is dropped and re-opened on the next use; an
@@ -53,7 +53,7 @@ def _set_io_timeout(conn: Any) -> None:
     """On the pure-Python protocol, give the socket the IO_TIMEOUT once: with only the
     ``read_timeout``/``write_timeout`` options it sets the socket timeout again before every
     packet (two to six system calls per statement). A timeout still raises the driver's
-    ReadTimeoutError. The C extension (see ``customer_manager._preload``) has no such socket
+    ReadTimeoutError. The C extension (see ``customer_manager._cext``) has no such socket
     and applies the options itself."""
     sock = getattr(conn, "_socket", None)
     if sock is not None:

@@ -190,7 +190,7 @@ print(ssl.OPENSSL_VERSION)
 
 
 def test_the_daemon_process_runs_mysql_on_the_c_extension(mysql_dsn: str) -> None:
-    """customer_manager._preload loads the driver's C extension before ssl (about 40 % less
+    """customer_manager._cext loads the driver's C extension before ssl (about 40 % less
     CPU per create); without it the driver silently falls back to pure Python. A fresh
     process, as the entry points start, must end up on it, with ssl still finding the
     system's CA certificates."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections import Counter
 from typing import Any
 
 import msgspec
 import pykka
+import pytest
 from fakes import BrokenStorage
 from harness import TIMEOUT, Build
 
@@ -89,3 +91,25 @@ def test_200_concurrent_requests_get_exactly_one_reply_each(build: Build) -> Non
     assert all(pool.in_flight() == 0 for pool in h.system.workers)
     assert set(replies) == set(range(200)) and set(replies.values()) == {1}
     assert len(h.json("GET", "/v1/customers?page_size=100")) == 50
+
+
+def test_reads_are_served_from_storage_when_every_cache_call_fails(
+    build: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache actors answer hits themselves (kit.Forward); when the cache fails, the read
+    goes on to storage, and a failed fill does not fail the request."""
+    h = build()
+    customer = h.json("POST", "/v1/customers", {"email": "cache-down@example.com"})
+    key = h.json("POST", "/v1/accesskeys", {"customer_id": customer["id"]})
+    token = key.pop("token")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("cache down")
+
+    for method in ("get", "get_indirect", "set", "delete"):
+        monkeypatch.setattr(h.cache, method, broken)
+    for _ in range(3):
+        assert h.json("GET", f"/v1/customers/{customer['id']}") == customer
+        assert h.json("GET", f"/v1/accesskeys/{key['id']}") == key
+        assert h.json("GET", "/v1/accesskeys?page_size=1", {"token": token}) == [key]
+        assert h.send("GET", f"/v1/customers/{uuid.uuid4()}").status_code == 404

@@ -9,7 +9,7 @@ import pykka
 import pytest
 
 from customer_manager import metrics
-from customer_manager.actors.kit import Crash, Pool, PoolMember, Ticker
+from customer_manager.actors.kit import Crash, Forward, Pool, PoolMember, Ticker
 from customer_manager.errors import Unavailable
 
 
@@ -43,6 +43,48 @@ def test_ask_returns_value_and_raises_handler_error() -> None:
         pool.ask("boom", timeout=5)
     assert pool.ask(2, timeout=5)[0] == 2  # the member lived on
     assert pool.in_flight() == 0
+
+
+class Forwarder(PoolMember):
+    """Hands ``(target, message, then)`` on to ``target`` instead of answering itself."""
+
+    def handle(self, message: Any) -> Any:
+        target, inner, then = message
+        return Forward(target, inner, then, 5.0)
+
+
+def test_forward_finishes_the_work_in_the_other_pool() -> None:
+    front = Pool("front", 2, lambda pool: Forwarder.start(pool)).start()
+    back = echo_pool(2)
+    back_urns = {ref.actor_urn for ref in back.members()}
+    seen: list[str] = []
+
+    def then(value: Any, error: BaseException | None) -> Any:
+        seen.append(threading.current_thread().name)
+        assert error is None and value[1] in back_urns  # handled by a back member
+        return ("then", value[0])
+
+    assert front.ask((back, 7, then), timeout=5) == ("then", 7)
+    assert len(seen) == 1 and front.in_flight() == back.in_flight() == 0
+
+    # ``then`` sees the other pool's error, may raise its own, or forward again
+    def to_error(value: Any, error: BaseException | None) -> Any:
+        assert isinstance(error, ValueError)
+        raise LookupError("mapped")
+
+    with pytest.raises(LookupError, match="mapped"):
+        front.ask((back, "boom", to_error), timeout=5)
+
+    def again(value: Any, error: BaseException | None) -> Any:
+        return Forward(back, value[0] + 1, lambda v, e: v[0], 5.0)
+
+    assert front.ask((back, 1, again), timeout=5) == 2
+
+    # a stopped target pool completes the work with Unavailable, never leaves it hanging
+    back.stop(5)
+    with pytest.raises(Unavailable):
+        front.ask((back, 1, lambda v, e: (_ for _ in ()).throw(e) if e else v), timeout=5)
+    front.stop(5)
 
 
 def test_least_in_flight_avoids_a_busy_member() -> None:

@@ -13,7 +13,6 @@ rediss) keeps using the system's CAs.
 from __future__ import annotations
 
 import os
-import runpy
 import sys
 
 CA_FILES = (
@@ -39,17 +38,3 @@ def load_mysql_extension() -> bool:
     except ImportError:
         return False
     return True
-
-
-def main() -> None:
-    """``python -m customer_manager._preload MODULE [ARGS...]``: run MODULE as ``-m`` would,
-    with the extension loaded first (``make test`` runs pytest so: pytest itself imports
-    hashlib, whose libcrypto would block the extension)."""
-    if len(sys.argv) < 2:
-        raise SystemExit("usage: python -m customer_manager._preload MODULE [ARGS...]")
-    sys.argv = sys.argv[1:]
-    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
-
-
-if __name__ == "__main__":
-    main()
