@@ -20,7 +20,14 @@ import msgspec
 from customer_manager.actors.kit import Forward
 from customer_manager.actors.router import Op
 from customer_manager.actors.storage import StorageCall, key_outbox
-from customer_manager.actors.worker import Deps, Handler, Worker, accesskey_not_found, body
+from customer_manager.actors.worker import (
+    Deps,
+    Handler,
+    Worker,
+    accesskey_not_found,
+    body,
+    write_then_reply,
+)
 from customer_manager.errors import NotFound
 from customer_manager.messages.bodies import AccesskeyCreateBody, AccesskeyUpdateBody
 from customer_manager.messages.query import Filters, ListQuery, hash_token, parse_list
@@ -125,19 +132,19 @@ def matches(key: Accesskey, f: Filters, moment: str) -> bool:
     return f.expired is None or (bool(key.tm_expire) and (key.tm_expire <= moment) == f.expired)
 
 
-def update(deps: Deps, op: Op) -> Response:
+def update(deps: Deps, op: Op) -> Forward:
     fields = body(op.request.data, AccesskeyUpdateBody)
     customer = owner(deps, deps.accesskey(op.id))
     changes = {"name": fields.name, "detail": fields.detail}
-    try:
-        updated: Accesskey = deps.store.call(
-            "accesskey_update", op.id, changes, now(), key_outbox("accesskey_updated", customer)
-        )
-    except NotFound:
-        raise accesskey_not_found(op.id) from None
-    deps.cache.put(updated)
-    deps.flush()
-    return ok(updated)
+    return write_then_reply(
+        deps,
+        "accesskey_update",
+        op.id,
+        changes,
+        now(),
+        key_outbox("accesskey_updated", customer),
+        not_found=lambda: accesskey_not_found(op.id),
+    )
 
 
 def delete(deps: Deps, op: Op) -> Response:

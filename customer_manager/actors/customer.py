@@ -26,6 +26,7 @@ from customer_manager.actors.worker import (
     Worker,
     body,
     customer_not_found,
+    write_then_reply,
     written,
 )
 from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE
@@ -135,7 +136,7 @@ def check_billing_account(deps: Deps, customer: Customer, account_id: uuid.UUID)
 # -- operations -----------------------------------------------------------------------------
 
 
-def create(deps: Deps, op: Op) -> Response:
+def create(deps: Deps, op: Op) -> Forward:
     fields = body(op.request.data, CustomerFields)
     if not valid_email(fields.email):
         raise InvalidArgument(f"invalid email {fields.email[:100]!r}", "INVALID_EMAIL")
@@ -150,10 +151,7 @@ def create(deps: Deps, op: Op) -> Response:
         tm_update=SENTINEL,
         tm_delete=SENTINEL,
     )
-    stored: Customer = deps.store.call(
-        "customer_insert", customer, customer_outbox("customer_created")
-    )
-    return written(deps, stored)
+    return write_then_reply(deps, "customer_insert", customer, customer_outbox("customer_created"))
 
 
 def get(deps: Deps, op: Op) -> Forward:
@@ -166,27 +164,29 @@ def list_(deps: Deps, op: Op) -> Response:
     return ok(rows)
 
 
-def update(deps: Deps, op: Op) -> Response:
+def update(deps: Deps, op: Op) -> Forward:
     fields = body(op.request.data, CustomerFields)
     check_webhook(fields)
     return _update(deps, op.id, msgspec.structs.asdict(fields))
 
 
-def update_billing_account(deps: Deps, op: Op) -> Response:
+def update_billing_account(deps: Deps, op: Op) -> Forward:
     account_id = body(op.request.data, BillingAccountBody).billing_account_id
     if deps.settings.billing_account_check:
         check_billing_account(deps, deps.customer(op.id), account_id)
     return _update(deps, op.id, {"billing_account_id": account_id})
 
 
-def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Response:
-    try:
-        updated: Customer = deps.store.call(
-            "customer_update", customer_id, changes, now(), customer_outbox("customer_updated")
-        )
-    except NotFound:
-        raise customer_not_found(customer_id) from None
-    return written(deps, updated)
+def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Forward:
+    return write_then_reply(
+        deps,
+        "customer_update",
+        customer_id,
+        changes,
+        now(),
+        customer_outbox("customer_updated"),
+        not_found=lambda: customer_not_found(customer_id),
+    )
 
 
 def delete(deps: Deps, op: Op) -> Response:

@@ -142,6 +142,32 @@ def written(deps: Deps, record: Any) -> Response:
     return ok(record)
 
 
+def write_then_reply(
+    deps: Deps,
+    method: str,
+    *args: Any,
+    not_found: Callable[[], NotFound] | None = None,
+) -> Forward:
+    """``Storage.<method>(*args)`` (a write returning the record) in the storage pool, and
+    then, without coming back to this worker (kit.Forward): refresh the cache, relay the
+    outbox and reply with the record. ``not_found`` replaces a storage NotFound."""
+
+    def stored(record: Any, error: BaseException | None) -> Forward:
+        if isinstance(error, NotFound) and not_found is not None:
+            raise not_found() from None
+        if error is not None:
+            raise error
+        return deps.cache.forward_put(record, lambda: _relayed(deps, record))
+
+    call = StorageCall(method=method, args=args)
+    return Forward(deps.store.pool, call, stored, deps.store.timeout)
+
+
+def _relayed(deps: Deps, record: Any) -> Response:
+    deps.flush()
+    return ok(record)
+
+
 Handler = Callable[[Deps, Op], Response | Forward]
 
 
