@@ -179,9 +179,9 @@ def _method(meta: dict[str, Any]) -> list[str]:
         "discarded; throughput = replies in the window / window; latency = publish to reply.",
         "* Baseline: a bare pika echo server in its own process on its own queue (manual ack "
         "after the reply, same prefetch, fixed ~400 byte reply, no storage); `× echo` is the "
-        "scenario's throughput over the echo throughput at the same in-flight count and "
-        "duration, measured right before it (each scenario run is paired with its own echo "
-        "run, so background load on the shared machine affects both alike).",
+        "scenario's throughput over the mean echo throughput of the echo runs right before "
+        "and right after it, at the same in-flight count and duration (echo, scenario, echo, "
+        "scenario, ...: background load and drift on the shared machine affect both alike).",
         "* CPU: `/proc/<pid>/stat` utime+stime of the server (daemon or echo) over the run "
         "(warm-up included) per request sent, and `/proc/stat` busy share of all cores.",
         "* Memory: `/proc/<pid>/status` of the daemon (VmRSS sampled every 0.2 s, VmHWM).",

@@ -75,6 +75,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace, env: BenchEnv, gen: Generator) -> None:
         self.args, self.env, self.gen = args, env, gen
         self.sweep_duration = args.sweep_duration or args.duration / 2
+        self._last_echo: dict[str, Any] | None = None
         self.res: dict[str, Any] = {"echo": [], "scenarios": {}, "sweep": []}
         self.pid = self.echo_pid = 0
 
@@ -102,20 +103,29 @@ class Bench:
         result["machine_busy_pct"] = round(100 * (busy1 - busy0) / max(total1 - total0, 1), 1)
         return result
 
-    def measure(self, scenario: str, seed: Seed, n: int, dur: float, tag: str) -> dict[str, Any]:
-        """The echo baseline at ``n`` in flight, then ``scenario`` against the daemon.
-
-        Pairing each run with its own echo run, right before it, keeps the ratio honest when
-        something else on the machine changes the available CPU during the benchmark.
-        """
+    def _echo(self, seed: Seed, n: int, dur: float) -> dict[str, Any]:
         echo = self._timed(self.spec(ECHO_QUEUE, "echo", seed, n, dur, "echo"), self.echo_pid)
         _progress(echo)
         self.res["echo"].append(echo)
+        return echo
+
+    def measure(self, scenario: str, seed: Seed, n: int, dur: float, tag: str) -> dict[str, Any]:
+        """``scenario`` against the daemon, bracketed by echo runs at the same ``n``.
+
+        The baseline is the mean of the echo run right before and the one right after (the
+        one after is reused as the next scenario's "before"), which keeps the ratio honest
+        when the CPU left over by the rest of the shared machine drifts during the benchmark.
+        """
+        before = self._last_echo
+        if before is None or (before["inflight"], before["duration_s"]) != (n, dur):
+            before = self._echo(seed, n, dur)
         result = self._timed(self.spec(REQUEST_QUEUE, scenario, seed, n, dur, tag), self.pid)
-        result["echo_rps"] = echo["throughput_rps"]
-        result["echo_p99_ms"] = echo["p99_ms"]
-        if echo["throughput_rps"]:
-            result["ratio_to_echo"] = round(result["throughput_rps"] / echo["throughput_rps"], 3)
+        after = self._last_echo = self._echo(seed, n, dur)
+        result["echo_rps"] = round((before["throughput_rps"] + after["throughput_rps"]) / 2, 1)
+        result["echo_rps_before_after"] = [before["throughput_rps"], after["throughput_rps"]]
+        result["echo_p99_ms"] = round((before["p99_ms"] + after["p99_ms"]) / 2, 2)
+        if result["echo_rps"]:
+            result["ratio_to_echo"] = round(result["throughput_rps"] / result["echo_rps"], 3)
         _progress(result)
         return result
 

@@ -50,16 +50,24 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if s]
+        self._second: tuple[int, str] = (-1, "")  # the last second formatted (per-line cost)
 
     def format(self, record: logging.LogRecord) -> str:
+        second, text = self._second
+        if int(record.created) != second:
+            second = int(record.created)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        fields = vars(record)
         entry: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": f"{text}.{int(record.msecs):03d}Z",
             "severity": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STD_ATTRS})
+        extra = fields.keys() - _STD_ATTRS
+        if extra:
+            entry.update((k, fields[k]) for k in sorted(extra))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return self.mask(_JSON.encode(entry).decode())
