@@ -12,19 +12,13 @@ all work happens in actors and the health server's threads.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import signal
-import sys
 import threading
-import time
-from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
 import click
-import msgspec
 
 from customer_manager.actors.amqp_publisher import AmqpPublisher
 from customer_manager.actors.consumer import ConsumerActor
@@ -32,68 +26,13 @@ from customer_manager.actors.router import HandleMany
 from customer_manager.bootstrap import System, bootstrap
 from customer_manager.config import DEFAULT_RABBITMQ, Settings, mask_url, parse_dsn
 from customer_manager.health import HealthServer
+from customer_manager.logs import configure_logging
 from customer_manager.options import settings_options
 from customer_manager.session import ensure_schema, schema_command
 
 log = logging.getLogger("customer_manager")
 
 ASK_TIMEOUT = 5.0
-_TOKEN = re.compile(r"vb_[A-Za-z0-9_\-]{8,}")
-_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-_JSON = msgspec.json.Encoder(enc_hook=str)
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line (Google Cloud Logging keys), secrets replaced by ``***``:
-    the given ``secrets`` (DSN and Redis passwords) and anything shaped like a token."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
-        self._second: tuple[int, str] = (-1, "")  # the last second formatted (per-line cost)
-
-    def format(self, record: logging.LogRecord) -> str:
-        second, text = self._second
-        if int(record.created) != second:
-            second = int(record.created)
-            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = (second, text)
-        fields = vars(record)
-        entry: dict[str, Any] = {
-            "time": f"{text}.{int(record.msecs):03d}Z",
-            "severity": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        extra = fields.keys() - _STD_ATTRS
-        if extra:
-            entry.update((k, fields[k]) for k in sorted(extra))
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return self.mask(_JSON.encode(entry).decode())
-
-    def mask(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-            text = text.replace(json.dumps(secret)[1:-1], "***")
-        return _TOKEN.sub("vb_***", text) if "vb_" in text else text
-
-
-def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
-    """JSON lines on stderr for the whole process; pika's chatter only from WARNING."""
-    secrets = [settings.redis_password]
-    if settings.database_dsn:
-        secrets.append(parse_dsn(settings.database_dsn).password)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(secrets))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # One line per RPC is on the hot path: skip what the JSON lines never show (the logging
-    # HOWTO's "Optimization" section: caller lookup, thread, process and multiprocessing names).
-    logging._srcfile = None
-    logging.logProcesses = logging.logMultiprocessing = logging.logThreads = False
-    logging.getLogger("pika").setLevel(logging.WARNING)
 
 
 def describe(settings: Settings) -> dict[str, Any]:

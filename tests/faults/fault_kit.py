@@ -105,9 +105,14 @@ class Replica:
         return self.proc.wait(timeout)
 
     def stop(self) -> None:
+        """SIGTERM (the daemon drains and flushes its batched log lines), SIGKILL if stuck."""
         if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
         self._log.close()
 
 

@@ -62,12 +62,13 @@ def test_kill_9_with_unacked_requests_they_are_redelivered_and_answered(
             replies = client.wait(corrs, 30)
             recovered_s = time.monotonic() - killed_at
             second_pass = Counter(p.reply_to for p in agent.props[16:])
-        by_survivor = survivor.answered() & set(corrs)
-        by_killed = killed.answered() & set(corrs)
         redelivered = survivor.metric("customer_manager_requests_redelivered_total")
     finally:
         for replica in replicas:
             replica.stop()
+    # read after the stop: the daemon writes its log lines in batches (flushed at exit)
+    by_survivor = survivor.answered() & set(corrs)
+    by_killed = killed.answered() & set(corrs)
     statuses = [r["status_code"] for r in replies.values()]
     assert len(first_pass) == 2 and len(second_pass) == 1, (first_pass, second_pass)
     held_by_killed = sum(n for rt, n in first_pass.items() if rt not in second_pass)
@@ -116,11 +117,12 @@ def test_sigterm_under_steady_load_loses_nothing(
             replies = client.wait(corrs, 30)
         code = stopping.proc.wait(30)
         marks.setdefault("exit", time.monotonic())
-        by_a, by_b = (r.answered() & set(corrs) for r in replicas)
-        drained = [r for r in stopping.records() if "drained" in r]
     finally:
         for replica in replicas:
             replica.stop()
+    # read after the stop: the daemon writes its log lines in batches (flushed at exit)
+    by_a, by_b = (r.answered() & set(corrs) for r in replicas)
+    drained = [r for r in stopping.records() if "drained" in r]
     statuses = {r["status_code"] for r in replies.values()}
     report(
         sent=len(corrs),

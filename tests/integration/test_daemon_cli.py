@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from customer_manager.config import Settings
 from customer_manager.health import parse_listen
-from customer_manager.main import JsonFormatter, describe, main
+from customer_manager.logs import JsonFormatter
+from customer_manager.main import describe, main
 
 pytestmark = pytest.mark.integration
 
