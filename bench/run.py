@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list; '' for none")
     p.add_argument("--sweep", default="1,4,16,32,64", help="in-flight counts for get; '' skips")
     p.add_argument("--sweep-duration", type=float, default=None, help="default: duration / 2")
-    p.add_argument("--prefetch", type=int, default=16, help="daemon and echo prefetch")
+    p.add_argument("--prefetch", type=int, default=32, help="daemon and echo prefetch")
     p.add_argument("--seed-count", type=int, default=200, help="customers (+1 key each)")
     p.add_argument(
         "--daemon-cmd",

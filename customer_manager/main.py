@@ -24,7 +24,13 @@ from customer_manager.actors.amqp_publisher import AmqpPublisher
 from customer_manager.actors.consumer import ConsumerActor
 from customer_manager.actors.router import HandleMany
 from customer_manager.bootstrap import System, bootstrap
-from customer_manager.config import DEFAULT_RABBITMQ, Settings, mask_url, parse_dsn
+from customer_manager.config import (
+    DEFAULT_PREFETCH,
+    DEFAULT_RABBITMQ,
+    Settings,
+    mask_url,
+    parse_dsn,
+)
 from customer_manager.health import HealthServer
 from customer_manager.logs import configure_logging
 from customer_manager.options import settings_options
@@ -122,7 +128,14 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     default="required",
     show_default=True,
 )
-@click.option("--prefetch", envvar="PREFETCH", type=click.IntRange(1, 1000), default=16)
+@click.option(
+    "--prefetch",
+    envvar="PREFETCH",
+    type=click.IntRange(1, 1000),
+    default=DEFAULT_PREFETCH,
+    show_default=True,
+    help="Requests in flight (unacked) per replica.",
+)
 @click.option("--migrate", is_flag=True, help="Apply pending MySQL migrations at start.")
 @click.option("--drain_timeout", type=float, default=30.0, show_default=True)
 def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
