@@ -64,7 +64,8 @@ class Work(msgspec.Struct, kw_only=True):
 class Forward:
     """A handler's result meaning "finish this work in ``pool``": ``message`` is submitted
     there and ``then(value, error)``, run in the thread that completes it, turns its outcome
-    into this work's value (or raises its error). ``then`` may return another Forward."""
+    into this work's value (or raises its error). ``then`` may return another Forward; it
+    must not block (it runs in a member of the other pool), so it tells, never asks."""
 
     __slots__ = ("message", "pool", "then", "timeout")
 
