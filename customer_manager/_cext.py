@@ -29,12 +29,13 @@ def load_mysql_extension() -> bool:
         return True
     if "_ssl" in sys.modules or "_hashlib" in sys.modules:
         return False  # the system's libssl/libcrypto is loaded already
-    for variable, candidates in (("SSL_CERT_FILE", CA_FILES), ("SSL_CERT_DIR", CA_DIRS)):
-        found = next((path for path in candidates if os.path.exists(path)), None)
-        if found and variable not in os.environ:
-            os.environ[variable] = found
     try:
         import _mysql_connector  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         return False
+    # read by OpenSSL whenever a context loads its default CAs, so setting them now is in time
+    for variable, candidates in (("SSL_CERT_FILE", CA_FILES), ("SSL_CERT_DIR", CA_DIRS)):
+        found = next((path for path in candidates if os.path.exists(path)), None)
+        if found and variable not in os.environ:
+            os.environ[variable] = found
     return True
