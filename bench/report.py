@@ -104,8 +104,9 @@ def _mark(ok: bool | None) -> str:
 def _load_table(rows: list[dict[str, Any]]) -> list[str]:
     out = [
         "| scenario | in flight | req/s | echo req/s | × echo | p50 ms | p99 ms | echo p99 ms "
-        "| max ms | non-200 | server CPU ms/req | server CPU % | machine busy % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| max ms | non-200 | server CPU ms/req | server CPU % | machine busy % "
+        "| daemon peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         out.append(
@@ -113,7 +114,8 @@ def _load_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{r.get('echo_rps', 0):.0f} | {r.get('ratio_to_echo', 0):.2f} | {r['p50_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {r.get('echo_p99_ms', 0):.2f} | {r['max_ms']:.1f} | "
             f"{r['non_200']} | {r.get('server_cpu_ms_per_req', 0):.3f} | "
-            f"{r.get('server_cpu_pct', 0):.0f} | {r.get('machine_busy_pct', 0):.0f} |"
+            f"{r.get('server_cpu_pct', 0):.0f} | {r.get('machine_busy_pct', 0):.0f} | "
+            f"{r.get('rss_peak_mib', 0):.1f} |"
         )
     return out
 

@@ -130,15 +130,26 @@ class Bench:
         return result
 
     def run_daemon_phases(self, daemon: Daemon, seed: Seed, sampler: RssSampler) -> None:
+        mib, peak_kb = report.MIB, 0
+
+        def sampled(run: dict[str, Any]) -> dict[str, Any]:
+            """``run`` with the daemon's peak RSS sampled while it ran."""
+            nonlocal peak_kb
+            run["rss_peak_mib"] = round(sampler.peak_kb / mib, 1)
+            peak_kb = max(peak_kb, sampler.peak_kb)
+            sampler.reset()
+            return run
+
+        sampler.reset()
         for name in [s for s in self.args.scenarios.split(",") if s]:
-            self.res["scenarios"][name] = self.measure(
-                name, seed, self.args.inflight, self.args.duration, f"m{name}"
+            self.res["scenarios"][name] = sampled(
+                self.measure(name, seed, self.args.inflight, self.args.duration, f"m{name}")
             )
         for i, n in enumerate(_ints(self.args.sweep)):
-            self.res["sweep"].append(self.measure("get", seed, n, self.sweep_duration, f"w{i}"))
-        mib = report.MIB
+            run = self.measure("get", seed, n, self.sweep_duration, f"w{i}")
+            self.res["sweep"].append(sampled(run))
         self.res["memory"] = {
-            "peak_sampled_mib": round(sampler.peak_kb / mib, 1),
+            "peak_sampled_mib": round(peak_kb / mib, 1),
             "peak_hwm_mib": round(daemon.hwm_kb() / mib, 1),
         }
         time.sleep(2)
