@@ -1,9 +1,10 @@
 """CacheActor pool and the ``Records`` client workers use (SPEC A §8).
 
 Members share one thread-safe Cache backend (storage/cache.py); the pool only bounds and
-isolates the blocking I/O. ``Records`` asks the pool with a short mandatory timeout; every
-failure (timeout, backend error, undecodable value) behaves as a miss or a skipped write,
-so the cache can never fail a request.
+isolates the blocking I/O. ``Records`` asks the pool with a short mandatory timeout, or
+(``forward_*``) hands it the read together with what to do with the result (kit.Forward);
+every failure (timeout, backend error, undecodable value) behaves as a miss or a skipped
+write, so the cache can never fail a request.
 
 Keys: ``customer:<id>`` and ``customer_accesskey:<id>`` hold the records in Go JSON (shared
 with Go instances, read tolerantly); ``customer_accesskey_token:<sha256>`` maps a token

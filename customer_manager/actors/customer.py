@@ -1,10 +1,10 @@
 """CustomerActor pool: the customer operations (SPEC A §5.1–5.9 as changed by B.3).
 
 Threading contract: a member handles one ``Op`` at a time in its own thread and returns
-exactly one Response (errors become error replies here; a member never dies of a request).
-It blocks only on asks with timeouts: storage, cache, and outgoing calls via the publisher.
-Every write stores its event/webhook in the outbox with the change, refreshes the cache and
-then tells the publisher to ``flush()`` (fire and forget).
+exactly one Response or a ``Forward`` (worker.py; errors become error replies, a member never
+dies of a request). It blocks only on asks with timeouts: storage, cache, and outgoing calls
+via the publisher. Every write stores its event/webhook in the outbox with the change,
+refreshes the cache and then tells the publisher to relay (fire and forget).
 """
 
 from __future__ import annotations

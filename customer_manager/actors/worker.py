@@ -1,8 +1,10 @@
 """What the customer and access-key workers share: their dependencies and the serve loop.
 
 Threading contract: a Worker handles one ``Op`` at a time in its own thread and returns
-exactly one Response; errors become error replies here, so a worker never dies of a request.
-``Deps`` members are safe to share between threads (they only send messages to actors).
+exactly one Response, or a ``kit.Forward`` that finishes the request in another pool (a cache
+hit answered by the cache actor, a write completed by storage and cache) without waiting for
+it here; errors become error replies, so a worker never dies of a request. ``Deps`` members
+are safe to share between threads (they only send messages to actors).
 """
 
 from __future__ import annotations
