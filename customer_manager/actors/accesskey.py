@@ -1,12 +1,13 @@
 """AccessKeyActor pool: the access-key operations (SPEC A §5.10–5.13 as changed by B.3).
 
 Threading contract as for CustomerActor: one ``Op`` at a time, exactly one Response or
-``Forward``, only timed asks. The plain token exists only in the create reply (B.3 #9); storage, cache, events
-and webhooks get the record without it.
+``Forward``, only timed asks. The plain token exists only in the create reply (B.3 #9);
+storage, cache, events and webhooks get the record without it.
 
 The api-manager auth path (list with a ``token`` filter and no page token) is served from
 the cache: ``customer_accesskey_token:<hash>`` → key id, then the cached record (one Redis
-script), with the other filters evaluated by the cache actor that read it. Unknown hashes go to storage (by hash only) and are cached.
+script), with the other filters evaluated by the cache actor that read it. Unknown hashes
+go to storage (by hash only) and are cached.
 """
 
 from __future__ import annotations
