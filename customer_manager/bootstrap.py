@@ -18,7 +18,7 @@ import pykka
 from customer_manager.actors.accesskey import AccessKeyActor
 from customer_manager.actors.cache import Records, start_cache_pool
 from customer_manager.actors.customer import CustomerActor
-from customer_manager.actors.kit import Pool
+from customer_manager.actors.pool import Pool
 from customer_manager.actors.publisher import NullPublisher
 from customer_manager.actors.router import RouterActor
 from customer_manager.actors.storage import StorageFactory, Store, start_storage_pool

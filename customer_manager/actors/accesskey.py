@@ -18,9 +18,9 @@ import uuid
 
 import msgspec
 
-from customer_manager.actors.kit import Forward
 from customer_manager.actors.router import Op
 from customer_manager.actors.storage import StorageCall, key_outbox
+from customer_manager.actors.work import Forward
 from customer_manager.actors.worker import (
     Deps,
     Handler,
@@ -96,7 +96,7 @@ def list_(deps: Deps, op: Op) -> Response | Forward:
 
 def _by_token(deps: Deps, query: ListQuery, token_hash: str, moment: str) -> Forward:
     """The auth path: at most one key has this hash (unique index). The cache actor answers
-    a hit itself (kit.Forward); a miss lists by hash in storage and fills the cache."""
+    a hit itself (work.Forward); a miss lists by hash in storage and fills the cache."""
 
     def found(key: Accesskey) -> Response:
         return ok([key] if matches(key, query.filters, moment) else [])

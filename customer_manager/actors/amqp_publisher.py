@@ -33,7 +33,7 @@ from prometheus_client import Counter, Histogram
 from customer_manager import metrics
 from customer_manager.actors.amqp import AMQP_ERRORS, PumpActor
 from customer_manager.actors.confirms import ConfirmedChannel
-from customer_manager.actors.kit import Pool
+from customer_manager.actors.pool import Pool
 from customer_manager.actors.publisher import Relaying
 from customer_manager.actors.storage import Store
 from customer_manager.config import EVENT_EXCHANGE, Settings

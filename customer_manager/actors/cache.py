@@ -2,7 +2,7 @@
 
 Members share one thread-safe Cache backend (storage/cache.py); the pool only bounds and
 isolates the blocking I/O. ``Records`` asks the pool with a short mandatory timeout, or
-(``forward_*``) hands it the read together with what to do with the result (kit.Forward);
+(``forward_*``) hands it the read together with what to do with the result (work.Forward);
 every failure (timeout, backend error, undecodable value) behaves as a miss or a skipped
 write, so the cache can never fail a request.
 
@@ -22,7 +22,9 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from customer_manager import metrics
-from customer_manager.actors.kit import Forward, Pool, PoolMember
+from customer_manager.actors.kit import PoolMember
+from customer_manager.actors.pool import Pool
+from customer_manager.actors.work import Forward
 from customer_manager.messages import gojson
 from customer_manager.messages.records import Accesskey, Customer
 from customer_manager.storage.cache import TTL_SECONDS, Cache
@@ -109,7 +111,7 @@ class Records:
     def put_token(self, token_hash: str, key_id: uuid.UUID) -> None:
         self._call(CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode()))
 
-    # -- without waiting: the cache actor runs ``then`` (see kit.Forward) ---------------------
+    # -- without waiting: the cache actor runs ``then`` (see work.Forward) ---------------------
 
     def forward_customer(self, customer_id: uuid.UUID, then: Then[Customer]) -> Forward:
         """``then(customer or None)`` in the cache actor's thread after the read."""

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from customer_manager.actors.kit import Forward
 from customer_manager.actors.router import Op
 from customer_manager.actors.storage import customer_outbox, key_outbox
+from customer_manager.actors.work import Forward
 from customer_manager.actors.worker import (
     Deps,
     Handler,

@@ -21,7 +21,8 @@ import msgspec
 import pykka
 
 from customer_manager import metrics
-from customer_manager.actors.kit import FastInboxActor, Pool
+from customer_manager.actors.kit import FastInboxActor
+from customer_manager.actors.pool import Pool
 from customer_manager.errors import (
     NotFound,
     ServiceError,

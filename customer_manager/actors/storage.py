@@ -18,7 +18,8 @@ from typing import Any
 
 import msgspec
 
-from customer_manager.actors.kit import Pool, PoolMember
+from customer_manager.actors.kit import PoolMember
+from customer_manager.actors.pool import Pool
 from customer_manager.config import EVENT_EXCHANGE, WEBHOOK_QUEUE
 from customer_manager.errors import Internal, ServiceError, Unavailable
 from customer_manager.messages import gojson, wire

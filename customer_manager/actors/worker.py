@@ -1,7 +1,7 @@
 """What the customer and access-key workers share: their dependencies and the serve loop.
 
 Threading contract: a Worker handles one ``Op`` at a time in its own thread and returns
-exactly one Response, or a ``kit.Forward`` that finishes the request in another pool (a cache
+exactly one Response, or a ``work.Forward`` that finishes the request in another pool (a cache
 hit answered by the cache actor, a write completed by storage and cache) without waiting for
 it here; errors become error replies, so a worker never dies of a request. ``Deps`` members
 are safe to share between threads (they only send messages to actors).
@@ -18,10 +18,12 @@ import msgspec
 import pykka
 
 from customer_manager.actors.cache import Records
-from customer_manager.actors.kit import Forward, Pool, PoolMember
+from customer_manager.actors.kit import PoolMember
+from customer_manager.actors.pool import Pool
 from customer_manager.actors.publisher import RelayRequest, rpc
 from customer_manager.actors.router import Op
 from customer_manager.actors.storage import StorageCall, Store
+from customer_manager.actors.work import Forward
 from customer_manager.config import Settings
 from customer_manager.errors import (
     InvalidArgument,
@@ -151,7 +153,7 @@ def write_then_reply(
     not_found: Callable[[], NotFound] | None = None,
 ) -> Forward:
     """``Storage.<method>(*args)`` (a write returning the record) in the storage pool, and
-    then, without coming back to this worker (kit.Forward): refresh the cache, relay the
+    then, without coming back to this worker (work.Forward): refresh the cache, relay the
     outbox and reply with the record. ``not_found`` replaces a storage NotFound."""
 
     def stored(record: Any, error: BaseException | None) -> Forward:

@@ -9,7 +9,10 @@ import pykka
 import pytest
 
 from customer_manager import metrics
-from customer_manager.actors.kit import Crash, Forward, Pool, PoolMember, Ticker
+from customer_manager.actors.kit import Crash, PoolMember
+from customer_manager.actors.pool import Pool
+from customer_manager.actors.timing import Ticker
+from customer_manager.actors.work import Forward
 from customer_manager.errors import Unavailable
 
 
