@@ -5,6 +5,8 @@ prometheus-client metrics are thread-safe; any thread may observe or increment t
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 BUCKETS_MS = (50, 100, 500, 1000, 3000)
@@ -76,3 +78,19 @@ pool_in_flight = Gauge(
     "Works submitted to a pool and not yet completed, read at scrape time.",
     ["pool"],
 )
+
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+_MAX_CHILDREN = 4096  # label values can come from requests (the method): never unbounded
+
+
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once per label set on hot paths (``labels()``
+    validates, builds a tuple and takes a lock on every call)."""
+    key = (id(metric), labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = metric.labels(*labels)
+        if len(_CHILDREN) < _MAX_CHILDREN:
+            _CHILDREN[key] = found
+    return found

@@ -28,6 +28,7 @@ from customer_manager.actors.worker import (
     accesskey_not_found,
     body,
     write_then_reply,
+    written,
 )
 from customer_manager.errors import NotFound
 from customer_manager.messages.bodies import AccesskeyCreateBody, AccesskeyUpdateBody
@@ -157,10 +158,7 @@ def delete(deps: Deps, op: Op) -> Response:
         result: Deleted = deps.store.call("accesskey_delete", op.id, now(), outbox)
     except NotFound:
         raise accesskey_not_found(op.id) from None
-    if result.changed:
-        deps.cache.put(result.record)
-        deps.flush()
-    return ok(result.record)
+    return written(deps, result.record) if result.changed else ok(result.record)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -257,26 +257,16 @@ class AmqpPublisher(Relaying, PumpActor):
         return published
 
 
-_EVENT_SERIES: dict[str, tuple[Any, Any, Any]] = {}  # per event type; the types are ours
-
-
 def _observe_event(body: bytes, started: float) -> None:
     """The event metrics of A §11 for one published event."""
     try:
         kind = _event_type_decoder.decode(body).type
     except (msgspec.DecodeError, msgspec.ValidationError):
         kind = ""
-    series = _EVENT_SERIES.get(kind)
-    if series is None:
-        series = _EVENT_SERIES[kind] = (
-            metrics.notify_process_time.labels(kind),
-            metrics.notify_total.labels(kind),
-            metrics.event_publish_total.labels(kind),
-        )
-    process_time, notified, published = series
-    process_time.observe(int((time.monotonic() - started) * 1000))
-    notified.inc()
-    published.inc()
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    metrics.child(metrics.notify_process_time, kind).observe(elapsed_ms)
+    metrics.child(metrics.notify_total, kind).inc()
+    metrics.child(metrics.event_publish_total, kind).inc()
 
 
 def _describe(exc: BaseException) -> str:

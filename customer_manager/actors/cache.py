@@ -95,13 +95,6 @@ class Records:
     def __init__(self, pool: Pool, timeout: float = CACHE_TIMEOUT) -> None:
         self.pool, self.timeout = pool, timeout
 
-    def get_customer(self, customer_id: uuid.UUID) -> Customer | None:
-        return self._get(customer_key(customer_id), Customer)
-
-    def get_accesskey(self, key_id: uuid.UUID) -> Accesskey | None:
-        key = self._get(accesskey_key(key_id), Accesskey)
-        return _without_token(key) if key is not None else None
-
     def put(self, record: Customer | Accesskey, *, populate: bool = False) -> None:
         """Refresh the record's entry (``populate``: only if absent, after a read miss, so an
         older read never overwrites a newer write)."""
@@ -160,11 +153,6 @@ class Records:
             return then(_decode(raw, cls))
 
         return Forward(self.pool, op, read, self.timeout)
-
-    def _get(
-        self, key: str, cls: type[R], op: Literal["get", "get_key_of_token"] = "get"
-    ) -> R | None:
-        return _decode(self._call(CacheOp(op=op, key=key)), cls)
 
     def _call(self, op: CacheOp) -> Any:
         try:

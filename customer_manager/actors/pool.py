@@ -179,11 +179,7 @@ class Pool:
         (Unavailable if no completion in time). Never call it from a member of this pool."""
         waiter = Waiter()
         self.submit(message, waiter.done, timeout=timeout)
-        if not waiter.lock.acquire(timeout=timeout):
-            raise Unavailable(f"{self.name} did not answer within {timeout:g} s")
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.value
+        return waiter.result(timeout, self.name)
 
     # -- members (called from member threads) -----------------------------------------------
 

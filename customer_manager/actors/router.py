@@ -182,31 +182,11 @@ def _as_response(value: Any, error: BaseException | None) -> Response:
     return internal_response()
 
 
-_Series = tuple[Any, Any]  # (process-time histogram, request counter) of one label set
-_SERIES: dict[tuple[str, str, int], _Series] = {}
-
-
-def _series(label: str, method: str, status: int) -> _Series:
-    """The metric children of a label set, looked up once (``labels()`` takes a lock and
-    builds a tuple each time). Only known methods are kept, so the memo stays small."""
-    key = (label, method, status)
-    found = _SERIES.get(key)
-    if found is None:
-        found = (
-            metrics.receive_request_process_time.labels(label, method),
-            metrics.requests_total.labels(label, method, str(status)),
-        )
-        if method in _BY_METHOD:
-            _SERIES[key] = found
-    return found
-
-
 def _finish(message: Handle, response: Response, label: str, started: float) -> None:
     method = message.request.method
     elapsed_ms = int((time.monotonic() - started) * 1000)
-    histogram, counter = _series(label, method, response.status_code)
-    histogram.observe(elapsed_ms)
-    counter.inc()
+    metrics.child(metrics.receive_request_process_time, label, method).observe(elapsed_ms)
+    metrics.child(metrics.requests_total, label, method, str(response.status_code)).inc()
     log.debug("%s %s -> %d (%d ms)", method, label, response.status_code, elapsed_ms)
     try:
         message.reply(response)

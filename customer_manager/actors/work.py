@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from customer_manager.errors import Unavailable
+
 if TYPE_CHECKING:
     from customer_manager.actors.pool import Pool
 
@@ -88,3 +90,20 @@ class Waiter:
     def done(self, value: Any, error: BaseException | None) -> None:
         self.value, self.error = value, error
         self.lock.release()
+
+    def result(self, timeout: float, who: str) -> Any:
+        """Block until ``done``: the value, or raise the error (Unavailable naming ``who``
+        if nothing came within ``timeout`` seconds)."""
+        if not self.lock.acquire(timeout=timeout):
+            raise Unavailable(f"{who} did not answer within {timeout:g} s")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def wait(forward: Forward, timeout: float, who: str) -> Any:
+    """Follow ``forward`` to its end and block for the result (for a caller that needs it
+    before going on); Unavailable after ``timeout`` seconds."""
+    waiter = Waiter()
+    deliver(waiter.done, forward, None)
+    return waiter.result(timeout, who)

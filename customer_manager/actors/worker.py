@@ -23,7 +23,7 @@ from customer_manager.actors.pool import Pool
 from customer_manager.actors.publisher import RelayRequest, rpc
 from customer_manager.actors.router import Op
 from customer_manager.actors.storage import StorageCall, Store
-from customer_manager.actors.work import Forward
+from customer_manager.actors.work import Forward, wait
 from customer_manager.config import Settings
 from customer_manager.errors import (
     InvalidArgument,
@@ -48,6 +48,7 @@ class Deps:
     def __init__(self, store: Store, cache: Records, publisher: Any, settings: Settings) -> None:
         self.store, self.cache, self.publisher, self.settings = store, cache, publisher, settings
         self._relay = RelayRequest(publisher.actor_ref)
+        self._read_timeout = cache.timeout + store.timeout  # a cache miss reads storage
 
     def flush(self) -> None:
         """Ask the publisher to relay the outbox now; never waits, never fails the request."""
@@ -57,28 +58,15 @@ class Deps:
             log.warning("publisher is gone; the outbox is relayed when it is back")
 
     def customer(self, customer_id: uuid.UUID) -> Customer:
-        """Cache-first read (Part A §8); deleted customers too. 404 CUSTOMER_NOT_FOUND."""
-        return self._read(self.cache.get_customer, "customer_get", customer_id, customer_not_found)
+        """Cache-first read (Part A §8), waiting for it; deleted customers too.
+        404 CUSTOMER_NOT_FOUND."""
+        found: Customer = wait(self.with_customer(customer_id, _itself), self._read_timeout, "read")
+        return found
 
     def accesskey(self, key_id: uuid.UUID) -> Accesskey:
-        """Cache-first read; deleted and expired keys too. 404 ACCESSKEY_NOT_FOUND."""
-        return self._read(self.cache.get_accesskey, "accesskey_get", key_id, accesskey_not_found)
-
-    def _read(
-        self,
-        cached: Callable[[uuid.UUID], R | None],
-        method: str,
-        record_id: uuid.UUID,
-        not_found: Callable[[uuid.UUID], NotFound],
-    ) -> R:
-        hit = cached(record_id)
-        if hit is not None:
-            return hit
-        try:
-            found: R = self.store.call(method, record_id)
-        except NotFound:
-            raise not_found(record_id) from None
-        self.cache.put(found, populate=True)
+        """Cache-first read, waiting for it; deleted and expired keys too.
+        404 ACCESSKEY_NOT_FOUND."""
+        found: Accesskey = wait(self.with_accesskey(key_id, _itself), self._read_timeout, "read")
         return found
 
     def with_customer(self, customer_id: uuid.UUID, then: Callable[[Customer], Any]) -> Forward:
@@ -123,6 +111,10 @@ class Deps:
         return rpc(self.publisher, queue, request, self.settings.rpc_timeout)
 
 
+def _itself(record: Any) -> Any:
+    return record
+
+
 def body(raw: bytes | msgspec.Raw, cls: type[T]) -> T:
     """Decode a request body; 400 INVALID_BODY if it does not fit."""
     try:
@@ -142,8 +134,7 @@ def accesskey_not_found(key_id: uuid.UUID) -> NotFound:
 def written(deps: Deps, record: Any) -> Response:
     """After a write: refresh the cache, relay the outbox, reply with the record."""
     deps.cache.put(record)
-    deps.flush()
-    return ok(record)
+    return _relayed(deps, record)
 
 
 def write_then_reply(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pika
@@ -70,14 +69,6 @@ def queued(url: str) -> int:
         return int(ok_.method.message_count)
     finally:
         conn.close()
-
-
-@pytest.fixture
-def client(amqp_url: str) -> Iterator[Client]:
-    reset_request_queue(amqp_url)
-    c = Client(amqp_url)
-    yield c
-    c.close()
 
 
 def test_declares_topology_and_answers_with_copied_correlation_id(
