@@ -150,7 +150,10 @@ class Records:
         def read(raw: Any, error: BaseException | None) -> Any:
             if error is not None:
                 self._failed(op, error)
-            return then(_decode(raw, cls))
+            found = _decode(raw, cls)
+            result = "miss" if found is None else "hit"
+            metrics.child(metrics.cache_reads_total, op.op, result).inc()
+            return then(found)
 
         return Forward(self.pool, op, read, self.timeout)
 

@@ -16,6 +16,7 @@ import msgspec
 import pika
 import pytest
 from amqp_kit import EventTap, Peer, TcpProxy
+from prometheus_client import REGISTRY
 
 from customer_manager.actors.amqp_publisher import DIRECT_REPLY_TO, AmqpPublisher
 from customer_manager.actors.publisher import rpc
@@ -217,4 +218,45 @@ def test_a_burst_larger_than_a_batch_goes_out_complete_and_in_order(
         assert wait_until(lambda: memory.outbox_size() == 0, 5)
     finally:
         publisher.stop()
+        tap.close()
+
+
+def gauge(name: str) -> float | None:
+    value: float | None = REGISTRY.get_sample_value(name)
+    return value
+
+
+def test_outbox_gauges_age_while_the_broker_is_down(
+    amqp_url: str, store: tuple[MemoryStorage, Store]
+) -> None:
+    """The relay counts the outbox every interval, broker or not: the backlog gauge shows
+    the entries and the age gauge (read at scrape time) grows from the oldest one's write."""
+    memory, st = store
+    target = pika.URLParameters(amqp_url)
+    proxy = TcpProxy((target.host, target.port))
+    proxy.start()
+    tap = EventTap(amqp_url, EVENT_EXCHANGE)
+    publisher = start_publisher(f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F", st)
+    try:
+        assert wait_until(lambda: gauge("customer_manager_outbox_backlog") == 0, 5)
+        assert gauge("customer_manager_outbox_oldest_age_seconds") == 0
+        proxy.pause()
+        assert wait_until(lambda: not publisher.proxy().ready().get(timeout=5), 10)
+        written = time.time()
+        for i in range(3):
+            add_customer(memory, f"aging{i}", webhook=False)
+        assert wait_until(lambda: gauge("customer_manager_outbox_backlog") == 3, 5)
+        time.sleep(1.5)
+        age = gauge("customer_manager_outbox_oldest_age_seconds")
+        assert age is not None and 1.5 <= age <= time.time() - written + 0.1
+        time.sleep(1.0)  # the age keeps growing between counts, from the same oldest entry
+        older = gauge("customer_manager_outbox_oldest_age_seconds")
+        assert older is not None and older >= age + 0.9
+        proxy.resume()
+        assert len(tap.wait_for(3, 20)) == 3
+        assert wait_until(lambda: gauge("customer_manager_outbox_backlog") == 0, 5)
+        assert gauge("customer_manager_outbox_oldest_age_seconds") == 0
+    finally:
+        publisher.stop()
+        proxy.close()
         tap.close()
