@@ -87,6 +87,11 @@ class HealthServer:
         self._checked_at = time.monotonic()
         return results
 
+    def check_if_stale(self) -> None:
+        """``check()`` unless the checks ran in the last ``READY_MAX_AGE`` seconds."""
+        if time.monotonic() - self._checked_at > READY_MAX_AGE:
+            self.check()
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
@@ -100,8 +105,7 @@ class HealthServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == server.metrics_path:
-                    if time.monotonic() - server._checked_at > READY_MAX_AGE:
-                        server.check()
+                    server.check_if_stale()
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
                 elif path == "/healthz":
                     self._send(200, "text/plain; charset=utf-8", b"ok\n")
