@@ -126,8 +126,11 @@ class CacheClient:
         def decoded(raw: Any, error: BaseException | None) -> R | None:
             if error is not None:
                 _failed(op, error)
-                return None
-            return _decode(raw, cls)
+            found = _decode(raw, cls) if error is None else None
+            metrics.child(
+                metrics.cache_reads_total, op.op, "miss" if found is None else "hit"
+            ).inc()
+            return found
 
         return Flow(self.pool, op, self.timeout, decoded)
 

@@ -16,6 +16,7 @@ import msgspec
 import pika
 import pytest
 from amqp_kit import EventTap, Peer, TcpProxy
+from prometheus_client import REGISTRY
 
 from customer_manager.actors.amqp.publisher import DIRECT_REPLY_TO, AmqpPublisher
 from customer_manager.actors.publisher import rpc
@@ -61,6 +62,11 @@ def wait_until(predicate: Any, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def gauge(name: str) -> float | None:
+    value: float | None = REGISTRY.get_sample_value(name)
+    return value
 
 
 def start_publisher(url: str, store: StorageClient) -> Any:
@@ -110,18 +116,27 @@ def test_outbox_waits_for_the_broker(
     tap = EventTap(amqp_url, EVENT_EXCHANGE)
     publisher = start_publisher(f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F", st)
     try:
+        assert wait_until(lambda: gauge("customer_manager_outbox_backlog") == 0, 5)
+        assert gauge("customer_manager_outbox_oldest_age_seconds") == 0
         proxy.pause()
         assert wait_until(lambda: not publisher.proxy().ready().get(timeout=5), 10)
+        written = time.time()
         for i in range(5):
             add_customer(memory, f"outage{i}", webhook=False)
         publisher.proxy().flush()
         time.sleep(1.5)  # several relay intervals with the broker down
         assert memory.outbox_size() == 5
         assert tap.wait_for(1, 0.2) == []
+        # the relay counts the outbox broker or not: the gauges the alerts read
+        assert gauge("customer_manager_outbox_backlog") == 5
+        age = gauge("customer_manager_outbox_oldest_age_seconds")
+        assert age is not None and 1.5 <= age <= time.time() - written
         proxy.resume()
         events = tap.wait_for(5, 20)
         assert sorted(e["data"]["name"] for e in events) == [f"outage{i}" for i in range(5)]
         assert wait_until(lambda: memory.outbox_size() == 0, 5)
+        assert wait_until(lambda: gauge("customer_manager_outbox_backlog") == 0, 5)
+        assert gauge("customer_manager_outbox_oldest_age_seconds") == 0
     finally:
         publisher.stop()
         proxy.close()

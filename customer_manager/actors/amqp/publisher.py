@@ -6,7 +6,8 @@ consumes direct reply-to (``amq.rabbitmq.reply-to``, auto-ack) for outgoing RPC.
 * Outbox relay (B.3 #18, #20): on ``flush()`` and every ``relay_interval`` seconds it claims
   entries from storage, publishes each (confirmed by the broker) and marks them done. While
   the broker is down nothing is claimed; a publish that fails leaves the rest of the batch
-  leased, to be claimed again when the lease runs out.
+  leased, to be claimed again when the lease runs out. Every ``relay_interval`` seconds too,
+  broker or not, it counts the outbox for the backlog and oldest-entry-age gauges.
 * ``call(queue, request, timeout, done)`` publishes with a fresh correlation id and returns
   at once; the reply (matched by correlation id) or a timeout (checked between pump slices)
   calls ``done``. A connection loss fails the pending calls with Unavailable.
@@ -38,8 +39,9 @@ from customer_manager.actors.storage import StorageClient
 from customer_manager.config import Settings
 from customer_manager.errors import ServiceError, Unavailable
 from customer_manager.messages.queues import EVENT_EXCHANGE
+from customer_manager.messages.records import unix
 from customer_manager.messages.wire import Request, Response, encode
-from customer_manager.storage.base import OutboxEntry, Storage
+from customer_manager.storage.base import OutboxEntry, OutboxStats, Storage
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ class AmqpPublisher(Relaying, PumpActor):
         self._channel: BlockingChannel | None = None
         self._events: ConfirmedChannel | None = None
         self._pending: dict[str, _Pending] = {}
-        self._next_relay = 0.0
+        self._next_relay = self._next_count = 0.0
 
     # -- the publisher contract ----------------------------------------------------------
 
@@ -155,12 +157,14 @@ class AmqpPublisher(Relaying, PumpActor):
             self._channel = self._events = None
             self._fail_pending("connection to the broker lost")
         self._expire()
-        if time.monotonic() >= self._next_relay:
-            self._next_relay = time.monotonic() + self._interval
+        now = time.monotonic()
+        if now >= self._next_relay:
+            self._next_relay = now + self._interval
             if self._channel is not None:
                 self._relay()
-            if self._next_relay > 0:  # not in the middle of a backlog being relayed
-                self._count_backlog()
+        if now >= self._next_count:  # on its own clock: fresh in a long backlog, broker down
+            self._next_count = now + self._interval
+            self._count_backlog()
 
     def on_stop(self) -> None:
         self._fail_pending("publisher stopped")
@@ -221,9 +225,12 @@ class AmqpPublisher(Relaying, PumpActor):
 
     def _count_backlog(self) -> None:
         try:
-            metrics.outbox_backlog.set(self._store.call(Storage.outbox_size))
-        except Exception as exc:  # only a gauge: never fail the relay for it
+            stats: OutboxStats = self._store.call(Storage.outbox_stats)
+        except Exception as exc:  # only gauges: never fail the relay for them
             log.debug("outbox size unavailable: %s", _describe(exc))
+            return
+        metrics.outbox_backlog.set(stats.size)
+        metrics.outbox_oldest.since = unix(stats.oldest) if stats.oldest else None
 
     def _publish_entries(self, entries: list[OutboxEntry]) -> list[int]:
         """Publish a claimed batch with one wait for the broker's confirms; return the ids it
