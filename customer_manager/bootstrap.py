@@ -19,9 +19,9 @@ from customer_manager.actors.cache import CacheClient, start_cache_pool
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.actors.publisher import NullPublisher
 from customer_manager.actors.service.accesskeys import AccessKeyActor
-from customer_manager.actors.service.customers import CustomerActor
 from customer_manager.actors.service.deps import Deps
 from customer_manager.actors.service.router import RouterActor
+from customer_manager.actors.service.workers import CustomerActor
 from customer_manager.actors.storage import StorageClient, StorageFactory, start_storage_pool
 from customer_manager.config import Settings
 from customer_manager.storage.base import Storage

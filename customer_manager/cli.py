@@ -19,6 +19,7 @@ import msgspec
 from customer_manager.config import Settings
 from customer_manager.flags import settings_options
 from customer_manager.messages import gojson
+from customer_manager.messages.ops import OpName
 from customer_manager.messages.wire import JSON, Request
 from customer_manager.oneshot import run_request, schema_command
 
@@ -80,12 +81,21 @@ def main(ctx: click.Context, /, verbose: bool, agent_check: str | None, **opts: 
     )
 
 
-def _send(ctx: click.Context, method: str, uri: str, data: Any = None) -> None:
+def _send(
+    ctx: click.Context,
+    method: str,
+    uri: str,
+    data: Any = None,
+    *,
+    failure: str = "",
+    op: OpName | None = None,
+) -> None:
+    """Run the request, print the reply's data; ``failure`` prefixes an error message."""
     raw = msgspec.Raw(gojson.encode(data)) if data is not None else msgspec.Raw(b"")
     request = Request(
         uri=uri, method=method, publisher="customer-control", data_type=JSON, data=raw
     )
-    payload = run_request(ctx.obj, request)
+    payload = run_request(ctx.obj, request, op=op, failure=failure)
     click.echo(msgspec.json.format(payload, indent=2).decode())
 
 
@@ -256,3 +266,8 @@ def _query(**params: str) -> str:
     from urllib.parse import urlencode
 
     return urlencode(params)
+
+
+from customer_manager import cli_lifecycle  # noqa: E402  (registers its commands)
+
+__all__ = ["cli_lifecycle", "main"]

@@ -13,6 +13,7 @@ import msgspec
 
 DEFAULT_SQLITE_PATH = "customer-manager.sqlite3"
 DEFAULT_RABBITMQ = "amqp://guest:guest@localhost:5672"
+DEFAULT_EMAIL_VERIFY_BASE_URL = "https://api.voipbin.net"
 
 
 # Unacked requests per replica. Measured (bench/RESULTS.md): at 32 the consumer hands the
@@ -42,6 +43,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cache_workers: int = 2
     prefetch: int = DEFAULT_PREFETCH
     instance_id: str = ""
+    email_verify_base_url: str = DEFAULT_EMAIL_VERIFY_BASE_URL
+
+
+def check_base_url(url: str) -> str:
+    """C.7: EMAIL_VERIFY_BASE_URL must be an absolute http(s) URL (used verbatim)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"EMAIL_VERIFY_BASE_URL must be an absolute http(s) URL, not {url[:100]!r}"
+        )
+    return url
 
 
 class MySQLParams(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,7 +11,11 @@ from typing import Any, TypeVar
 
 import click
 
-from customer_manager.config import DEFAULT_SQLITE_PATH
+from customer_manager.config import (
+    DEFAULT_EMAIL_VERIFY_BASE_URL,
+    DEFAULT_SQLITE_PATH,
+    check_base_url,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +49,15 @@ _SHARED: list[Callable[[F], F]] = [
         "--redis_database", envvar="REDIS_DATABASE", default=0, type=int, show_envvar=True
     ),
     click.option(
+        "--email_verify_base_url",
+        envvar="EMAIL_VERIFY_BASE_URL",
+        default=DEFAULT_EMAIL_VERIFY_BASE_URL,
+        show_default=True,
+        show_envvar=True,
+        callback=lambda _ctx, _param, value: _base_url(value),
+        help="Prefix of the email verification link (an absolute http(s) URL).",
+    ),
+    click.option(
         "--billing_account_check",
         envvar="BILLING_ACCOUNT_CHECK",
         is_flag=True,
@@ -52,6 +65,14 @@ _SHARED: list[Callable[[F], F]] = [
         help="Ask billing-manager before setting a billing account.",
     ),
 ]
+
+
+def _base_url(value: str) -> str:
+    """C.7: checked at start; a bad value is one clear line and exit 1."""
+    try:
+        return check_base_url(value)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def settings_options(func: F) -> F:

@@ -165,3 +165,44 @@ def child(metric: Any, *labels: str) -> Any:
         if len(_CHILDREN) < _MAX_CHILDREN:
             _CHILDREN[key] = found
     return found
+
+
+# The upstream lifecycle metrics (SPEC C.9): same names, labels and values.
+_MS_BUCKETS = (50, 100, 500, 1000, 3000)
+db_operation_duration = Histogram(
+    "customer_manager_db_operation_duration",
+    "Storage operation duration in milliseconds, by operation and entity.",
+    ["operation", "entity"],
+    buckets=_MS_BUCKETS,
+)
+db_operation_total = Counter(
+    "customer_manager_db_operation_total",
+    "Storage operations by operation, entity and status (success, error).",
+    ["operation", "entity", "status"],
+)
+cache_operation_total = Counter(
+    "customer_manager_cache_operation_total",
+    "Record cache reads by operation (get), entity (customer, accesskey) and result.",
+    ["operation", "entity", "result"],
+)
+rpc_call_duration = Histogram(
+    "customer_manager_rpc_call_duration",
+    "Outgoing RPC duration in milliseconds, by service and method.",
+    ["service", "method"],
+    buckets=_MS_BUCKETS,
+)
+rpc_call_total = Counter(
+    "customer_manager_rpc_call_total",
+    "Outgoing RPCs by service, method and status (success, error).",
+    ["service", "method", "status"],
+)
+signup_total = Counter(
+    "customer_manager_signup_total",
+    "Signups by status (validation_failed, error, success).",
+    ["status"],
+)
+email_verification_total = Counter(
+    "customer_manager_email_verification_total",
+    "Email verifications by status (invalid_token, error, already_verified, success).",
+    ["status"],
+)

@@ -14,6 +14,8 @@ import msgspec
 
 from customer_manager.config import Settings
 from customer_manager.errors import ServiceError
+from customer_manager.messages.ops import Op, OpName
+from customer_manager.messages.routes import path_id
 from customer_manager.messages.wire import Request, Response
 from customer_manager.storage import open_storage
 from customer_manager.storage.base import SCHEMA_VERSION
@@ -78,9 +80,12 @@ def _error_message(response: Response) -> str:
         return f"request failed with status {response.status_code}"
 
 
-def run_request(settings: Settings, request: Request) -> bytes:
+def run_request(
+    settings: Settings, request: Request, *, op: OpName | None = None, failure: str = ""
+) -> bytes:
     """Send ``request`` through a local actor system; return the reply's JSON data or raise a
-    ClickException (exit 1) with a message a person can act on."""
+    ClickException (exit 1) with a message a person can act on, after ``failure``. With
+    ``op``, the request goes straight to that customer operation (one without a route)."""
     from customer_manager.actors.service.router import call
     from customer_manager.bootstrap import bootstrap
 
@@ -88,12 +93,30 @@ def run_request(settings: Settings, request: Request) -> bytes:
     log.info("using %s", _where(settings))
     system = bootstrap(settings, publisher_factory=_publisher_factory(settings))
     try:
-        response = call(system.router, request, timeout=settings.rpc_timeout + 15)
+        timeout = settings.rpc_timeout + 15
+        if op is None:
+            response = call(system.router, request, timeout=timeout)
+        else:
+            response = _direct(
+                system.workers[0], Op(name=op, request=request, id=path_id(request.uri)), timeout
+            )
         if settings.rabbitmq_address:
             relayed = system.publisher.proxy().relay_now().get(timeout=30)
             log.info("published %d event(s) and webhook(s)", relayed)
     finally:
         system.stop()
     if response.status_code != 200:
-        raise click.ClickException(_error_message(response))
+        raise click.ClickException(failure + _error_message(response))
     return bytes(response.data)
+
+
+def _direct(customers: Any, op: Op, timeout: float) -> Response:
+    """Run ``op`` on the customer pool and wait for its reply (errors as replies)."""
+    from customer_manager.actors.kit.flow import Flow, wait
+    from customer_manager.errors import error_response
+
+    try:
+        reply: Response = wait(Flow(customers, op, timeout), timeout + 1, "customer pool")
+    except ServiceError as exc:
+        return error_response(exc)
+    return reply

@@ -39,7 +39,7 @@ class CacheOp(msgspec.Struct, frozen=True, kw_only=True):
     ``get_key_of_token`` reads ``key`` (a token key) and then the access key it names, in
     one message (the auth path)."""
 
-    op: Literal["get", "set", "delete", "get_key_of_token"]
+    op: Literal["get", "set", "delete", "get_key_of_token", "read", "claim", "release"]
     key: str
     value: bytes = b""
     ttl: int = TTL_SECONDS
@@ -59,6 +59,15 @@ class CacheActor(PoolMember):
             return self._backend.get(message.key)
         if message.op == "get_key_of_token":
             return self._backend.get_indirect(message.key, ACCESSKEY_PREFIX)
+        if message.op == "read":
+            return self._backend.read(message.key)
+        if message.op == "claim":
+            return self._backend.claim(
+                message.key, message.value, message.ttl, only_if_absent=message.only_if_absent
+            )
+        if message.op == "release":
+            self._backend.release(message.key, message.value)
+            return None
         if message.op == "set":
             self._backend.set(
                 message.key, message.value, message.ttl, only_if_absent=message.only_if_absent
@@ -120,6 +129,28 @@ class CacheClient:
         """Map a token hash to its key id (the auth path's first lookup)."""
         return self._write(CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode()))
 
+    # -- tokens and locks (SPEC C.3): failures are errors here, not misses -----------------
+
+    def read(self, key: str) -> Flow[bytes | None]:
+        """The value at ``key``; Unavailable if the backend fails."""
+        return Flow(self.pool, CacheOp(op="read", key=key), self.timeout)
+
+    def claim(self, key: str, value: str, ttl: int, *, only_if_absent: bool) -> Flow[bool]:
+        """SET ``key`` (NX when ``only_if_absent``): True if stored; Unavailable if the
+        backend fails."""
+        op = CacheOp(
+            op="claim", key=key, value=value.encode(), ttl=ttl, only_if_absent=only_if_absent
+        )
+        return Flow(self.pool, op, self.timeout)
+
+    def drop(self, key: str) -> Flow[None]:
+        """DEL ``key`` (a failure is counted and ignored)."""
+        return self._write(CacheOp(op="delete", key=key))
+
+    def release(self, key: str, owner: str) -> Flow[None]:
+        """DEL ``key`` if it still holds ``owner`` (a failure is ignored: the lock expires)."""
+        return self._write(CacheOp(op="release", key=key, value=owner.encode()))
+
     # -- internals --------------------------------------------------------------------------
 
     def _read(self, op: CacheOp, cls: type[R]) -> Flow[R | None]:
@@ -127,12 +158,20 @@ class CacheClient:
             if error is not None:
                 _failed(op, error)
             found = _decode(raw, cls) if error is None else None
-            metrics.child(
-                metrics.cache_reads_total, op.op, "miss" if found is None else "hit"
-            ).inc()
+            if found is None and isinstance(raw, bytes):
+                self._evict(op.key)  # e.g. a seed Go entry without ``status`` (C.1.1)
+            result = "miss" if found is None else "hit"
+            metrics.child(metrics.cache_reads_total, op.op, result).inc()
+            entity = cls.__name__.lower()  # customer, accesskey
+            metrics.child(metrics.cache_operation_total, "get", entity, result).inc()
             return found
 
         return Flow(self.pool, op, self.timeout, decoded)
+
+    def _evict(self, key: str) -> None:
+        """Delete an unreadable entry (fire and forget), so the fill after the storage read
+        (SET NX) replaces it with the full record."""
+        self.pool.submit(CacheOp(op="delete", key=key), _ignore, timeout=self.timeout)
 
     def _write(self, op: CacheOp) -> Flow[None]:
         def written(_value: Any, error: BaseException | None) -> None:
@@ -140,6 +179,10 @@ class CacheClient:
                 _failed(op, error)
 
         return Flow(self.pool, op, self.timeout, written)
+
+
+def _ignore(_value: Any, _error: BaseException | None) -> None:
+    return None
 
 
 def _failed(op: CacheOp, exc: BaseException) -> None:

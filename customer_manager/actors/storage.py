@@ -12,11 +12,13 @@ A member is never killed by a failing call.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 
+from customer_manager import metrics
 from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
 from customer_manager.actors.kit.pool import Pool
@@ -64,10 +66,14 @@ class StorageActor(PoolMember):
 
     def handle(self, message: Any) -> Any:
         assert isinstance(message, StorageCall) and self._storage is not None
+        started, status = time.monotonic(), "error"
         try:
             # the protocol's method names the implementation's (mypy checked the arguments)
-            return getattr(self._storage, message.name)(*message.args)
-        except ServiceError:
+            result = getattr(self._storage, message.name)(*message.args)
+            status = "success"
+            return result
+        except ServiceError as exc:
+            status = "success" if exc.status == "NOT_FOUND" else "error"
             raise
         except (ConnectionError, OSError, TimeoutError) as exc:
             log.error("storage %s failed: %s", message.name, type(exc).__name__)
@@ -75,6 +81,40 @@ class StorageActor(PoolMember):
         except Exception:
             log.exception("storage %s failed", message.name)
             raise Internal(f"database error ({message.name})") from None
+        finally:
+            _observe(message, started, status)
+
+
+# C.9 labels: the storage method -> (operation, entity); unnamed ones are not measured.
+_OPERATIONS = {
+    "customer_insert": ("create", "customer"),
+    "customer_signup": ("create", "customer"),
+    "customer_get": ("get", "customer"),
+    "customer_list": ("list", "customer"),
+    "customer_update": ("update", "customer"),
+    "customer_delete": ("delete", "customer"),
+    "customer_due": ("list", "customer"),
+    "accesskey_insert": ("create", "accesskey"),
+    "accesskey_get": ("get", "accesskey"),
+    "accesskey_list": ("list", "accesskey"),
+    "accesskey_update": ("update", "accesskey"),
+    "accesskey_delete": ("delete", "accesskey"),
+}
+
+
+def _observe(message: StorageCall, started: float, status: str) -> None:
+    if message.name == "customer_transition":
+        steps = message.args[1]
+        operation, entity = (steps[-1].operation if steps else "update"), "customer"
+    elif message.name == "customer_due" and message.args[0] == "frozen_expired":
+        operation, entity = "list_frozen_expired", "customer"
+    elif message.name in _OPERATIONS:
+        operation, entity = _OPERATIONS[message.name]
+    else:
+        return
+    elapsed_ms = (time.monotonic() - started) * 1000
+    metrics.child(metrics.db_operation_duration, operation, entity).observe(elapsed_ms)
+    metrics.child(metrics.db_operation_total, operation, entity, status).inc()
 
 
 def start_storage_pool(factory: StorageFactory, size: int) -> Pool:

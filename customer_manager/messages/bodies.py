@@ -144,3 +144,21 @@ def decode_body(raw: bytes, cls: type[T]) -> T:
         return msgspec.convert(normalise(obj, cls), cls, strict=True)
     except msgspec.ValidationError as exc:
         raise BodyError(str(exc)) from None
+
+
+class SignupBody(CustomerFields, frozen=True, kw_only=True):
+    """Body of ``POST /v1/customers/signup`` (C.4.2): create's keys and ``client_ip``."""
+
+    client_ip: str = ""
+
+
+class EmailVerifyBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of ``POST /v1/customers/email_verify`` (C.4.3)."""
+
+    token: str = ""
+
+
+class MetadataBody(msgspec.Struct, frozen=True, kw_only=True):
+    """The metadata of ``PUT /v1/customers/<id>/metadata`` (C.4.9)."""
+
+    rtp_debug: bool = False

@@ -17,7 +17,22 @@ from customer_manager.messages.records import NIL
 from customer_manager.messages.wire import Request, Response
 
 OpName = Literal[
-    "list", "create", "get", "update", "delete", "update_billing_account", "is_valid_balance"
+    "list",
+    "create",
+    "get",
+    "update",
+    "delete",
+    "update_billing_account",
+    "is_valid_balance",
+    "signup",
+    "email_verify",
+    "cleanup_unverified",
+    "cleanup_frozen_expired",
+    "freeze",
+    "recover",
+    "freeze_and_delete",
+    "metadata",
+    "set_identity_verification",  # no route: the CLI only (C.4.10)
 ]
 Reply = Callable[[Response], None]
 

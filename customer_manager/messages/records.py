@@ -6,6 +6,7 @@ UUID fields have no default, so they are always emitted (a nil UUID is printed, 
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -39,8 +40,33 @@ def after(seconds: int, start: str | None = None) -> str:
     return ts(base + timedelta(seconds=seconds))
 
 
+STATUSES = ("initial", "active", "frozen", "deleted", "expired")
+LIVE_STATUSES = frozenset({"initial", "active", "frozen"})
+IDENTITY_STATUSES = ("none", "pending", "verified", "rejected")
+
+
+class Metadata(msgspec.Struct, frozen=True, kw_only=True):
+    """``customer.Metadata`` (C.4.9): always printed whole, ``{"rtp_debug":false}`` if unset."""
+
+    rtp_debug: bool = False
+
+
+GUEST_ID = uuid.UUID("a856c986-4b06-4496-9641-4d0ecbc67df5")
+BASIC_ROUTE_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
+SYSTEM_ID = uuid.UUID("00000000-0000-0000-0000-000000000002")
+PROTECTED_IDS = (BASIC_ROUTE_ID, SYSTEM_ID, GUEST_ID)  # F2 (C.1.5)
+
+
+def new_webhook_secret() -> str:
+    """C.6.2: 32 characters of base64url over 32 CSPRNG bytes."""
+    return secrets.token_urlsafe(32)[:32]
+
+
 class Customer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """A tenant. Same keys, order and omit-empty rules as the Go ``customer.Customer``."""
+    """A tenant. Same keys, order and omit-empty rules as the Go ``customer.Customer`` of
+    the newest upstream (SPEC C.1.1): the lifecycle keys that Go never omits have no
+    default here, so they are always printed, and a cached entry without them (a seed Go
+    instance wrote it) does not decode: it is read as a miss."""
 
     id: uuid.UUID
     name: str = ""
@@ -50,7 +76,15 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     address: str = ""
     webhook_method: str = ""
     webhook_uri: str = ""
+    webhook_secret: str = ""
     billing_account_id: uuid.UUID
+    email_verified: bool
+    status: str
+    identity_verification_status: str
+    terms_agreed_version: str = ""
+    terms_agreed_ip: str = ""
+    metadata: Metadata
+    tm_deletion_scheduled: str = ""
     tm_create: str = ""
     tm_update: str = ""
     tm_delete: str = ""

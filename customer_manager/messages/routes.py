@@ -61,6 +61,22 @@ ROUTES: tuple[Route, ...] = (
         "is_valid_balance",
         "/v1/customers/<customer_id>/is_valid_balance",
     ),
+    # SPEC C.4.0, rules 13-20
+    *(
+        _r("POST", f"/v1/customers/{name}$", "customer", name, f"{_CU}/{name}")
+        for name in ("signup", "email_verify", "cleanup_unverified", "cleanup_frozen_expired")
+    ),
+    *(
+        _r("POST", f"/v1/customers/{_UUID}/{name}$", "customer", name, f"{_CU}/{name}")
+        for name in ("freeze", "recover", "freeze_and_delete")
+    ),
+    _r(
+        "PUT",
+        f"/v1/customers/{_UUID}/metadata$",
+        "customer",
+        "metadata",
+        "/v1/customers/<customer_id>/metadata",
+    ),
 )
 
 

@@ -27,6 +27,17 @@ class Request(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     data: msgspec.Raw = EMPTY
 
 
+def json_request(uri: str, method: str, data: Any) -> Request:
+    """A request of ours to another service (A §2.4) with ``data`` as Go JSON."""
+    return Request(
+        uri=uri,
+        method=method,
+        publisher=PUBLISHER,
+        data_type=JSON,
+        data=msgspec.Raw(gojson.encode(data)),
+    )
+
+
 class Response(msgspec.Struct, frozen=True, kw_only=True):
     """An RPC reply (A §2.2): ``status_code`` and ``data_type`` always, ``data`` if not empty."""
 

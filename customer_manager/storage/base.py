@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 
@@ -25,7 +26,7 @@ from customer_manager.messages.bodies import AccesskeyUpdateBody, CustomerFields
 from customer_manager.messages.query import ListQuery
 from customer_manager.messages.records import Accesskey, Customer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class OutboxMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,7 +56,11 @@ R = TypeVar("R", Customer, Accesskey)
 OutboxFn = Callable[[R], Sequence[OutboxMessage]]
 
 # Columns that update() may change, per table (everything else is fixed after insert).
-CUSTOMER_MUTABLE = frozenset(CustomerFields.__struct_fields__) | {"billing_account_id"}
+CUSTOMER_MUTABLE = frozenset(CustomerFields.__struct_fields__) | {
+    "billing_account_id",
+    "metadata",
+    "identity_verification_status",
+}
 ACCESSKEY_MUTABLE = frozenset(AccesskeyUpdateBody.__struct_fields__)
 
 
@@ -67,6 +72,28 @@ class Deleted(msgspec.Struct, frozen=True, kw_only=True):
     record: Customer | Accesskey
     changed: bool
     keys: list[Accesskey] = []
+
+
+KeyOutboxFn = Callable[[Customer, Accesskey], Sequence[OutboxMessage]]
+SignupOutboxFn = Callable[[Customer, Accesskey], Sequence[OutboxMessage]]
+Due = Literal["unverified", "frozen_expired"]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One conditional update of a customer (SPEC C.1.4): set ``changes`` and ``tm_update``
+    WHERE the row is live (``tm_delete`` at the sentinel) and, when given, has ``status`` /
+    ``email_verified``. ``outbox`` gets the row as re-read after the update;
+    ``revoke_keys`` also soft-deletes the customer's live access keys (B.3 #13), each with
+    ``key_outbox(customer, key)``."""
+
+    changes: Mapping[str, Any]
+    outbox: OutboxFn[Customer]
+    status: str | None = None
+    email_verified: bool | None = None
+    revoke_keys: bool = False
+    key_outbox: KeyOutboxFn | None = field(default=None)
+    operation: str = "update"  # the ``db_operation_*`` metric label (C.9)
 
 
 class Storage(Protocol):
@@ -105,6 +132,30 @@ class Storage(Protocol):
         key_outbox: OutboxFn[Accesskey],
     ) -> Deleted:
         """Soft-delete the customer and, in the same transaction, its active access keys."""
+        ...
+
+    # the lifecycle (SPEC C)
+    def customer_transition(
+        self, customer_id: uuid.UUID, steps: Sequence[Transition], now: str
+    ) -> Deleted | None:
+        """Apply ``steps`` in order in one transaction; if one of them matches no row, roll
+        everything back and return None (a concurrent change won). Otherwise the customer
+        as last re-read, with the keys revoked (``changed`` is True)."""
+        ...
+
+    def customer_due(
+        self, due: Due, cutoff: str, limit: int, exclude: Sequence[uuid.UUID]
+    ) -> list[Customer]:
+        """Live customers a sweep must process, oldest first, at most ``limit``, none of
+        ``exclude``: ``unverified`` = initial, unverified, created before ``cutoff``;
+        ``frozen_expired`` = frozen since before ``cutoff``."""
+        ...
+
+    def customer_signup(
+        self, customer: Customer, key: Accesskey, token_hash: str, outbox: SignupOutboxFn
+    ) -> tuple[Customer, Accesskey]:
+        """Insert the customer, then its access key, with ``outbox(customer, key)``, in one
+        transaction (F7): any failure leaves nothing."""
         ...
 
     # access keys

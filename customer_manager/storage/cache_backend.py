@@ -19,6 +19,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from customer_manager import metrics
+from customer_manager.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ _GET_INDIRECT = (
     "local target = redis.call('GET', KEYS[1]) "
     "if target then return redis.call('GET', ARGV[1] .. target) end "
     "return false"
+)
+_RELEASE = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 )
 MAX_MISSED = 10_000  # missed writes remembered; beyond that, recovery drops every entry
 
@@ -45,6 +49,21 @@ class Cache(Protocol):
         ...
 
     def delete(self, key: str) -> None: ...
+    def claim(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> bool:
+        """SET (NX when ``only_if_absent``) that reports: True if stored. Raises
+        ``Unavailable`` when the backend fails (unlike ``set``: the lifecycle's tokens and
+        locks, SPEC C.3, must not pass silently)."""
+        ...
+
+    def read(self, key: str) -> bytes | None:
+        """GET that raises ``Unavailable`` when the backend fails."""
+        ...
+
+    def release(self, key: str, value: bytes) -> None:
+        """Delete ``key`` only while it still holds ``value`` (a lock's owner); errors are
+        swallowed (the lock expires)."""
+        ...
+
     def ping(self) -> None: ...
     def close(self) -> None: ...
 
@@ -89,6 +108,25 @@ class LocalCache:
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)
+
+    def claim(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> bool:
+        with self._lock:
+            if only_if_absent and self._live(key):
+                return False
+        self.set(key, value, ttl)
+        return True
+
+    def read(self, key: str) -> bytes | None:
+        return self.get(key)
+
+    def release(self, key: str, value: bytes) -> None:
+        with self._lock:
+            if self._live(key) and self._data[key][1] == value:
+                del self._data[key]
+
+    def _live(self, key: str) -> bool:
+        item = self._data.get(key)
+        return item is not None and item[0] > time.monotonic()
 
     def ping(self) -> None:
         return None
@@ -170,6 +208,29 @@ class RedisCache:
             self._command("DEL", key)
         except redis.RedisError as exc:
             self._failed("delete", exc, key)
+
+    def claim(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> bool:
+        stored = self._strict("SET", key, value, "EX", ttl, *(["NX"] if only_if_absent else []))
+        return stored is not None
+
+    def read(self, key: str) -> bytes | None:
+        value = self._strict("GET", key)
+        return value if isinstance(value, bytes) else None
+
+    def release(self, key: str, value: bytes) -> None:
+        try:
+            self._command("EVAL", _RELEASE, 1, key, value)
+        except redis.RedisError as exc:
+            self._failed("delete", exc)
+
+    def _strict(self, *args: Any) -> Any:
+        try:
+            if not self._usable():
+                raise redis.ConnectionError("redis marked down")
+            return self._command(*args)
+        except redis.RedisError as exc:
+            self._failed(str(args[0]).lower(), exc)
+            raise Unavailable(f"redis at {self.address} is unavailable") from None
 
     def ping(self) -> None:
         """Raise ConnectionError if Redis does not answer (message without secrets)."""

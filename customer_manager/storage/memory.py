@@ -31,6 +31,7 @@ from customer_manager.storage.base import (
     OutboxMessage,
     OutboxStats,
 )
+from customer_manager.storage.memory_lifecycle import MemoryLifecycle
 
 T = TypeVar("T", Customer, Accesskey)
 
@@ -94,7 +95,7 @@ def _tri(value: str, bound: str, flag: bool, *, expired: bool) -> bool:
     return (value < bound) if flag else (value >= bound)
 
 
-class MemoryStorage:
+class MemoryStorage(MemoryLifecycle):
     """Customers, access keys and the outbox in dicts, guarded by one re-entrant lock."""
 
     def __init__(self) -> None:
@@ -200,7 +201,7 @@ class MemoryStorage:
             current = self._customer(customer_id)
             if current.deleted:
                 return Deleted(record=current, changed=False)
-            gone = msgspec.structs.replace(current, tm_delete=now, tm_update=now)
+            gone = msgspec.structs.replace(current, tm_delete=now, tm_update=now, status="deleted")
             messages = list(outbox(gone))
             keys = [
                 msgspec.structs.replace(k, tm_delete=now, tm_update=now)
@@ -221,10 +222,7 @@ class MemoryStorage:
     ) -> Accesskey:
         stored = msgspec.structs.replace(key, token="")
         with self._lock:
-            if key.id in self._keys:
-                raise AlreadyExists(f"accesskey {key.id} exists", "ACCESSKEY_ALREADY_EXISTS")
-            if token_hash in self._hashes.values():
-                raise AlreadyExists("token already exists", "TOKEN_ALREADY_EXISTS")
+            self._check_new_key(stored, token_hash)
             messages = outbox(stored)
             self._keys[key.id] = stored
             self._hashes[key.id] = token_hash

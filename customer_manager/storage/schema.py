@@ -55,6 +55,12 @@ MYSQL_HAS: dict[str, str] = {
     "index": "SELECT COUNT(*) FROM information_schema.statistics"
     " WHERE table_schema = DATABASE() AND table_name = %s AND index_name = %s",
 }
+SQLITE_HAS: dict[str, str] = {
+    "column": "SELECT COUNT(*) FROM pragma_table_info(%s) WHERE name = %s",
+    "index": "SELECT COUNT(*) FROM sqlite_master"
+    " WHERE type = 'index' AND tbl_name = %s AND name = %s",
+}
+HAS: dict[Dialect, dict[str, str]] = {"mysql": MYSQL_HAS, "sqlite": SQLITE_HAS}
 
 _MYSQL_TABLE_OPTS = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
 _ACTIVE = "'9999-01-01 00:00:00.000000'"
@@ -155,10 +161,14 @@ _SQLITE_V1: list[Step] = [
     "CREATE INDEX IF NOT EXISTS idx_customer_outbox_claim ON customer_outbox (claim_until)",
 ]
 
-MIGRATIONS: dict[Dialect, dict[int, list[Step]]] = {
-    "mysql": {1: _MYSQL_V1},
-    "sqlite": {1: _SQLITE_V1},
-}
+
+def _migrations() -> dict[Dialect, dict[int, list[Step]]]:
+    from customer_manager.storage.schema_v2 import MYSQL_V2, SQLITE_V2
+
+    return {"mysql": {1: _MYSQL_V1, 2: MYSQL_V2}, "sqlite": {1: _SQLITE_V1, 2: SQLITE_V2}}
+
+
+MIGRATIONS = _migrations()
 
 
 def pending(dialect: Dialect, current: int) -> list[tuple[int, list[Step]]]:

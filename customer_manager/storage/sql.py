@@ -24,11 +24,13 @@ from customer_manager.storage import schema
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import (
     Deleted,
+    KeyOutboxFn,
     OutboxEntry,
     OutboxFn,
     OutboxMessage,
     OutboxStats,
 )
+from customer_manager.storage.lifecycle_sql import LifecycleSQL
 
 T = TypeVar("T")
 R = TypeVar("R", Customer, Accesskey)
@@ -49,6 +51,12 @@ class Tx:
             return []
         return [tuple(row) for row in self._cursor.fetchall()]
 
+    def count(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a write; the number of rows it changed."""
+        self.statements += 1
+        self._cursor.execute(self._convert(sql), tuple(params))
+        return int(self._cursor.rowcount)
+
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         found = self.rows(sql, params)
         return found[0][0] if found else None
@@ -57,7 +65,7 @@ class Tx:
 Work = Callable[[Tx], T]
 
 
-class SQLStorage(abc.ABC):
+class SQLStorage(LifecycleSQL, abc.ABC):
     """Storage over a DB-API connection; see the module docstring."""
 
     dialect: schema.Dialect
@@ -82,13 +90,15 @@ class SQLStorage(abc.ABC):
                 self._apply(tx, step)
             tx.rows(schema.VERSION_SET, (version, now()))
             current = version
+        if current >= 2:  # the column exists from version 2 on
+            self._backfill_secrets(tx)
         return current
 
     def _apply(self, tx: Tx, step: schema.Step) -> None:
         if isinstance(step, str):
             tx.rows(step)
             return
-        has = int(tx.scalar(schema.MYSQL_HAS[step.kind], (step.table, step.name)))
+        has = int(tx.scalar(schema.HAS[self.dialect][step.kind], (step.table, step.name)))
         if bool(has) == step.present:
             tx.rows(step.ddl)
 
@@ -152,7 +162,8 @@ class SQLStorage(abc.ABC):
         current = self._get(tx, table, row_id, lock=True)
         if current.deleted:
             return current, False
-        tx.rows(q.SOFT_DELETE.format(table=table.name), (stamp, stamp, row_id.bytes))
+        sql = q.SOFT_DELETE_CUSTOMER if table is q.CUSTOMERS else q.SOFT_DELETE
+        tx.rows(sql.format(table=table.name), (stamp, stamp, row_id.bytes))
         row = self._get(tx, table, row_id)
         self._enqueue(tx, outbox(row))
         return row, True
@@ -193,16 +204,21 @@ class SQLStorage(abc.ABC):
             row, changed = self._soft_delete(tx, q.CUSTOMERS, customer_id, now, outbox)
             if not changed:
                 return Deleted(record=row, changed=False)
-            ids = tx.rows(
-                q.ACTIVE_KEYS_OF_CUSTOMER + self.for_update, (customer_id.bytes, SENTINEL)
-            )
-            keys = [
-                self._soft_delete(tx, q.ACCESSKEYS, q.read_uuid(i), now, key_outbox)[0]
-                for (i,) in ids
-            ]
+            keys = self._revoke_keys(tx, row, now, lambda _c, key: key_outbox(key))
             return Deleted(record=row, changed=True, keys=keys)
 
         return self._run(work)
+
+    def _revoke_keys(
+        self, tx: Tx, customer: Customer, now: str, key_outbox: KeyOutboxFn
+    ) -> list[Accesskey]:
+        """Soft-delete the customer's live access keys (B.3 #13), oldest first."""
+        ids = tx.rows(q.ACTIVE_KEYS_OF_CUSTOMER + self.for_update, (customer.id.bytes, SENTINEL))
+
+        def outbox(key: Accesskey) -> Sequence[OutboxMessage]:
+            return key_outbox(customer, key)
+
+        return [self._soft_delete(tx, q.ACCESSKEYS, q.read_uuid(i), now, outbox)[0] for (i,) in ids]
 
     # -- access keys ------------------------------------------------------------------------
 

@@ -12,9 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
 from customer_manager.errors import AlreadyExists
 from customer_manager.messages.query import Filters, ListQuery
-from customer_manager.messages.records import NIL, SENTINEL, TS_FORMAT, Accesskey, Customer, now
+from customer_manager.messages.records import (
+    LIVE_STATUSES,
+    NIL,
+    SENTINEL,
+    TS_FORMAT,
+    Accesskey,
+    Customer,
+    Metadata,
+    now,
+)
 from customer_manager.storage.base import ACCESSKEY_MUTABLE, CUSTOMER_MUTABLE
 
 R = TypeVar("R", Customer, Accesskey)
@@ -24,7 +35,9 @@ R = TypeVar("R", Customer, Accesskey)
 CUSTOMER_COLUMNS: tuple[str, ...] = Customer.__struct_fields__
 ACCESSKEY_COLUMNS = tuple(f for f in Accesskey.__struct_fields__ if f != "token")
 _UUID_COLUMNS = frozenset({"id", "customer_id", "billing_account_id"})
-_TS_COLUMNS = frozenset({"tm_create", "tm_update", "tm_delete", "tm_expire"})
+_TS_COLUMNS = frozenset(
+    {"tm_create", "tm_update", "tm_delete", "tm_expire", "tm_deletion_scheduled"}
+)
 
 
 @dataclass(frozen=True)
@@ -53,13 +66,32 @@ def _read(column: str, value: Any) -> Any:
         return read_uuid(value)
     if column in _TS_COLUMNS:
         return read_ts(value)
+    if column == "email_verified":
+        return bool(value)
+    if column == "metadata":
+        return read_metadata(value)
     if isinstance(value, bytes | bytearray):
         return value.decode()
     return "" if value is None else value
 
 
 def to_customer(row: Sequence[Any]) -> Customer:
-    return Customer(**{c: _read(c, v) for c, v in zip(CUSTOMER_COLUMNS, row, strict=True)})
+    """A customer row. F1: a live status on a row with ``tm_delete`` set reads ``deleted``
+    (a seed Go instance soft-deletes by ``tm_delete`` only)."""
+    fields = {c: _read(c, v) for c, v in zip(CUSTOMER_COLUMNS, row, strict=True)}
+    if fields["tm_delete"] != SENTINEL and fields["status"] in LIVE_STATUSES:
+        fields["status"] = "deleted"
+    return Customer(**fields)
+
+
+def read_metadata(value: Any) -> Metadata:
+    """The JSON column; NULL or unreadable is the zero value (as Go's mapping reads it)."""
+    if not value:
+        return Metadata()
+    try:
+        return msgspec.json.decode(value, type=Metadata)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return Metadata()
 
 
 def to_accesskey(row: Sequence[Any]) -> Accesskey:
@@ -92,6 +124,10 @@ ACCESSKEY_INSERT = (
     f" VALUES ({', '.join(['%s'] * (len(ACCESSKEY_COLUMNS) + 1))})"
 )
 SOFT_DELETE = "UPDATE {table} SET tm_delete = %s, tm_update = %s WHERE id = %s"
+# C.4.1: a customer delete also sets status (upstream ``dbhandler/customer.go:503-507``)
+SOFT_DELETE_CUSTOMER = (
+    "UPDATE customer_customers SET tm_delete = %s, tm_update = %s, status = 'deleted' WHERE id = %s"
+)
 ACTIVE_KEYS_OF_CUSTOMER = (
     "SELECT id FROM customer_accesskeys WHERE customer_id = %s AND tm_delete >= %s"
     " ORDER BY tm_create, id"
@@ -108,8 +144,15 @@ OUTBOX_STATS = "SELECT COUNT(*), MIN(tm_create) FROM customer_outbox"
 
 
 def param(value: Any) -> Any:
-    """A Python value as a bound parameter (UUIDs as their 16 bytes)."""
-    return value.bytes if isinstance(value, uuid.UUID) else value
+    """A Python value as a bound parameter (UUIDs as their 16 bytes, metadata as JSON text,
+    booleans as 0/1)."""
+    if isinstance(value, uuid.UUID):
+        return value.bytes
+    if isinstance(value, Metadata):
+        return msgspec.json.encode(value).decode()
+    if isinstance(value, bool):
+        return int(value)
+    return value
 
 
 def read_uuid(value: Any) -> uuid.UUID:

@@ -122,9 +122,9 @@ def test_mysql_needs_migrate_first(fresh_mysql_dsn: str) -> None:
 
 def test_db_migrate_is_idempotent(cli: Any) -> None:
     first = cli("db", "migrate")
-    assert first.exit_code == 0 and "schema version 1" in first.stdout
+    assert first.exit_code == 0 and "schema version 2" in first.stdout
     assert cli("db", "migrate").stdout == first.stdout
-    assert "schema version 1" in cli("db", "version").stdout
+    assert "schema version 2" in cli("db", "version").stdout
 
 
 def test_unreachable_mysql_names_the_host(cli: Any) -> None:

@@ -7,24 +7,23 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from records_kit import customer_record
 
 from customer_manager.messages.query import Filters, ListQuery
-from customer_manager.messages.records import NIL, SENTINEL, Accesskey, Customer, after, now
+from customer_manager.messages.records import (
+    SENTINEL,
+    Accesskey,
+    Customer,
+    after,
+    now,
+)
 from customer_manager.storage.base import OutboxMessage, Storage
 
 Factory = Callable[[], Storage]
 
 
 def customer(email: str = "alice@example.com", **fields: Any) -> Customer:
-    base: dict[str, Any] = {
-        "id": uuid.uuid4(),
-        "email": email,
-        "billing_account_id": NIL,
-        "tm_create": now(),
-        "tm_update": SENTINEL,
-        "tm_delete": SENTINEL,
-    }
-    return Customer(**{**base, **fields})
+    return customer_record(email, **fields)
 
 
 def accesskey(customer_id: uuid.UUID, **fields: Any) -> Accesskey:

@@ -37,6 +37,6 @@ def test_cli_publishes_events_and_fills_redis(
     token = json.loads(key.stdout)["token"]
     got = events.wait_for(2)
     assert [e["type"] for e in got] == ["customer_created", "accesskey_created"]
-    assert got[0]["data"] == customer and token not in json.dumps(got)
+    assert got[0]["data"] == {**customer, "headless": False} and token not in json.dumps(got)
     cached = redis_db.get(f"customer:{customer['id']}")
     assert cached is not None and json.loads(cached) == customer

@@ -17,6 +17,7 @@ import pika
 import pytest
 from amqp_kit import EventTap, Peer, TcpProxy
 from prometheus_client import REGISTRY
+from records_kit import customer_record
 
 from customer_manager.actors.amqp.publisher import DIRECT_REPLY_TO, AmqpPublisher
 from customer_manager.actors.publisher import rpc
@@ -25,7 +26,7 @@ from customer_manager.actors.storage import StorageClient, start_storage_pool
 from customer_manager.config import Settings
 from customer_manager.errors import Unavailable
 from customer_manager.messages.queues import AGENT_QUEUE, EVENT_EXCHANGE, WEBHOOK_QUEUE
-from customer_manager.messages.records import NIL, SENTINEL, Customer
+from customer_manager.messages.records import Customer
 from customer_manager.messages.wire import Request
 from customer_manager.storage.memory import MemoryStorage
 
@@ -41,16 +42,12 @@ def store() -> Iterator[tuple[MemoryStorage, StorageClient]]:
 
 
 def add_customer(memory: MemoryStorage, name: str, webhook: bool = True) -> Customer:
-    customer = Customer(
-        id=uuid.uuid4(),
+    customer = customer_record(
+        f"{name}@example.com",
         name=name,
-        email=f"{name}@example.com",
         webhook_method="POST" if webhook else "",
         webhook_uri="https://hooks.example.com/x" if webhook else "",
-        billing_account_id=NIL,
         tm_create="2024-04-18 03:22:17.995000",
-        tm_update=SENTINEL,
-        tm_delete=SENTINEL,
     )
     return memory.customer_insert(customer, customer_outbox("customer_created"))
 

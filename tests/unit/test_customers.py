@@ -52,11 +52,21 @@ def test_create_stores_publishes_and_checks_agents(h: Harness) -> None:
         "address",
         "webhook_method",
         "webhook_uri",
+        "webhook_secret",
         "billing_account_id",
+        "email_verified",
+        "status",
+        "identity_verification_status",
+        "metadata",
+        "tm_deletion_scheduled",
         "tm_create",
         "tm_update",
         "tm_delete",
-    ]
+    ]  # C.1.1: the seed keys in their places, the new ones between them
+    assert len(created["webhook_secret"]) == 32  # C.6.2
+    assert created["email_verified"] is True and created["status"] == "active"
+    assert created["metadata"] == {"rtp_debug": False}
+    assert created["tm_deletion_scheduled"] == SENTINEL
     assert created["billing_account_id"] == NIL  # the body's value is ignored (Part A)
     assert created["tm_update"] == created["tm_delete"] == SENTINEL
     assert uuid.UUID(created["id"]).version == 4
@@ -70,9 +80,29 @@ def test_create_stores_publishes_and_checks_agents(h: Harness) -> None:
             "type": "customer_created",
             "publisher": "customer-manager",
             "data_type": "application/json",
-            "data": created,
+            "data": {**created, "headless": False},  # C.1.3
         },
     )
+    public = {k: v for k, v in created.items() if k != "webhook_secret"}  # C.1.2
+    assert list(hook[2]["data"]["data"]["data"]) == [
+        "id",
+        "name",
+        "detail",
+        "email",
+        "phone_number",
+        "address",
+        "webhook_method",
+        "webhook_uri",
+        "billing_account_id",
+        "metadata",
+        "email_verified",
+        "status",
+        "identity_verification_status",
+        "tm_deletion_scheduled",
+        "tm_create",
+        "tm_update",
+        "tm_delete",
+    ]
     assert hook == (
         "",
         WEBHOOK_QUEUE,
@@ -84,7 +114,7 @@ def test_create_stores_publishes_and_checks_agents(h: Harness) -> None:
             "data": {
                 "customer_id": created["id"],
                 "data_type": "application/json",
-                "data": {"type": "customer_created", "data": created},
+                "data": {"type": "customer_created", "data": public},
             },
         },
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
 import pytest
@@ -16,36 +17,50 @@ from customer_manager.messages.bodies import (
     decode_body,
     parse_uuid,
 )
-from customer_manager.messages.records import NIL, SENTINEL, Accesskey, Customer
+from customer_manager.messages.records import NIL, SENTINEL, Accesskey, Customer, Metadata
 
 CUSTOMER_JSON = (
     b'{"id":"4b9ff112-02ec-11ee-b037-5b5c308ec044","name":"test1","detail":"detail1",'
     b'"email":"test@voipbin.net","phone_number":"+821100000001","address":"somewhere",'
     b'"webhook_method":"POST","webhook_uri":"test.com",'
     b'"billing_account_id":"00000000-0000-0000-0000-000000000000",'
+    b'"email_verified":true,"status":"active","identity_verification_status":"none",'
+    b'"metadata":{"rtp_debug":false},"tm_deletion_scheduled":"9999-01-01 00:00:00.000000",'
     b'"tm_create":"2024-04-18 03:22:17.995000","tm_update":"9999-01-01 00:00:00.000000",'
     b'"tm_delete":"9999-01-01 00:00:00.000000"}'
+)
+LIFE: dict[str, Any] = {
+    "email_verified": True,
+    "status": "active",
+    "identity_verification_status": "none",
+    "metadata": Metadata(),
+}
+_LIFE_JSON = (
+    b'"email_verified":true,"status":"active","identity_verification_status":"none",'
+    b'"metadata":{"rtp_debug":false}'
 )
 
 
 def test_response_with_minimal_customer() -> None:
-    cust = Customer(id=uuid.UUID("2cfbb148-7dc7-11ec-85df-47cf2c8492f0"), billing_account_id=NIL)
+    cust = Customer(
+        id=uuid.UUID("2cfbb148-7dc7-11ec-85df-47cf2c8492f0"), billing_account_id=NIL, **LIFE
+    )
     assert wire.encode(wire.ok(cust)) == (
         b'{"status_code":200,"data_type":"application/json","data":'
         b'{"id":"2cfbb148-7dc7-11ec-85df-47cf2c8492f0",'
-        b'"billing_account_id":"00000000-0000-0000-0000-000000000000"}}'
+        b'"billing_account_id":"00000000-0000-0000-0000-000000000000",' + _LIFE_JSON + b"}}"
     )
 
 
 def test_response_with_customer_list() -> None:
     ids = ["9f8a7880-7db2-11ec-9602-930411a1581f", "a032c710-7db2-11ec-bfe0-83fa85a82603"]
-    rows = [Customer(id=uuid.UUID(i), billing_account_id=NIL) for i in ids]
+    rows = [Customer(id=uuid.UUID(i), billing_account_id=NIL, **LIFE) for i in ids]
     assert wire.encode(wire.ok(rows)) == (
         b'{"status_code":200,"data_type":"application/json","data":['
         b'{"id":"9f8a7880-7db2-11ec-9602-930411a1581f",'
-        b'"billing_account_id":"00000000-0000-0000-0000-000000000000"},'
+        b'"billing_account_id":"00000000-0000-0000-0000-000000000000",' + _LIFE_JSON + b"},"
         b'{"id":"a032c710-7db2-11ec-bfe0-83fa85a82603",'
-        b'"billing_account_id":"00000000-0000-0000-0000-000000000000"}]}'
+        b'"billing_account_id":"00000000-0000-0000-0000-000000000000",' + _LIFE_JSON + b"}]}"
     )
 
 
@@ -81,7 +96,9 @@ def test_event_envelope_and_customer_roundtrip() -> None:
 
 
 def test_go_html_escaping_and_raw_utf8() -> None:
-    cust = Customer(id=NIL, name="a<b>&c \u2028 h\u00e9llo \U0001f600", billing_account_id=NIL)
+    cust = Customer(
+        id=NIL, name="a<b>&c \u2028 h\u00e9llo \U0001f600", billing_account_id=NIL, **LIFE
+    )
     out = gojson.encode(cust)
     assert b'"name":"a\\u003cb\\u003e\\u0026c \\u2028 h\xc3\xa9llo \xf0\x9f\x98\x80"' in out
     assert msgspec.json.decode(out, type=Customer) == cust

@@ -30,12 +30,21 @@ ID = "2cfbb148-7dc7-11ec-85df-47cf2c8492f0"
         ("PUT", f"/v1/customers/{ID}/billing_account_id", ("customer", "update_billing_account")),
         ("POST", f"/v1/customers/{ID}/is_valid_balance", ("customer", "is_valid_balance")),
         ("GET", f"junk/v1/customers/{ID}", ("customer", "get")),  # unanchored search
+        # SPEC C.4.0 rules 13-20
+        ("POST", "/v1/customers/signup", ("customer", "signup")),
+        ("POST", "/v1/customers/email_verify", ("customer", "email_verify")),
+        ("POST", "/v1/customers/cleanup_unverified", ("customer", "cleanup_unverified")),
+        ("POST", "/v1/customers/cleanup_frozen_expired", ("customer", "cleanup_frozen_expired")),
+        ("POST", f"/v1/customers/{ID}/freeze", ("customer", "freeze")),
+        ("POST", f"/v1/customers/{ID}/recover", ("customer", "recover")),
+        ("POST", f"/v1/customers/{ID}/freeze_and_delete", ("customer", "freeze_and_delete")),
+        ("PUT", f"/v1/customers/{ID}/metadata", ("customer", "metadata")),
     ],
 )
 def test_routes(method: str, uri: str, op: tuple[str, str]) -> None:
     route = match(Request(method=method, uri=uri))
     assert route is not None and (route.pool, route.op) == op
-    assert len(ROUTES) == 12
+    assert len(ROUTES) == 20
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from customer_manager import metrics
 from customer_manager.actors.amqp.confirms import ConfirmedChannel
+from customer_manager.actors.amqp.deferred import DeferredCalls
 from customer_manager.actors.amqp.link import AMQP_ERRORS, PumpActor
 from customer_manager.actors.kit.flow import Done
 from customer_manager.actors.kit.pool import Pool
@@ -38,7 +39,7 @@ from customer_manager.actors.publisher import Relaying
 from customer_manager.actors.storage import StorageClient
 from customer_manager.config import Settings
 from customer_manager.errors import ServiceError, Unavailable
-from customer_manager.messages.queues import EVENT_EXCHANGE
+from customer_manager.messages.queues import DEFERRED_CALL, EVENT_EXCHANGE
 from customer_manager.messages.records import unix
 from customer_manager.messages.wire import Request, Response, encode
 from customer_manager.storage.base import OutboxEntry, OutboxStats, Storage
@@ -88,6 +89,7 @@ class AmqpPublisher(Relaying, PumpActor):
         batch: int = 100,
         lease_seconds: float = 30.0,
         connection_name: str = "customer-manager-publisher",
+        deferred_backoff: float = 5.0,
     ) -> None:
         super().__init__(settings.rabbitmq_address, connection_name)
         self._store = storage if isinstance(storage, StorageClient) else StorageClient(storage)
@@ -97,6 +99,7 @@ class AmqpPublisher(Relaying, PumpActor):
         self._events: ConfirmedChannel | None = None
         self._pending: dict[str, _Pending] = {}
         self._next_relay = self._next_count = 0.0
+        self._deferred = DeferredCalls(self.call, self._done, first_backoff=deferred_backoff)
 
     # -- the publisher contract ----------------------------------------------------------
 
@@ -223,6 +226,12 @@ class AmqpPublisher(Relaying, PumpActor):
             self._next_relay = 0.0  # more waiting: continue next slice
         return len(published)
 
+    def _done(self, ids: list[int]) -> None:
+        try:
+            self._store.call(Storage.outbox_done, ids)
+        except Exception as exc:  # sent again later: at-least-once
+            log.warning("outbox done failed: %s", _describe(exc))
+
     def _count_backlog(self) -> None:
         try:
             stats: OutboxStats = self._store.call(Storage.outbox_stats)
@@ -238,6 +247,12 @@ class AmqpPublisher(Relaying, PumpActor):
         events = self._events
         if self._channel is None or events is None or not entries:
             return []
+        calls = [e for e in entries if e.message.exchange == DEFERRED_CALL]
+        if calls:  # sent as RPCs; done when answered (C.5)
+            self._deferred.take(calls)
+            entries = [e for e in entries if e.message.exchange != DEFERRED_CALL]
+            if not entries:
+                return []
         started = time.monotonic()
         try:
             published = events.publish(entries)

@@ -21,6 +21,7 @@ import msgspec
 from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.service.deps import Deps, Handler, Worker, body, customer_not_found
 from customer_manager.actors.service.outbox import key_outbox
+from customer_manager.errors import FailedPrecondition
 from customer_manager.messages.bodies import AccesskeyCreateBody, AccesskeyUpdateBody
 from customer_manager.messages.ops import Op
 from customer_manager.messages.query import Filters, ListQuery, hash_token, parse_list
@@ -44,8 +45,10 @@ def create(deps: Deps, op: Op) -> Flow[Response]:
     token_hash = hash_token(token)
 
     def insert(customer: Customer) -> Flow[Accesskey]:
-        if customer.deleted:
+        if customer.deleted:  # deleted or expired (F6)
             raise customer_not_found(customer.id)
+        if customer.status == "frozen":  # C.4.1: active or initial only
+            raise FailedPrecondition(f"customer {customer.id} is frozen", "CUSTOMER_FROZEN")
         created = now()
         key = Accesskey(
             id=uuid.uuid4(),

@@ -1,4 +1,4 @@
-"""CustomerActor pool: the customer operations (SPEC A §5.1–5.9 as changed by B.3).
+"""The customer operations (SPEC A §5.1–5.9 as changed by B.3).
 
 Threading contract: a member handles one ``Op`` at a time in its own thread and returns
 exactly one Response or a ``Flow`` of the steps that follow (deps.py); it never waits for
@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 import msgspec
 
 from customer_manager.actors.kit.flow import Flow
-from customer_manager.actors.service.deps import Deps, Handler, Worker, body
+from customer_manager.actors.service.deps import Deps, Handler, body
 from customer_manager.actors.service.outbox import customer_outbox, key_outbox
 from customer_manager.errors import (
     AlreadyExists,
+    FailedPrecondition,
     InvalidArgument,
     Unavailable,
 )
@@ -33,7 +34,15 @@ from customer_manager.messages.bodies import (
 from customer_manager.messages.ops import Op
 from customer_manager.messages.query import parse_list
 from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE
-from customer_manager.messages.records import NIL, SENTINEL, Customer, now
+from customer_manager.messages.records import (
+    NIL,
+    PROTECTED_IDS,
+    SENTINEL,
+    Customer,
+    Metadata,
+    new_webhook_secret,
+    now,
+)
 from customer_manager.messages.wire import JSON, PUBLISHER, Request, Response, ok
 from customer_manager.storage.base import Storage
 
@@ -137,26 +146,43 @@ def billing_account_of(deps: Deps, customer: Customer, account_id: uuid.UUID) ->
 # -- operations -----------------------------------------------------------------------------
 
 
-def create(deps: Deps, op: Op) -> Flow[Response]:
-    fields = body(op.request.data, CustomerFields)
+def validate(fields: CustomerFields) -> None:
+    """Create's checks of the body (B.3 #4, #5); signup runs them too (C.4.2)."""
     if not valid_email(fields.email):
         raise InvalidArgument(f"invalid email {fields.email[:100]!r}", "INVALID_EMAIL")
     check_webhook(fields)
-    customer = Customer(
+
+
+def new_customer(fields: CustomerFields, **lifecycle: Any) -> Customer:
+    """A customer to insert (C.1.1): active and verified unless ``lifecycle`` says else."""
+    values: dict[str, Any] = {
+        "email_verified": True,
+        "status": "active",
+        "identity_verification_status": "none",
+        "metadata": Metadata(),
+        **lifecycle,
+    }
+    return Customer(
         id=uuid.uuid4(),
         **msgspec.structs.asdict(fields),
+        webhook_secret=new_webhook_secret(),
         billing_account_id=NIL,
+        tm_deletion_scheduled=SENTINEL,
         tm_create=now(),
         tm_update=SENTINEL,
         tm_delete=SENTINEL,
+        **values,
     )
+
+
+def create(deps: Deps, op: Op) -> Flow[Response]:
+    fields = body(op.request.data, CustomerFields)
+    validate(fields)
+    customer = new_customer(fields)
+    outbox = customer_outbox("customer_created", headless=False)
     return (
         agents_free(deps, fields.email)
-        .then(
-            lambda _: deps.storage.run(
-                Storage.customer_insert, customer, customer_outbox("customer_created")
-            )
-        )
+        .then(lambda _: deps.storage.run(Storage.customer_insert, customer, outbox))
         .then(deps.saved)
         .then(ok)
     )
@@ -174,7 +200,7 @@ def list_(deps: Deps, op: Op) -> Flow[Response]:
 def update(deps: Deps, op: Op) -> Flow[Response]:
     fields = body(op.request.data, CustomerFields)
     check_webhook(fields)
-    return _update(deps, op.id, msgspec.structs.asdict(fields))
+    return update_customer(deps, op.id, msgspec.structs.asdict(fields))
 
 
 def update_billing_account(deps: Deps, op: Op) -> Flow[Response]:
@@ -182,12 +208,14 @@ def update_billing_account(deps: Deps, op: Op) -> Flow[Response]:
     return (
         deps.customer(op.id)
         .then(lambda customer: billing_account_of(deps, customer, account_id))
-        .then(lambda _: _update(deps, op.id, {"billing_account_id": account_id}))
+        .then(lambda _: update_customer(deps, op.id, {"billing_account_id": account_id}))
     )
 
 
-def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Flow[Response]:
-    outbox = customer_outbox("customer_updated")
+def update_customer(
+    deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any], event: str = "customer_updated"
+) -> Flow[Response]:
+    outbox = customer_outbox(event)
     return (
         deps.storage.run(Storage.customer_update, customer_id, changes, now(), outbox)
         .then(deps.saved)
@@ -195,7 +223,16 @@ def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Flow
     )
 
 
+def refuse_protected(customer_id: uuid.UUID) -> None:
+    """F2 (C.1.5): the guest, basic-route and system customers are never deleted or frozen;
+    checked before the lookup."""
+    if customer_id in PROTECTED_IDS:
+        raise FailedPrecondition(f"customer {customer_id} is protected", "CUSTOMER_PROTECTED")
+
+
 def delete(deps: Deps, op: Op) -> Flow[Response]:
+    refuse_protected(op.id)
+
     def remove(customer: Customer) -> Response | Flow[Response]:
         if customer.deleted:
             return ok(customer)
@@ -252,9 +289,3 @@ HANDLERS: dict[str, Handler] = {
     "update_billing_account": update_billing_account,
     "is_valid_balance": is_valid_balance,
 }
-
-
-class CustomerActor(Worker):
-    """A pool member serving customer ``Op``s (see module doc)."""
-
-    handlers = HANDLERS

@@ -1,25 +1,62 @@
 """The outbox messages that every write stores in the same transaction as the change
 (SPEC B.3 #18, #20): the Event on the event exchange and, when the customer has a
 ``webhook_uri``, a webhook request to webhook-manager. A relay publishes them later.
+
+Events carry the internal record (C.1.1, with ``webhook_secret``); webhooks carry the public
+record (C.1.2: no secret, no terms fields); no message ever carries an access-key token.
+``customer_created`` adds ``headless`` (C.1.3). Deferred outgoing calls (C.5) are outbox
+entries too (``deferred_call``), sent by the relay after the reply.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
 from customer_manager.messages import gojson, wire
-from customer_manager.messages.queues import EVENT_EXCHANGE, WEBHOOK_QUEUE
-from customer_manager.messages.records import Accesskey, Customer
-from customer_manager.messages.wire import JSON, PUBLISHER, Event, Request
+from customer_manager.messages.queues import DEFERRED_CALL, EVENT_EXCHANGE, WEBHOOK_QUEUE
+from customer_manager.messages.records import Accesskey, Customer, Metadata
+from customer_manager.messages.wire import JSON, Event, Request
 from customer_manager.storage.base import OutboxMessage
 
 
-def event_message(event_type: str, record: Customer | Accesskey) -> OutboxMessage:
-    """The Event (Part A §2.3) for a change, on the fanout event exchange."""
-    event = Event(type=event_type, data=msgspec.Raw(gojson.encode(public(record))))
+class PublicCustomer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The public record of a customer (C.1.2, upstream ``WebhookMessage``)."""
+
+    id: uuid.UUID
+    name: str = ""
+    detail: str = ""
+    email: str = ""
+    phone_number: str = ""
+    address: str = ""
+    webhook_method: str = ""
+    webhook_uri: str = ""
+    billing_account_id: uuid.UUID
+    metadata: Metadata
+    email_verified: bool
+    status: str
+    identity_verification_status: str
+    tm_deletion_scheduled: str
+    tm_create: str
+    tm_update: str
+    tm_delete: str
+
+
+_PUBLIC = frozenset(PublicCustomer.__struct_fields__)
+
+
+def event_message(
+    event_type: str, record: Customer | Accesskey, *, headless: bool | None = None
+) -> OutboxMessage:
+    """The Event (Part A §2.3) for a change, on the fanout event exchange; ``headless`` is
+    appended to a customer for ``customer_created`` (C.1.3)."""
+    data = gojson.encode(without_token(record))
+    if headless is not None:
+        data = data[:-1] + (b',"headless":true}' if headless else b',"headless":false}')
+    event = Event(type=event_type, data=msgspec.Raw(data))
     return OutboxMessage(exchange=EVENT_EXCHANGE, routing_key="", body=wire.encode(event))
 
 
@@ -32,31 +69,53 @@ def webhook_message(event_type: str, customer: Customer, record: Customer | Acce
         "data_type": JSON,
         "data": {"type": event_type, "data": public(record)},
     }
-    request = Request(
-        uri="/v1/webhooks",
-        method="POST",
-        publisher=PUBLISHER,
-        data_type=JSON,
-        data=msgspec.Raw(gojson.encode(data)),
-    )
+    request = wire.json_request("/v1/webhooks", "POST", data)
     return OutboxMessage(exchange="", routing_key=WEBHOOK_QUEUE, body=wire.encode(request))
 
 
-def public(record: Customer | Accesskey) -> Customer | Accesskey:
-    """The record as it may leave the service: an access key never carries its token."""
+def without_token(record: Customer | Accesskey) -> Customer | Accesskey:
+    """The record as events and the cache hold it: an access key never carries its token."""
     if isinstance(record, Accesskey) and record.token:
         return msgspec.structs.replace(record, token="")
     return record
 
 
-def customer_outbox(event_type: str) -> Callable[[Customer], Sequence[OutboxMessage]]:
+def public(record: Customer | Accesskey) -> PublicCustomer | Accesskey:
+    """The record as a webhook shows it (C.1.2)."""
+    if isinstance(record, Customer):
+        fields = msgspec.structs.asdict(record)
+        return PublicCustomer(**{k: v for k, v in fields.items() if k in _PUBLIC})
+    return without_token(record)  # type: ignore[return-value]
+
+
+def customer_outbox(
+    event_type: str, *, headless: bool | None = None
+) -> Callable[[Customer], Sequence[OutboxMessage]]:
     """The ``outbox`` function for a customer change."""
 
     def build(customer: Customer) -> Sequence[OutboxMessage]:
         hook = webhook_message(event_type, customer, customer)
-        return [event_message(event_type, customer)] + ([hook] if hook else [])
+        event = event_message(event_type, customer, headless=headless)
+        return [event] + ([hook] if hook else [])
 
     return build
+
+
+class DeferredCall(msgspec.Struct, frozen=True, kw_only=True):
+    """An outgoing RPC sent after the reply (C.5): ``request`` to ``routing_key`` of the
+    entry, waiting ``timeout`` seconds for each attempt, retried until ``until``."""
+
+    timeout: float
+    until: str
+    method: str  # the rpc_call_* metric label (C.9): email_send, password_forgot
+    request: Request
+
+
+def deferred_call(
+    queue: str, request: Request, timeout: float, until: str, method: str
+) -> OutboxMessage:
+    call = DeferredCall(timeout=timeout, until=until, method=method, request=request)
+    return OutboxMessage(exchange=DEFERRED_CALL, routing_key=queue, body=msgspec.json.encode(call))
 
 
 def key_outbox(
@@ -69,3 +128,9 @@ def key_outbox(
         return [event_message(event_type, key)] + ([hook] if hook else [])
 
     return build
+
+
+def revoked_key_outbox(customer: Customer, key: Accesskey) -> Sequence[OutboxMessage]:
+    """``accesskey_deleted`` for a key a lifecycle change revoked (webhook only if the
+    customer, as changed, still has a ``webhook_uri``)."""
+    return key_outbox("accesskey_deleted", customer)(key)

@@ -1,0 +1,20 @@
+"""CustomerActor: the pool member serving every customer ``Op`` (the Part A/B operations in
+customers.py, the lifecycle in lifecycle.py, signup and email verification in signup.py).
+
+Threading contract: a member handles one ``Op`` at a time in its own thread and returns
+exactly one Response or a ``Flow`` of the steps that follow (deps.py); it never waits for
+another actor.
+"""
+
+from __future__ import annotations
+
+from customer_manager.actors.service import customers, lifecycle, signup
+from customer_manager.actors.service.deps import Handler, Worker
+
+HANDLERS: dict[str, Handler] = {**customers.HANDLERS, **lifecycle.HANDLERS, **signup.HANDLERS}
+
+
+class CustomerActor(Worker):
+    """A pool member serving customer ``Op``s (see module doc)."""
+
+    handlers = HANDLERS
