@@ -22,6 +22,7 @@ import click
 
 from customer_manager.actors.amqp.consumer import ConsumerActor
 from customer_manager.actors.amqp.publisher import AmqpPublisher
+from customer_manager.actors.storage import StorageFactory
 from customer_manager.bootstrap import System, bootstrap
 from customer_manager.config import (
     DEFAULT_PREFETCH,
@@ -54,10 +55,21 @@ def describe(settings: Settings) -> dict[str, Any]:
 class Daemon:
     """The running service: actor system, consumer, HTTP endpoint. Main thread only."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        storage_factory: StorageFactory | None = None,
+        publisher_options: dict[str, Any] | None = None,
+    ) -> None:
+        """``storage_factory`` and ``publisher_options`` (AmqpPublisher keywords, such as a
+        short outbox lease) are for tests."""
         self.settings = settings
+        options = publisher_options or {}
         self.system: System = bootstrap(
-            settings, publisher_factory=lambda store: AmqpPublisher.start(settings, store)
+            settings,
+            storage_factory=storage_factory,
+            publisher_factory=lambda store: AmqpPublisher.start(settings, store, **options),
         )
         router = self.system.router
         self.consumer = ConsumerActor.start(
