@@ -1,4 +1,4 @@
-"""CacheActor pool and the ``Records`` client workers use (SPEC A §8).
+"""CacheActor pool and the ``Records`` client workers use (docs/storage.md#redis-cache).
 
 Members share one thread-safe Cache backend (storage/cache_backend.py); the pool only bounds and
 isolates the blocking I/O. ``Records`` asks the pool with a short mandatory timeout, or
@@ -186,7 +186,7 @@ def _tokenless(then: Then[Accesskey]) -> Then[Accesskey]:
 
 
 def _without_token(key: Accesskey) -> Accesskey:
-    """A Go instance caches the plain token (Part A): keep only its prefix (B.3 #9)."""
+    """A Go instance caches the plain token: keep only its prefix (docs/storage.md#tokens)."""
     if not key.token:
         return key
     return msgspec.structs.replace(key, token="", token_prefix=key.token_prefix or key.token[:11])

@@ -1,4 +1,4 @@
-"""The actor side of the kit (DESIGN §3): actors with a fast inbox and the base of pool
+"""The actor side of the kit: actors with a fast inbox and the base of pool
 members. Pools themselves are in ``actors/kit/pool.py``, what travels through them in
 ``actors/kit/flow.py``, the ticker and backoff in ``actors/kit/timing.py``.
 """

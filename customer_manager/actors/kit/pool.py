@@ -1,4 +1,4 @@
-"""Pools of actors, the part of the kit pykka lacks (DESIGN §3): routing, supervision,
+"""Pools of actors, the part of the kit pykka lacks: routing, supervision,
 dead letters. Members are ``kit.PoolMember`` actors.
 
 ``Pool`` runs N ``PoolMember`` actors. ``submit(message, done, timeout=...)`` wraps the

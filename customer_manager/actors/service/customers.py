@@ -1,4 +1,5 @@
-"""CustomerActor pool: the customer operations (SPEC A §5.1–5.9 as changed by B.3).
+"""CustomerActor pool: the customer operations (docs/api.md#customer-list to
+docs/api.md#customer-balance-check).
 
 Threading contract: a member handles one ``Op`` at a time in its own thread and returns
 exactly one Response or a ``Forward`` (worker.py; errors become error replies, a member never
@@ -58,7 +59,8 @@ WEBHOOK_METHODS = frozenset({"", "POST", "GET", "PUT", "DELETE"})
 
 
 def valid_email(email: str) -> bool:
-    """Part A §5.9, without its crashes on empty parts."""
+    """The email rules of docs/api.md#customer-create (Go's, without its crashes on empty
+    parts)."""
     if not email or ".." in email or email.endswith(".") or email.count("@") != 1:
         return False
     local, domain = email.split("@")
@@ -68,7 +70,8 @@ def valid_email(email: str) -> bool:
 
 
 def check_webhook(fields: CustomerFields) -> None:
-    """B.3 #5: a known method, and an absolute http(s) URL when a uri is given."""
+    """A known method, and an absolute http(s) URL when a uri is given
+    (docs/api.md#customer-create)."""
     if fields.webhook_method not in WEBHOOK_METHODS:
         raise InvalidArgument(
             "webhook_method must be POST, GET, PUT or DELETE", "INVALID_WEBHOOK_METHOD"
@@ -85,7 +88,8 @@ def check_webhook(fields: CustomerFields) -> None:
 
 
 def check_agents(deps: Deps, email: str) -> None:
-    """Part A §5.8.1: an active agent with this username means the email is taken."""
+    """An active agent with this username means the email is taken
+    (docs/api.md#agent-manager-username-check)."""
     filters = gojson.encode_sorted({"deleted": False, "username": email})
     request = Request(
         uri="/v1/agents?page_token=&page_size=100",
@@ -111,7 +115,8 @@ class _Account(msgspec.Struct, kw_only=True):
 
 
 def check_billing_account(deps: Deps, customer: Customer, account_id: uuid.UUID) -> None:
-    """B.3 #21: the account must exist, be active and belong to this customer."""
+    """The account must exist, be active and belong to this customer
+    (docs/api.md#billing-manager-account)."""
     request = Request(
         uri=f"/v1/accounts/{account_id}", method="GET", publisher=PUBLISHER, data_type=JSON
     )
@@ -211,7 +216,8 @@ def delete(deps: Deps, op: Op) -> Response:
 
 
 def is_valid_balance(deps: Deps, op: Op) -> Response:
-    """Part A §5.7. No answer from billing-manager is 503; a failed answer is 400."""
+    """docs/api.md#customer-balance-check. No answer from billing-manager is 503; a failed
+    answer is 400."""
     fields = body(op.request.data, IsValidBalanceBody)
     customer = deps.customer(op.id)
     data = {

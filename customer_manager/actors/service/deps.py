@@ -58,7 +58,7 @@ class Deps:
             log.warning("publisher is gone; the outbox is relayed when it is back")
 
     def customer(self, customer_id: uuid.UUID) -> Customer:
-        """Cache-first read (Part A §8), waiting for it; deleted customers too.
+        """Cache-first read (docs/storage.md#cache-reads), waiting for it; deleted customers too.
         404 CUSTOMER_NOT_FOUND."""
         found: Customer = wait(self.with_customer(customer_id, _itself), self._read_timeout, "read")
         return found
@@ -107,7 +107,7 @@ class Deps:
         return cached(record_id, read)
 
     def call(self, queue: str, request: Request) -> Response:
-        """An outgoing RPC (Part A §5.8); Unavailable if the peer does not answer."""
+        """An outgoing RPC (docs/api.md#outgoing-calls); Unavailable if the peer does not answer."""
         return rpc(self.publisher, queue, request, self.settings.rpc_timeout)
 
 

@@ -1,4 +1,4 @@
-"""RouterActor: matches a request to a route (SPEC A §4.1) and hands it to a worker pool.
+"""RouterActor: matches a request to a route (docs/api.md#routes) and hands it to a worker pool.
 
 Threading contract: the consumer (or ``call``) tells ``Handle(request, reply)``, or several
 at once as ``HandleMany``; the router
@@ -97,7 +97,7 @@ def match(request: Request) -> Route | None:
 
 
 def path_id(uri: str) -> uuid.UUID:
-    """Part A: the id is ``uri.split("/")[3]``; anything unparsable becomes the Nil UUID."""
+    """As in Go, the id is ``uri.split("/")[3]``; anything unparsable becomes the Nil UUID."""
     parts = uri.split("/")
     try:
         return uuid.UUID(parts[3]) if len(parts) > 3 and len(parts[3]) == 36 else NIL
