@@ -1,4 +1,4 @@
-"""Metrics, liveness and readiness over HTTP (SPEC A §11, B.3 #23).
+"""Metrics, liveness and readiness over HTTP (docs/configuration.md#metrics-and-health).
 
 One small ``http.server`` on PROMETHEUS_LISTEN_ADDRESS serves:
 
