@@ -5,7 +5,7 @@ One small ``http.server`` on PROMETHEUS_LISTEN_ADDRESS serves:
 * ``PROMETHEUS_ENDPOINT`` (e.g. ``/metrics``): the default Prometheus registry;
 * ``/healthz``: liveness, 200 while the process serves HTTP;
 * ``/readyz``: readiness, 200 only while every check passes, else 503; the body names the
-  checks, e.g. ``{"storage":true,"cache":true,"amqp":false}``.
+  checks, e.g. ``{"storage":true,"cache":true,"publisher":true,"consumer":false}``.
 
 Threading contract: the server runs in its own daemon threads (one per request). The checks
 are called from those threads, so they must be thread-safe and bounded in time (ask actors
