@@ -15,7 +15,7 @@ import pytest
 
 from customer_manager import cli, main
 from customer_manager.actors import cache
-from customer_manager.actors.service.router import ROUTES
+from customer_manager.messages.routes import ROUTES
 from customer_manager.storage import schema
 from customer_manager.storage.base import SCHEMA_VERSION
 from customer_manager.storage.cache_backend import TTL_SECONDS
