@@ -33,9 +33,6 @@ CODE_LINK = re.compile(r"\bdocs/([\w.-]+\.md)(?:#([\w-]+))?")
 MD_LINK = re.compile(r"\]\(([^)\s]*)\)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
-# Pages another change of issue 12 adds; a link to one is accepted until it exists (and
-# checked like any other from then on).
-PENDING = {DOCS / "architecture.md"}
 
 
 def slug(heading: str) -> str:
@@ -76,10 +73,9 @@ def python_files() -> list[Path]:
 
 
 def resolves(file: Path, anchor: str) -> bool:
-    """``file`` exists and has a heading ``anchor`` (if given); a PENDING page may be missing
-    while nothing points into it."""
+    """``file`` exists and has a heading ``anchor`` (if given)."""
     if not file.is_file():
-        return file in PENDING and not anchor
+        return False
     return not anchor or (file.suffix == ".md" and anchor in anchors(file.read_text()))
 
 
