@@ -1,4 +1,4 @@
-"""The one composition root: builds every actor from Settings.
+"""The one composition root: builds every actor from Settings (docs/architecture.md#rooms).
 
 ``bootstrap`` starts, in dependency order: storage pool, cache pool, publisher, worker pools,
 router. Nothing here reads the environment or runs migrations on its own: ``main.py`` and
