@@ -1,5 +1,5 @@
 """The outbox messages that every write stores in the same transaction as the change
-(SPEC B.3 #18, #20): the Event on the event exchange and, when the customer has a
+(docs/events.md#outbox-relay): the Event on the event exchange and, when the customer has a
 ``webhook_uri``, a webhook request to webhook-manager. A relay publishes them later.
 
 Events carry the internal record (C.1.1, with ``webhook_secret``); webhooks carry the public
@@ -61,7 +61,8 @@ def event_message(
 
 
 def webhook_message(event_type: str, customer: Customer, record: Customer | Accesskey) -> Any:
-    """The request to webhook-manager for a change (B.3 #20), or None if no webhook_uri."""
+    """The request to webhook-manager for a change (docs/events.md#webhooks), or None if no
+    webhook_uri."""
     if not customer.webhook_uri:
         return None
     data = {
