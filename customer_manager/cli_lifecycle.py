@@ -1,4 +1,5 @@
-"""``customer-control customer`` commands of the lifecycle (SPEC C.8): freeze, recover,
+"""``customer-control customer`` commands of the lifecycle (docs/lifecycle.md#command-line):
+freeze, recover,
 set-identity-verification, and ours for embedded mode and operators: the two sweeps.
 Registered on the ``customer`` group of cli.py (imported there)."""
 

@@ -47,7 +47,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 def check_base_url(url: str) -> str:
-    """C.7: EMAIL_VERIFY_BASE_URL must be an absolute http(s) URL (used verbatim)."""
+    """docs/lifecycle.md#settings: EMAIL_VERIFY_BASE_URL must be an absolute http(s) URL (used
+    verbatim)."""
     from urllib.parse import urlsplit
 
     try:

@@ -69,7 +69,7 @@ _SHARED: list[Callable[[F], F]] = [
 
 
 def _base_url(value: str) -> str:
-    """C.7: checked at start; a bad value is one clear line and exit 1."""
+    """docs/lifecycle.md#settings: checked at start; a bad value is one clear line and exit 1."""
     try:
         return check_base_url(value)
     except ValueError as exc:

@@ -167,7 +167,7 @@ def child(metric: Any, *labels: str) -> Any:
     return found
 
 
-# The upstream lifecycle metrics (SPEC C.9): same names, labels and values.
+# The upstream lifecycle metrics (docs/lifecycle.md#metrics): same names, labels and values.
 _MS_BUCKETS = (50, 100, 500, 1000, 3000)
 db_operation_duration = Histogram(
     "customer_manager_db_operation_duration",

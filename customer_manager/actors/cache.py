@@ -129,7 +129,8 @@ class CacheClient:
         """Map a token hash to its key id (the auth path's first lookup)."""
         return self._write(CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode()))
 
-    # -- tokens and locks (SPEC C.3): failures are errors here, not misses -----------------
+    # -- tokens and locks (docs/lifecycle.md#redis-keys): failures are errors here, not misses
+    # -----------------
 
     def read(self, key: str) -> Flow[bytes | None]:
         """The value at ``key``; Unavailable if the backend fails."""
@@ -159,7 +160,9 @@ class CacheClient:
                 _failed(op, error)
             found = _decode(raw, cls) if error is None else None
             if found is None and isinstance(raw, bytes):
-                self._evict(op.key)  # e.g. a seed Go entry without ``status`` (C.1.1)
+                self._evict(
+                    op.key
+                )  # e.g. a seed Go entry without ``status`` (docs/lifecycle.md#customer-record)
             result = "miss" if found is None else "hit"
             metrics.child(metrics.cache_reads_total, op.op, result).inc()
             entity = cls.__name__.lower()  # customer, accesskey

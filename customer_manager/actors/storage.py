@@ -85,7 +85,8 @@ class StorageActor(PoolMember):
             _observe(message, started, status)
 
 
-# C.9 labels: the storage method -> (operation, entity); unnamed ones are not measured.
+# docs/lifecycle.md#metrics labels: the storage method -> (operation, entity); unnamed ones are not
+# measured.
 _OPERATIONS = {
     "customer_insert": ("create", "customer"),
     "customer_signup": ("create", "customer"),

@@ -149,18 +149,19 @@ def decode_body(raw: bytes, cls: type[T]) -> T:
 
 
 class SignupBody(CustomerFields, frozen=True, kw_only=True):
-    """Body of ``POST /v1/customers/signup`` (C.4.2): create's keys and ``client_ip``."""
+    """Body of ``POST /v1/customers/signup`` (docs/lifecycle.md#signup): create's keys and
+    ``client_ip``."""
 
     client_ip: str = ""
 
 
 class EmailVerifyBody(msgspec.Struct, frozen=True, kw_only=True):
-    """Body of ``POST /v1/customers/email_verify`` (C.4.3)."""
+    """Body of ``POST /v1/customers/email_verify`` (docs/lifecycle.md#email-verification)."""
 
     token: str = ""
 
 
 class MetadataBody(msgspec.Struct, frozen=True, kw_only=True):
-    """The metadata of ``PUT /v1/customers/<id>/metadata`` (C.4.9)."""
+    """The metadata of ``PUT /v1/customers/<id>/metadata`` (docs/lifecycle.md#metadata)."""
 
     rtp_debug: bool = False

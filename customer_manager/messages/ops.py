@@ -32,7 +32,7 @@ OpName = Literal[
     "recover",
     "freeze_and_delete",
     "metadata",
-    "set_identity_verification",  # no route: the CLI only (C.4.10)
+    "set_identity_verification",  # no route: the CLI only (docs/lifecycle.md#identity-verification)
 ]
 Reply = Callable[[Response], None]
 

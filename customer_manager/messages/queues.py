@@ -8,6 +8,7 @@ AGENT_QUEUE = "bin-manager.agent-manager.request"
 BILLING_QUEUE = "bin-manager.billing-manager.request"
 WEBHOOK_QUEUE = "bin-manager.webhook-manager.request"
 EMAIL_QUEUE = "bin-manager.email-manager.request"
-# Not a broker exchange: the outbox marks a deferred outgoing RPC (SPEC C.5) with it, and the
+# Not a broker exchange: the outbox marks a deferred outgoing RPC
+# (docs/lifecycle.md#outgoing-requests) with it, and the
 # relay sends such an entry as a call with a reply queue instead of publishing it.
 DEFERRED_CALL = "customer-manager.deferred-call"

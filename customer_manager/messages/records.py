@@ -47,7 +47,8 @@ IDENTITY_STATUSES = ("none", "pending", "verified", "rejected")
 
 
 class Metadata(msgspec.Struct, frozen=True, kw_only=True):
-    """``customer.Metadata`` (C.4.9): always printed whole, ``{"rtp_debug":false}`` if unset."""
+    """``customer.Metadata`` (docs/lifecycle.md#metadata): always printed whole,
+    ``{"rtp_debug":false}`` if unset."""
 
     rtp_debug: bool = False
 
@@ -55,17 +56,18 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True):
 GUEST_ID = uuid.UUID("a856c986-4b06-4496-9641-4d0ecbc67df5")
 BASIC_ROUTE_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
 SYSTEM_ID = uuid.UUID("00000000-0000-0000-0000-000000000002")
-PROTECTED_IDS = (BASIC_ROUTE_ID, SYSTEM_ID, GUEST_ID)  # F2 (C.1.5)
+PROTECTED_IDS = (BASIC_ROUTE_ID, SYSTEM_ID, GUEST_ID)  # F2 (docs/lifecycle.md#protected-customers)
 
 
 def new_webhook_secret() -> str:
-    """C.6.2: 32 characters of base64url over 32 CSPRNG bytes."""
+    """docs/lifecycle.md#webhook-secret: 32 characters of base64url over 32 CSPRNG bytes."""
     return secrets.token_urlsafe(32)[:32]
 
 
 class Customer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A tenant. Same keys, order and omit-empty rules as the Go ``customer.Customer`` of
-    the newest upstream (SPEC C.1.1): the lifecycle keys that Go never omits have no
+    the newest upstream (docs/lifecycle.md#customer-record): the lifecycle keys that Go never omits
+    have no
     default here, so they are always printed, and a cached entry without them (a seed Go
     instance wrote it) does not decode: it is read as a miss."""
 

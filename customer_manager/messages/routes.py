@@ -61,7 +61,7 @@ ROUTES: tuple[Route, ...] = (
         "is_valid_balance",
         "/v1/customers/<customer_id>/is_valid_balance",
     ),
-    # SPEC C.4.0, rules 13-20
+    # docs/lifecycle.md#routes, rules 13-20
     *(
         _r("POST", f"/v1/customers/{name}$", "customer", name, f"{_CU}/{name}")
         for name in ("signup", "email_verify", "cleanup_unverified", "cleanup_frozen_expired")

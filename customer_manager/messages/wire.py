@@ -30,7 +30,7 @@ class Request(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 def json_request(uri: str, method: str, data: Any) -> Request:
-    """A request of ours to another service (A §2.4) with ``data`` as Go JSON."""
+    """A request of ours to another service (docs/api.md) with ``data`` as Go JSON."""
     return Request(
         uri=uri,
         method=method,

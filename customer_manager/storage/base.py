@@ -81,10 +81,11 @@ Due = Literal["unverified", "frozen_expired"]
 
 @dataclass(frozen=True)
 class Transition:
-    """One conditional update of a customer (SPEC C.1.4): set ``changes`` and ``tm_update``
+    """One conditional update of a customer (docs/lifecycle.md#statuses-and-transitions): set
+    ``changes`` and ``tm_update``
     WHERE the row is live (``tm_delete`` at the sentinel) and, when given, has ``status`` /
     ``email_verified``. ``outbox`` gets the row as re-read after the update;
-    ``revoke_keys`` also soft-deletes the customer's live access keys (B.3 #13), each with
+    ``revoke_keys`` also soft-deletes the customer's live access keys (as a delete does), each with
     ``key_outbox(customer, key)``."""
 
     changes: Mapping[str, Any]
@@ -93,7 +94,7 @@ class Transition:
     email_verified: bool | None = None
     revoke_keys: bool = False
     key_outbox: KeyOutboxFn | None = field(default=None)
-    operation: str = "update"  # the ``db_operation_*`` metric label (C.9)
+    operation: str = "update"  # the ``db_operation_*`` metric label (docs/lifecycle.md#metrics)
 
 
 class Storage(Protocol):
@@ -134,7 +135,7 @@ class Storage(Protocol):
         """Soft-delete the customer and, in the same transaction, its active access keys."""
         ...
 
-    # the lifecycle (SPEC C)
+    # the lifecycle (docs/lifecycle.md)
     def customer_transition(
         self, customer_id: uuid.UUID, steps: Sequence[Transition], now: str
     ) -> Deleted | None:

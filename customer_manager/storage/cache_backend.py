@@ -53,7 +53,7 @@ class Cache(Protocol):
     def claim(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> bool:
         """SET (NX when ``only_if_absent``) that reports: True if stored. Raises
         ``Unavailable`` when the backend fails (unlike ``set``: the lifecycle's tokens and
-        locks, SPEC C.3, must not pass silently)."""
+        locks, docs/lifecycle.md#redis-keys, must not pass silently)."""
         ...
 
     def read(self, key: str) -> bytes | None:

@@ -1,4 +1,5 @@
-"""The lifecycle operations of SQLStorage (SPEC C.1.4, C.2, C.4): conditional transitions,
+"""The lifecycle operations of SQLStorage (docs/lifecycle.md#statuses-and-transitions,
+docs/lifecycle.md#schema-version-2, docs/lifecycle.md#routes): conditional transitions,
 the sweep selections, signup in one transaction and the ``webhook_secret`` backfill.
 
 ``LifecycleSQL`` is a base of ``SQLStorage``; it uses the transaction runner and the shared
@@ -115,7 +116,8 @@ class LifecycleSQL:
         tx.rows(q.ACCESSKEY_INSERT, q.accesskey_params(key, token_hash))
 
     def _backfill_secrets(self, tx: Any) -> int:
-        """C.2: give every live customer without a ``webhook_secret`` one (idempotent; run
+        """docs/lifecycle.md#schema-version-2: give every live customer without a
+        ``webhook_secret`` one (idempotent; run
         at every startup, so rows a seed Go instance inserts meanwhile get one too)."""
         done = 0
         while ids := tx.rows(SECRETLESS, (SENTINEL,)):

@@ -1,4 +1,4 @@
-"""The lifecycle operations of MemoryStorage (SPEC C), with the SQL backends' rules: the
+"""The lifecycle operations of MemoryStorage (docs/lifecycle.md), with the SQL backends' rules: the
 same guards, all-or-nothing transitions, one atomic signup. ``MemoryLifecycle`` is a base of
 ``MemoryStorage`` and works on its dicts under its lock.
 """

@@ -1,4 +1,4 @@
-"""Migration version 2: the customer lifecycle columns (SPEC C.2).
+"""Migration version 2: the customer lifecycle columns (docs/lifecycle.md#schema-version-2).
 
 Each column and index is added only where missing (``Ensure``), so a database that already
 has some of them (an interrupted run, or a schema shared with an upstream Go instance) is

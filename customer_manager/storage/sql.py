@@ -213,7 +213,8 @@ class SQLStorage(LifecycleSQL, abc.ABC):
     def _revoke_keys(
         self, tx: Tx, customer: Customer, now: str, key_outbox: KeyOutboxFn
     ) -> list[Accesskey]:
-        """Soft-delete the customer's live access keys (B.3 #13), oldest first."""
+        """Soft-delete the customer's live access keys (docs/api.md#customer-delete), oldest
+        first."""
         ids = tx.rows(q.ACTIVE_KEYS_OF_CUSTOMER + self.for_update, (customer.id.bytes, SENTINEL))
 
         def outbox(key: Accesskey) -> Sequence[OutboxMessage]:

@@ -124,7 +124,8 @@ ACCESSKEY_INSERT = (
     f" VALUES ({', '.join(['%s'] * (len(ACCESSKEY_COLUMNS) + 1))})"
 )
 SOFT_DELETE = "UPDATE {table} SET tm_delete = %s, tm_update = %s WHERE id = %s"
-# C.4.1: a customer delete also sets status (upstream ``dbhandler/customer.go:503-507``)
+# docs/lifecycle.md#statuses-and-transitions: a customer delete also sets status (upstream
+# ``dbhandler/customer.go:503-507``)
 SOFT_DELETE_CUSTOMER = (
     "UPDATE customer_customers SET tm_delete = %s, tm_update = %s, status = 'deleted' WHERE id = %s"
 )

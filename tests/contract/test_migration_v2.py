@@ -1,4 +1,5 @@
-"""Migration version 2 (SPEC C.2) on MySQL and SQLite: applied to a database holding
+"""Migration version 2 (docs/lifecycle.md#schema-version-2) on MySQL and SQLite: applied to a
+database holding
 seed-version rows, re-applied without change, and a seed-style INSERT of the 12 seed
 columns afterwards gives a verified, active customer that no sweep touches (F3)."""
 

@@ -1,4 +1,5 @@
-"""Storage contract for the lifecycle (SPEC C.1.4, C.4): conditional transitions, the sweep
+"""Storage contract for the lifecycle (docs/lifecycle.md#statuses-and-transitions,
+docs/lifecycle.md#routes): conditional transitions, the sweep
 selections, the key cascade and signup's single transaction, on every backend."""
 
 from __future__ import annotations
@@ -192,6 +193,8 @@ def test_effective_status_of_a_seed_soft_delete(storage: Storage) -> None:
     stamp = now()
     storage.customer_update(row.id, {"name": "n"}, stamp, none)
     deleted = storage.customer_delete(row.id, stamp, none, none).record
-    assert deleted.status == "deleted"  # C.4.1: the delete writes it
+    assert (
+        deleted.status == "deleted"
+    )  # docs/lifecycle.md#statuses-and-transitions: the delete writes it
     assert msgspec.structs.replace(deleted, status="active").deleted
     assert deleted.tm_delete != SENTINEL

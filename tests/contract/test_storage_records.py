@@ -124,7 +124,11 @@ def test_customer_delete_is_soft_and_once(storage: Storage) -> None:
     stamp, events = now(), Recorder("customer_deleted")
     result = storage.customer_delete(given.id, stamp, events, none)
     assert result.changed and result.keys == []
-    deleted = {"tm_delete": stamp, "tm_update": stamp, "status": "deleted"}  # C.4.1
+    deleted = {
+        "tm_delete": stamp,
+        "tm_update": stamp,
+        "status": "deleted",
+    }  # docs/lifecycle.md#statuses-and-transitions
     assert result.record == msgspec.structs.replace(given, **deleted)
     assert storage.customer_get(given.id) == result.record
     assert events.seen == [result.record]

@@ -1,4 +1,5 @@
-"""The lifecycle routes over RabbitMQ (SPEC C.4, C.5) with fake email-manager,
+"""The lifecycle routes over RabbitMQ (docs/lifecycle.md#routes,
+docs/lifecycle.md#outgoing-requests) with fake email-manager,
 agent-manager and webhook-manager peers: replies and error codes, MySQL rows, Redis keys and
 TTLs, events and webhooks (never a secret or a token), and the requested emails, which go out
 after the reply and are retried when the peer fails."""
@@ -94,7 +95,9 @@ def test_signup_and_email_verify(
         assert mail["data"]["destinations"] == [{"type": "email", "target": email}]
         link = re.search(r"https://\S+", mail["data"]["content"])
         assert link and link.group(0) == f"https://app.test/auth/email-verify?token={token}"
-        assert mails.props[0].reply_to  # a call with a reply queue (C.5)
+        assert mails.props[
+            0
+        ].reply_to  # a call with a reply queue (docs/lifecycle.md#outgoing-requests)
 
         again = client.call("POST", "/v1/customers/signup", body)
         assert (again["status_code"], again["data"]["reason"]) == (409, "EMAIL_ALREADY_EXISTS")

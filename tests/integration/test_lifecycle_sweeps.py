@@ -1,4 +1,5 @@
-"""The sweeps and signup's atomicity over RabbitMQ on MySQL (SPEC C.4.2, C.4.7, C.4.8):
+"""The sweeps and signup's atomicity over RabbitMQ on MySQL (docs/lifecycle.md#signup,
+docs/lifecycle.md#unverified-sweep, docs/lifecycle.md#frozen-sweep):
 two replicas running the same sweep at once process each customer once; the sweeps are
 bounded per run; a failure between signup's two inserts leaves no row, event or email."""
 

@@ -63,8 +63,8 @@ def test_create_stores_publishes_and_checks_agents(h: Harness) -> None:
         "tm_create",
         "tm_update",
         "tm_delete",
-    ]  # C.1.1: the seed keys in their places, the new ones between them
-    assert len(created["webhook_secret"]) == 32  # C.6.2
+    ]  # docs/lifecycle.md#customer-record: the seed keys in their places, the new ones between them
+    assert len(created["webhook_secret"]) == 32  # docs/lifecycle.md#webhook-secret
     assert created["email_verified"] is True and created["status"] == "active"
     assert created["metadata"] == {"rtp_debug": False}
     assert created["tm_deletion_scheduled"] == SENTINEL
@@ -81,10 +81,12 @@ def test_create_stores_publishes_and_checks_agents(h: Harness) -> None:
             "type": "customer_created",
             "publisher": "customer-manager",
             "data_type": "application/json",
-            "data": {**created, "headless": False},  # C.1.3
+            "data": {**created, "headless": False},  # docs/lifecycle.md#customer-record
         },
     )
-    public = {k: v for k, v in created.items() if k != "webhook_secret"}  # C.1.2
+    public = {
+        k: v for k, v in created.items() if k != "webhook_secret"
+    }  # docs/lifecycle.md#customer-record
     assert list(hook[2]["data"]["data"]["data"]) == [
         "id",
         "name",

@@ -1,4 +1,5 @@
-"""The status lifecycle through the router (SPEC C.1.4, C.4.4-C.4.9): every transition, every
+"""The status lifecycle through the router (docs/lifecycle.md#statuses-and-transitions): every
+transition, every
 refused one with its error, the events and webhooks, and the sweeps' per-run bounds."""
 
 from __future__ import annotations
@@ -54,14 +55,16 @@ def seeded(h: Harness, **fields: Any) -> Customer:
 
 def test_freeze_recover_and_their_refusals(h: Harness) -> None:
     cid = h.customer("f@example.com", webhook_uri=HOOK)["id"]
-    frozen = h.json("POST", f"/v1/customers/{cid}/freeze")  # no body (C.4.0)
+    frozen = h.json("POST", f"/v1/customers/{cid}/freeze")  # no body (docs/lifecycle.md#routes)
     assert frozen["status"] == "frozen" and frozen["tm_deletion_scheduled"] == frozen["tm_update"]
     assert kinds(h) == [("customer_frozen", cid), ("webhook:customer_frozen", cid)]
     assert h.json("POST", f"/v1/customers/{cid}/freeze") == frozen  # idempotent
     assert kinds(h) == []
     key = h.send("POST", "/v1/accesskeys", {"customer_id": cid, "name": "k"})
     assert key.status_code == 409
-    assert msgspec.json.decode(key.data)["reason"] == "CUSTOMER_FROZEN"  # C.4.1
+    assert (
+        msgspec.json.decode(key.data)["reason"] == "CUSTOMER_FROZEN"
+    )  # docs/lifecycle.md#statuses-and-transitions
     recovered = h.json("POST", f"/v1/customers/{cid}/recover")
     assert recovered["status"] == "active" and recovered["tm_deletion_scheduled"] == SENTINEL
     assert kinds(h) == [("customer_recovered", cid), ("webhook:customer_recovered", cid)]

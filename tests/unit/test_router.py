@@ -31,7 +31,7 @@ ID = "2cfbb148-7dc7-11ec-85df-47cf2c8492f0"
         ("PUT", f"/v1/customers/{ID}/billing_account_id", ("customer", "update_billing_account")),
         ("POST", f"/v1/customers/{ID}/is_valid_balance", ("customer", "is_valid_balance")),
         ("GET", f"junk/v1/customers/{ID}", ("customer", "get")),  # unanchored search
-        # SPEC C.4.0 rules 13-20
+        # docs/lifecycle.md#routes rules 13-20
         ("POST", "/v1/customers/signup", ("customer", "signup")),
         ("POST", "/v1/customers/email_verify", ("customer", "email_verify")),
         ("POST", "/v1/customers/cleanup_unverified", ("customer", "cleanup_unverified")),

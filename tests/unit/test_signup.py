@@ -1,4 +1,6 @@
-"""Signup and email verification through the router (SPEC C.3, C.4.2, C.4.3, C.5): replies,
+"""Signup and email verification through the router (docs/lifecycle.md#redis-keys,
+docs/lifecycle.md#signup, docs/lifecycle.md#email-verification,
+docs/lifecycle.md#outgoing-requests): replies,
 errors, stored rows, cache keys, events, the deferred email and password-reset requests, and
 signup's single transaction (F7)."""
 

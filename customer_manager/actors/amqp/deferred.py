@@ -1,4 +1,5 @@
-"""Deferred outgoing calls (SPEC C.5, F8): outbox entries on the ``DEFERRED_CALL`` marker are
+"""Deferred outgoing calls (docs/lifecycle.md#outgoing-requests, F8): outbox entries on the
+``DEFERRED_CALL`` marker are
 sent as RPCs with a reply queue after the request that wrote them was answered.
 
 An entry stays leased (not done) while its call is out. A reply below 500 ends it (a 4xx is
@@ -6,7 +7,8 @@ logged); a timeout or a reply of 500 or more leaves it leased, so the relay clai
 when the lease runs out, and it is tried again once its backoff has passed (doubling from
 ``first_backoff`` up to ``max_backoff``); after the entry's ``until`` it is dropped. The
 retries survive a restart (the entry is still in the outbox). A repeat after a lost reply is
-accepted (C.5: a repeated email carries the same link). Nothing here ever touches a request.
+accepted (docs/lifecycle.md#outgoing-requests: a repeated email carries the same link). Nothing
+here ever touches a request.
 """
 
 from __future__ import annotations

@@ -249,7 +249,7 @@ class AmqpPublisher(Relaying, PumpActor):
         if self._channel is None or events is None or not entries:
             return []
         calls = [e for e in entries if e.message.exchange == DEFERRED_CALL]
-        if calls:  # sent as RPCs; done when answered (C.5)
+        if calls:  # sent as RPCs; done when answered (docs/lifecycle.md#outgoing-requests)
             self._deferred.take(calls)
             entries = [e for e in entries if e.message.exchange != DEFERRED_CALL]
             if not entries:

@@ -49,7 +49,9 @@ def create(deps: Deps, op: Op) -> Flow[Response]:
     def insert(customer: Customer) -> Flow[Accesskey]:
         if customer.deleted:  # deleted or expired (F6)
             raise customer_not_found(customer.id)
-        if customer.status == "frozen":  # C.4.1: active or initial only
+        if (
+            customer.status == "frozen"
+        ):  # docs/lifecycle.md#statuses-and-transitions: active or initial only
             raise FailedPrecondition(f"customer {customer.id} is frozen", "CUSTOMER_FROZEN")
         created = now()
         key = Accesskey(

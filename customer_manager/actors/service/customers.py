@@ -150,14 +150,16 @@ def billing_account_of(deps: Deps, customer: Customer, account_id: uuid.UUID) ->
 
 
 def validate(fields: CustomerFields) -> None:
-    """Create's checks of the body (B.3 #4, #5); signup runs them too (C.4.2)."""
+    """Create's checks of the body (docs/api.md#customer-create); signup runs them too
+    (docs/lifecycle.md#signup)."""
     if not valid_email(fields.email):
         raise InvalidArgument(f"invalid email {fields.email[:100]!r}", "INVALID_EMAIL")
     check_webhook(fields)
 
 
 def new_customer(fields: CustomerFields, **lifecycle: Any) -> Customer:
-    """A customer to insert (C.1.1): active and verified unless ``lifecycle`` says else."""
+    """A customer to insert (docs/lifecycle.md#customer-record): active and verified unless
+    ``lifecycle`` says else."""
     values: dict[str, Any] = {
         "email_verified": True,
         "status": "active",
@@ -227,7 +229,8 @@ def update_customer(
 
 
 def refuse_protected(customer_id: uuid.UUID) -> None:
-    """F2 (C.1.5): the guest, basic-route and system customers are never deleted or frozen;
+    """F2 (docs/lifecycle.md#protected-customers): the guest, basic-route and system customers are
+    never deleted or frozen;
     checked before the lookup."""
     if customer_id in PROTECTED_IDS:
         raise FailedPrecondition(f"customer {customer_id} is protected", "CUSTOMER_PROTECTED")

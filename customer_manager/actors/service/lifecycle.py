@@ -1,4 +1,5 @@
-"""The customer lifecycle (SPEC C.1.4, C.4.4-C.4.9): freeze, recover, freeze_and_delete,
+"""The customer lifecycle (docs/lifecycle.md#statuses-and-transitions): freeze, recover,
+freeze_and_delete,
 metadata and the two sweeps.
 
 Every transition is a conditional update in storage (``Storage.customer_transition``): the
@@ -38,7 +39,7 @@ from customer_manager.storage.base import Deleted, Due, Storage, Transition
 
 log = logging.getLogger(__name__)
 
-FREEZE_GRACE = 30 * 86400  # C.7: deletion is due 30 days after the freeze
+FREEZE_GRACE = 30 * 86400  # docs/lifecycle.md#settings: deletion is due 30 days after the freeze
 UNVERIFIED_MAX_AGE = 3600
 UNVERIFIED_BATCH = 100
 FROZEN_BATCH = 1000  # ours (F5): upstream has no limit
@@ -47,15 +48,13 @@ _ANONYMIZED = re.compile(r"deleted_[0-9a-f]{8}@removed\.voipbin\.net")
 Check = Callable[[Customer], Response | None]  # a reply (nothing to do), None (go on), or raise
 
 
-def _refused(customer: Customer, reason: str, what: str) -> FailedPrecondition:
-    return FailedPrecondition(f"customer {customer.id} {what}", reason)
-
-
 def _live_or_refuse(customer: Customer) -> None:
     if customer.deleted:
-        raise _refused(customer, "CUSTOMER_DELETED", "is deleted")
+        raise FailedPrecondition(f"customer {customer.id} is deleted", "CUSTOMER_DELETED")
     if customer.status == "initial":
-        raise _refused(customer, "CUSTOMER_NOT_ACTIVE", "has not verified its email")
+        raise FailedPrecondition(
+            f"customer {customer.id} has not verified its email", "CUSTOMER_NOT_ACTIVE"
+        )
 
 
 def _transition(
@@ -86,7 +85,9 @@ def _transition(
         def answer(_: Any) -> Response:
             reply = settle(customer)
             if reply is None:
-                raise _refused(customer, "CUSTOMER_CHANGED", "changed meanwhile, try again")
+                raise FailedPrecondition(
+                    f"customer {customer.id} changed meanwhile, try again", "CUSTOMER_CHANGED"
+                )
             return reply
 
         return deps.cache.put(customer).then(answer)
@@ -104,7 +105,8 @@ def _freeze_step(moment: str) -> Transition:
 
 
 def _anonymize_step(customer_id: uuid.UUID, moment: str) -> Transition:
-    """C.4.6 with F10: the personal data goes, the row stays (soft-deleted)."""
+    """docs/lifecycle.md#freeze-and-delete with F10: the personal data goes, the row stays
+    (soft-deleted)."""
     short = str(customer_id)[:8]
     changes = {
         "name": f"deleted_user_{short}",
@@ -143,7 +145,7 @@ def freeze(deps: Deps, op: Op) -> Flow[Response]:
 def recover(deps: Deps, op: Op) -> Flow[Response]:
     def check(customer: Customer) -> Response | None:
         if customer.status != "frozen":
-            raise _refused(customer, "CUSTOMER_NOT_FROZEN", "is not frozen")
+            raise FailedPrecondition(f"customer {customer.id} is not frozen", "CUSTOMER_NOT_FROZEN")
         return None
 
     def settle(customer: Customer) -> Response | None:
@@ -181,7 +183,8 @@ class _MetadataBody(msgspec.Struct):
 
 
 def metadata(deps: Deps, op: Op) -> Flow[Response]:
-    """C.4.9: a full replace of ``metadata``; ``customer_updated`` even if unchanged."""
+    """docs/lifecycle.md#metadata: a full replace of ``metadata``; ``customer_updated`` even if
+    unchanged."""
     raw = bytes(op.request.data)
     try:
         given = msgspec.json.decode(raw, type=_MetadataBody).metadata if raw else None
@@ -195,7 +198,8 @@ def metadata(deps: Deps, op: Op) -> Flow[Response]:
     return update_customer(deps, op.id, {"metadata": Metadata(rtp_debug=flag)})
 
 
-# -- sweeps (C.4.7, C.4.8): bounded, oldest first, one transaction per customer ----------------
+# -- sweeps (docs/lifecycle.md#unverified-sweep, docs/lifecycle.md#frozen-sweep): bounded, oldest
+# first, one transaction per customer ----------------
 
 
 def _sweep(
@@ -237,7 +241,8 @@ def _skipped(customer: Customer, exc: Exception) -> int:
 
 
 def cleanup_unverified(deps: Deps, op: Op) -> Flow[Response]:
-    """C.4.7 (F5): expire sign-ups unverified for an hour; revoke their keys; publish
+    """docs/lifecycle.md#unverified-sweep (F5): expire sign-ups unverified for an hour; revoke
+    their keys; publish
     ``customer_deleted``. The body is ignored."""
 
     def expire(_customer: Customer, moment: str) -> Transition:
@@ -255,7 +260,8 @@ def cleanup_unverified(deps: Deps, op: Op) -> Flow[Response]:
 
 
 def cleanup_frozen_expired(deps: Deps, op: Op) -> Flow[Response]:
-    """C.4.8: anonymize customers frozen for 30 days, at most FROZEN_BATCH per run."""
+    """docs/lifecycle.md#frozen-sweep: anonymize customers frozen for 30 days, at most FROZEN_BATCH
+    per run."""
     cutoff = after(-FREEZE_GRACE)
     return _sweep(
         deps,
@@ -272,7 +278,8 @@ class _IdentityBody(msgspec.Struct):
 
 
 def set_identity_verification(deps: Deps, op: Op) -> Flow[Response]:
-    """C.4.10 (no route; the CLI): a new status is stored and published, the same one is
+    """docs/lifecycle.md#identity-verification (no route; the CLI): a new status is stored and
+    published, the same one is
     answered as it is. Deleted customers are not refused."""
     status = body(op.request.data, _IdentityBody).status
     if status not in IDENTITY_STATUSES:

@@ -2,9 +2,12 @@
 (docs/events.md#outbox-relay): the Event on the event exchange and, when the customer has a
 ``webhook_uri``, a webhook request to webhook-manager. A relay publishes them later.
 
-Events carry the internal record (C.1.1, with ``webhook_secret``); webhooks carry the public
-record (C.1.2: no secret, no terms fields); no message ever carries an access-key token.
-``customer_created`` adds ``headless`` (C.1.3). Deferred outgoing calls (C.5) are outbox
+Events carry the internal record (docs/lifecycle.md#customer-record, with ``webhook_secret``);
+webhooks carry the public
+record (docs/lifecycle.md#customer-record: no secret, no terms fields); no message ever carries an
+access-key token.
+``customer_created`` adds ``headless`` (docs/lifecycle.md#customer-record). Deferred outgoing calls
+(docs/lifecycle.md#outgoing-requests) are outbox
 entries too (``deferred_call``), sent by the relay after the reply.
 """
 
@@ -24,7 +27,8 @@ from customer_manager.storage.base import OutboxMessage
 
 
 class PublicCustomer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """The public record of a customer (C.1.2, upstream ``WebhookMessage``)."""
+    """The public record of a customer (docs/lifecycle.md#customer-record, upstream
+    ``WebhookMessage``)."""
 
     id: uuid.UUID
     name: str = ""
@@ -51,8 +55,9 @@ _PUBLIC = frozenset(PublicCustomer.__struct_fields__)
 def event_message(
     event_type: str, record: Customer | Accesskey, *, headless: bool | None = None
 ) -> OutboxMessage:
-    """The Event (Part A §2.3) for a change, on the fanout event exchange; ``headless`` is
-    appended to a customer for ``customer_created`` (C.1.3)."""
+    """The Event (docs/events.md#event-envelope) for a change, on the fanout event exchange;
+    ``headless`` is
+    appended to a customer for ``customer_created`` (docs/lifecycle.md#customer-record)."""
     data = gojson.encode(without_token(record))
     if headless is not None:
         data = data[:-1] + (b',"headless":true}' if headless else b',"headless":false}')
@@ -82,7 +87,7 @@ def without_token(record: Customer | Accesskey) -> Customer | Accesskey:
 
 
 def public(record: Customer | Accesskey) -> PublicCustomer | Accesskey:
-    """The record as a webhook shows it (C.1.2)."""
+    """The record as a webhook shows it (docs/lifecycle.md#customer-record)."""
     if isinstance(record, Customer):
         fields = msgspec.structs.asdict(record)
         return PublicCustomer(**{k: v for k, v in fields.items() if k in _PUBLIC})
@@ -103,12 +108,15 @@ def customer_outbox(
 
 
 class DeferredCall(msgspec.Struct, frozen=True, kw_only=True):
-    """An outgoing RPC sent after the reply (C.5): ``request`` to ``routing_key`` of the
+    """An outgoing RPC sent after the reply (docs/lifecycle.md#outgoing-requests): ``request`` to
+    ``routing_key`` of the
     entry, waiting ``timeout`` seconds for each attempt, retried until ``until``."""
 
     timeout: float
     until: str
-    method: str  # the rpc_call_* metric label (C.9): email_send, password_forgot
+    method: (
+        str  # the rpc_call_* metric label (docs/lifecycle.md#metrics): email_send, password_forgot
+    )
     request: Request
 
 

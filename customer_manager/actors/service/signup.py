@@ -1,4 +1,5 @@
-"""Signup and email verification (SPEC C.3, C.4.2, C.4.3, C.5).
+"""Signup and email verification (docs/lifecycle.md#redis-keys, docs/lifecycle.md#signup,
+docs/lifecycle.md#email-verification, docs/lifecycle.md#outgoing-requests).
 
 Signup validates as create does, stores the verification token in Redis, then inserts the
 customer and its access key with every outbox row (events, webhooks, the verification-email
@@ -47,7 +48,7 @@ from customer_manager.messages.records import (
 from customer_manager.messages.wire import Response, json_request, ok
 from customer_manager.storage.base import Deleted, OutboxMessage, Storage, Transition
 
-TOKEN_TTL = 3600  # C.7 constants
+TOKEN_TTL = 3600  # docs/lifecycle.md#settings constants
 LOCK_TTL = 30
 SIGNUP_KEY_LIFETIME = 31_536_000
 EMAIL_TIMEOUT = 3.0
@@ -125,7 +126,9 @@ def signup(deps: Deps, op: Op) -> Flow[Response]:
         .then(
             lambda _: deps.cache.claim(
                 token_key(verify_token), str(customer.id), TOKEN_TTL, only_if_absent=False
-            ).recover(Unavailable, lambda _: False)  # no Redis: no email (C.4.2 step 3)
+            ).recover(
+                Unavailable, lambda _: False
+            )  # no Redis: no email (docs/lifecycle.md#signup step 3)
         )
         .then(store)
         .then(saved)
@@ -160,7 +163,8 @@ def _check_ip(client_ip: str) -> None:
 
 
 def _signup_outbox(email: OutboxMessage | None) -> Any:
-    """C.4.2 step 4: accesskey_created, customer_created (headless), their webhooks, then
+    """docs/lifecycle.md#signup step 4: accesskey_created, customer_created (headless), their
+    webhooks, then
     the verification-email request."""
 
     def build(customer: Customer, key: Accesskey) -> list[OutboxMessage]:
@@ -184,7 +188,7 @@ class _Address(msgspec.Struct, omit_defaults=True):
 
 
 class _EmailBody(msgspec.Struct):
-    """``V1DataEmailsPost`` (C.5.1), keys in Go order."""
+    """``V1DataEmailsPost`` (docs/lifecycle.md#outgoing-requests), keys in Go order."""
 
     customer_id: uuid.UUID
     activeflow_id: uuid.UUID

@@ -1,4 +1,4 @@
-"""CustomerActor: the pool member serving every customer ``Op`` (the Part A/B operations in
+"""CustomerActor: the pool member serving every customer ``Op`` (the older operations in
 customers.py, the lifecycle in lifecycle.py, signup and email verification in signup.py).
 
 Threading contract: a member handles one ``Op`` at a time in its own thread and returns
