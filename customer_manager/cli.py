@@ -185,7 +185,7 @@ def accesskey() -> None:
 
 @accesskey.command("create")
 @click.option("--customer-id", "customer_id", type=ID, required=True)
-@click.option("--name", default="")
+@click.option("--name", default="", help="Required.")
 @click.option("--detail", default="")
 @click.option(
     "--expire", type=Duration(), default="0", help="Seconds or a duration like 720h; 0 means never."
@@ -195,8 +195,10 @@ def accesskey_create(
     ctx: click.Context, customer_id: uuid.UUID, name: str, detail: str, expire: int
 ) -> None:
     """Create an access key; the token is printed this once."""
+    if not name:
+        raise click.ClickException("invalid name: Name is required")
     body = {"customer_id": str(customer_id), "name": name, "detail": detail, "expire": expire}
-    _send(ctx, "POST", "/v1/accesskeys", body)
+    _send(ctx, "POST", "/v1/accesskeys", body, failure="failed to create accesskey: ")
 
 
 @accesskey.command("get")
@@ -204,26 +206,26 @@ def accesskey_create(
 @click.pass_context
 def accesskey_get(ctx: click.Context, id_: uuid.UUID) -> None:
     """Show one access key (never its token)."""
-    _send(ctx, "GET", f"/v1/accesskeys/{id_}")
+    _send(ctx, "GET", f"/v1/accesskeys/{id_}", failure="failed to retrieve accesskey: ")
 
 
 @accesskey.command("list")
 @click.option("--customer-id", "customer_id", type=ID, default=None)
 @click.option("--size", type=click.IntRange(1, 1000), default=10, show_default=True)
-@click.option("--token", default="", help="Find the key of this token.")
-@click.option("--page-token", "page_token", default="")
+@click.option("--token", "--page-token", "page_token", default="", help="The page token.")
+@click.option("--api-token", "api_token", default="", help="Find the key of this API token.")
 @click.pass_context
 def accesskey_list(
-    ctx: click.Context, customer_id: uuid.UUID | None, size: int, token: str, page_token: str
+    ctx: click.Context, customer_id: uuid.UUID | None, size: int, page_token: str, api_token: str
 ) -> None:
-    """List access keys, newest first."""
+    """List access keys, newest first (deleted ones too)."""
     filters: dict[str, str] = {}
     if customer_id:
         filters["customer_id"] = str(customer_id)
-    if token:
-        filters["token"] = token
+    if api_token:
+        filters["token"] = api_token
     query = _query(page_size=str(size), page_token=page_token)
-    _send(ctx, "GET", f"/v1/accesskeys?{query}", filters)
+    _send(ctx, "GET", f"/v1/accesskeys?{query}", filters, failure="failed to retrieve accesskeys: ")
 
 
 @accesskey.command("update")
@@ -233,7 +235,8 @@ def accesskey_list(
 @click.pass_context
 def accesskey_update(ctx: click.Context, id_: uuid.UUID, name: str, detail: str) -> None:
     """Replace an access key's name and detail."""
-    _send(ctx, "PUT", f"/v1/accesskeys/{id_}", {"name": name, "detail": detail})
+    body = {"name": name, "detail": detail}
+    _send(ctx, "PUT", f"/v1/accesskeys/{id_}", body, failure="failed to update accesskey: ")
 
 
 @accesskey.command("delete")
@@ -241,7 +244,7 @@ def accesskey_update(ctx: click.Context, id_: uuid.UUID, name: str, detail: str)
 @click.pass_context
 def accesskey_delete(ctx: click.Context, id_: uuid.UUID) -> None:
     """Soft-delete an access key."""
-    _send(ctx, "DELETE", f"/v1/accesskeys/{id_}")
+    _send(ctx, "DELETE", f"/v1/accesskeys/{id_}", failure="failed to delete accesskey: ")
 
 
 @main.group()

@@ -160,9 +160,8 @@ class CacheClient:
                 _failed(op, error)
             found = _decode(raw, cls) if error is None else None
             if found is None and isinstance(raw, bytes):
-                self._evict(
-                    op.key
-                )  # e.g. a seed Go entry without ``status`` (docs/lifecycle.md#customer-record)
+                # e.g. a seed Go entry without ``status`` (docs/lifecycle.md#customer-record)
+                self._evict(op.key, raw)
             result = "miss" if found is None else "hit"
             metrics.child(metrics.cache_reads_total, op.op, result).inc()
             entity = cls.__name__.lower()  # customer, accesskey
@@ -171,10 +170,12 @@ class CacheClient:
 
         return Flow(self.pool, op, self.timeout, decoded)
 
-    def _evict(self, key: str) -> None:
-        """Delete an unreadable entry (fire and forget), so the fill after the storage read
-        (SET NX) replaces it with the full record."""
-        self.pool.submit(CacheOp(op="delete", key=key), _ignore, timeout=self.timeout)
+    def _evict(self, key: str, raw: bytes) -> None:
+        """Delete an unreadable entry while it is still that value (fire and forget; a
+        compare-and-delete, so a record written meanwhile stays), so the fill after the
+        storage read (SET NX) replaces it with the full record."""
+        op = CacheOp(op="release", key=key, value=raw)
+        self.pool.submit(op, _ignore, timeout=self.timeout)
 
     def _write(self, op: CacheOp) -> Flow[None]:
         def written(_value: Any, error: BaseException | None) -> None:

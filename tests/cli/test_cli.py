@@ -75,8 +75,8 @@ def test_accesskey_flow_token_shown_once(cli: Any) -> None:
     assert key["token_prefix"] == token[:11] and key["tm_expire"] != SENTINEL
     fetched = ok(cli("accesskey", "get", "--id", key["id"]))
     assert "token" not in fetched and fetched["token_prefix"] == token[:11]
-    assert [k["id"] for k in ok(cli("accesskey", "list", "--token", token))] == [key["id"]]
-    assert ok(cli("accesskey", "list", "--token", "vb_unknown")) == []
+    assert [k["id"] for k in ok(cli("accesskey", "list", "--api-token", token))] == [key["id"]]
+    assert ok(cli("accesskey", "list", "--api-token", "vb_unknown")) == []
     assert ok(cli("accesskey", "update", "--id", key["id"], "--name", "n2"))["name"] == "n2"
     assert ok(cli("accesskey", "delete", "--id", key["id"]))["tm_delete"] != SENTINEL
     listed = ok(cli("accesskey", "list", "--customer-id", cust["id"]))
@@ -96,12 +96,18 @@ def test_errors_and_exit_codes(cli: Any) -> None:
     ok(cli("customer", "create", "--email", "dup@example.com"))
     dup = cli("customer", "create", "--email", "DUP@example.com")
     assert dup.exit_code == 1 and "EMAIL_ALREADY_EXISTS" in dup.stderr
-    assert (
-        cli(
-            "accesskey", "create", "--customer-id", "2cfbb148-7dc7-11ec-85df-47cf2c8492f0"
-        ).exit_code
-        == 1
+    missing = cli(
+        "accesskey",
+        "create",
+        "--customer-id",
+        "2cfbb148-7dc7-11ec-85df-47cf2c8492f0",
+        "--name",
+        "k",
     )
+    assert missing.exit_code == 1
+    assert missing.stderr.startswith("Error: failed to create accesskey: ")
+    unnamed = cli("accesskey", "create", "--customer-id", "2cfbb148-7dc7-11ec-85df-47cf2c8492f0")
+    assert unnamed.exit_code == 1 and "invalid name: Name is required" in unnamed.stderr
     assert (
         cli(
             "accesskey",

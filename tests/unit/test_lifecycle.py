@@ -4,6 +4,7 @@ refused one with its error, the events and webhooks, and the sweeps' per-run bou
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -188,3 +189,22 @@ def test_create_reports_the_new_fields_and_storage_agrees(h: Harness) -> None:
     stored = h.memory.customer_get(uuid.UUID(created["id"]))
     assert stored.identity_verification_status == "none" and stored.metadata == Metadata()
     assert h.system.storage.call(Storage.customer_get, stored.id) == stored
+
+
+def test_a_seed_cache_entry_is_replaced_by_the_full_record(h: Harness) -> None:
+    row = seeded(h)
+    seed_json = (
+        f'{{"id":"{row.id}","email":"{row.email}",'
+        '"billing_account_id":"00000000-0000-0000-0000-000000000000",'
+        f'"tm_create":"{row.tm_create}","tm_update":"{SENTINEL}","tm_delete":"{SENTINEL}"}}'
+    )
+    h.cache.set(f"customer:{row.id}", seed_json.encode(), 86400)
+    got = h.json("GET", f"/v1/customers/{row.id}")
+    assert got["status"] == "active" and got["webhook_secret"] == row.webhook_secret
+    deadline = time.monotonic() + 5
+    while b'"status"' not in (h.cache.get(f"customer:{row.id}") or b"") and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.01)
+    cached = msgspec.json.decode(h.cache.get(f"customer:{row.id}") or b"{}")
+    assert cached["status"] == "active" and cached["metadata"] == {"rtp_debug": False}

@@ -16,6 +16,7 @@ import pytest
 from fakes import reply
 from harness import Build, Harness
 
+from customer_manager.errors import Unavailable
 from customer_manager.messages.queues import (
     AGENT_QUEUE,
     DEFERRED_CALL,
@@ -208,3 +209,54 @@ def test_the_link_uses_the_base_url_verbatim(build: Build, base: str) -> None:
     calls = [c for e, _, c in h.published() if e == DEFERRED_CALL]
     link = f"{base}/auth/email-verify?token={token_of(h, cid)}"
     assert link in calls[0]["request"]["data"]["content"]
+
+
+def _sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_without_redis_signup_skips_the_email_and_verify_is_503(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*_args: Any, **_kwargs: Any) -> Any:
+        raise Unavailable("redis at x is unavailable")
+
+    monkeypatch.setattr(h.cache, "claim", down)
+    monkeypatch.setattr(h.cache, "read", down)
+    errors = _sample("customer_manager_email_verification_total", status="error")
+    result = signup(h)
+    published = h.published()
+    assert [e for e, _, _ in published if e == DEFERRED_CALL] == []  # no email
+    assert len([e for e, _, _ in published if e == EVENT_EXCHANGE]) == 2
+    assert h.memory.customer_get(uuid.UUID(result["customer"]["id"])).status == "initial"
+    error(h, "/v1/customers/email_verify", {"token": "c" * 64}, 503, "UNAVAILABLE")
+    assert _sample("customer_manager_email_verification_total", status="error") == errors + 1
+
+
+def test_signup_and_verify_metrics(h: Harness) -> None:
+    before = {
+        s: _sample("customer_manager_signup_total", status=s)
+        for s in ("success", "validation_failed")
+    }
+    verified = _sample("customer_manager_email_verification_total", status="success")
+    invalid = _sample("customer_manager_email_verification_total", status="invalid_token")
+    creates = _sample(
+        "customer_manager_db_operation_total",
+        operation="create",
+        entity="customer",
+        status="success",
+    )
+    customer = signup(h)["customer"]
+    error(h, "/v1/customers/signup", {**SIGNUP, "email": "bad"}, 400, "INVALID_EMAIL")
+    h.json("POST", "/v1/customers/email_verify", {"token": token_of(h, customer["id"])})
+    error(h, "/v1/customers/email_verify", {"token": "d" * 64}, 400, "INVALID_TOKEN")
+    assert _sample("customer_manager_signup_total", status="success") == before["success"] + 1
+    failed = _sample("customer_manager_signup_total", status="validation_failed")
+    assert failed == before["validation_failed"] + 1
+    assert _sample("customer_manager_email_verification_total", status="success") == verified + 1
+    after = _sample("customer_manager_email_verification_total", status="invalid_token")
+    assert after == invalid + 1
+    labels = {"operation": "create", "entity": "customer", "status": "success"}
+    assert _sample("customer_manager_db_operation_total", **labels) == creates + 1
