@@ -12,7 +12,6 @@ from __future__ import annotations
 import configparser
 import copy
 import importlib
-import os
 import re
 import shutil
 import subprocess
@@ -25,12 +24,12 @@ import yaml
 from kubernetes_validate import utils as kv
 
 from customer_manager.config import Settings, parse_dsn
+from tests.support import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 # SPEC Part A §10.1: exactly the environment the daemon reads.
 SECRET_ENV = {"DATABASE_DSN", "RABBITMQ_ADDRESS", "REDIS_ADDRESS", "REDIS_PASSWORD"}

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from amqp_kit import Client, Peer, consumer_count, envelope
-from fault_kit import Replica, create_body, replica_env, steady_load, unique_email, wait_until
-from service_kit import REDIS_DB, start_daemon
 
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
 from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE
+from tests.support.amqp import Client, Peer, consumer_count, envelope
+from tests.support.faults import Replica, create_body, replica_env, steady_load, unique_email
+from tests.support.servers import REDIS_DB
+from tests.support.service import start_daemon
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-import pika
 import pytest
-from amqp_kit import EventTap, Peer, TcpProxy
 
+from customer_manager import metrics
 from customer_manager.actors.amqp.publisher import DIRECT_REPLY_TO, AmqpPublisher
 from customer_manager.actors.publisher import rpc
 from customer_manager.actors.service.outbox import customer_outbox
@@ -27,6 +26,10 @@ from customer_manager.messages.queues import AGENT_QUEUE, EVENT_EXCHANGE, WEBHOO
 from customer_manager.messages.records import NIL, SENTINEL, Customer
 from customer_manager.messages.wire import Request
 from customer_manager.storage.memory import MemoryStorage
+from tests.support.amqp import EventTap, Peer
+from tests.support.metrics import count, sample
+from tests.support.proxy import broker_proxy
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -54,19 +57,14 @@ def add_customer(memory: MemoryStorage, name: str, webhook: bool = True) -> Cust
     return memory.customer_insert(customer, customer_outbox("customer_created"))
 
 
-def wait_until(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def start_publisher(url: str, store: Store) -> Any:
     publisher = AmqpPublisher.start(Settings(rabbitmq_address=url), store, relay_interval=0.5)
-    assert wait_until(lambda: publisher.proxy().ready().get(timeout=5), 10)
+    wait_until(lambda: publisher.proxy().ready().get(timeout=5), 10, "the publisher connected")
     return publisher
+
+
+def outbox_empty(memory: MemoryStorage, timeout: float) -> None:
+    wait_until(lambda: memory.outbox_size() == 0, timeout, "the outbox emptied")
 
 
 def test_outbox_relay_publishes_events_and_webhooks(
@@ -80,7 +78,7 @@ def test_outbox_relay_publishes_events_and_webhooks(
         publisher = start_publisher(amqp_url, st)
         publisher.proxy().flush()
         events = tap.wait_for(1, 10)
-        assert wait_until(lambda: len(hooks.requests) == 1, 10)
+        wait_until(lambda: len(hooks.requests) == 1, 10, "the webhook request")
     assert [e["type"] for e in events] == ["customer_created"]
     assert events[0]["publisher"] == "customer-manager"
     assert events[0]["data"]["id"] == str(customer.id)
@@ -96,30 +94,31 @@ def test_outbox_relay_publishes_events_and_webhooks(
     assert hook["data"]["data_type"] == "application/json"
     assert hook["data"]["data"]["type"] == "customer_created"
     assert hook["data"]["data"]["data"]["id"] == str(customer.id)
-    assert wait_until(lambda: memory.outbox_size() == 0, 5)
+    outbox_empty(memory, 5)
     tap.close()
 
 
 def test_outbox_waits_for_the_broker(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
     memory, st = store
-    target = pika.URLParameters(amqp_url)
-    proxy = TcpProxy((target.host, target.port))
-    proxy.start()
+    proxy, url = broker_proxy(amqp_url)
     tap = EventTap(amqp_url, EVENT_EXCHANGE)
-    publisher = start_publisher(f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F", st)
+    publisher = start_publisher(url, st)
     try:
         proxy.pause()
-        assert wait_until(lambda: not publisher.proxy().ready().get(timeout=5), 10)
+        ready = publisher.proxy().ready
+        wait_until(lambda: not ready().get(timeout=5), 10, "the publisher saw the outage")
         for i in range(5):
             add_customer(memory, f"outage{i}", webhook=False)
         publisher.proxy().flush()
-        time.sleep(1.5)  # several relay intervals with the broker down
+        for _ in range(3):  # three relay intervals with the broker down, each counting all 5
+            metrics.outbox_backlog.set(-1)
+            wait_until(lambda: sample("customer_manager_outbox_backlog") == 5, 5, "a relay tick")
         assert memory.outbox_size() == 5
-        assert tap.wait_for(1, 0.2) == []
         proxy.resume()
         events = tap.wait_for(5, 20)
+        # the first five events are the five, once each: none went out during the outage
         assert sorted(e["data"]["name"] for e in events) == [f"outage{i}" for i in range(5)]
-        assert wait_until(lambda: memory.outbox_size() == 0, 5)
+        outbox_empty(memory, 5)
     finally:
         publisher.stop()
         proxy.close()
@@ -181,22 +180,19 @@ def _agent_request(email: str) -> Request:
 
 def test_event_metrics_and_backlog_gauge(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
     """A §11 event metrics count each relayed event; the backlog gauge returns to 0."""
-    from prometheus_client import REGISTRY
 
     def sent() -> float:
-        labels = {"type": "customer_created"}
-        return REGISTRY.get_sample_value("customer_manager_notify_total", labels) or 0.0
+        return count("customer_manager_notify_total", type="customer_created")
 
     memory, facade = store
     before = sent()
     add_customer(memory, "metrics", webhook=False)
     publisher = start_publisher(amqp_url, facade)
     try:
-        assert wait_until(lambda: memory.outbox_size() == 0, 10)
+        outbox_empty(memory, 10)
         assert sent() - before == 1
-        assert wait_until(
-            lambda: REGISTRY.get_sample_value("customer_manager_outbox_backlog") == 0, 5
-        )
+        backlog = "customer_manager_outbox_backlog"
+        wait_until(lambda: sample(backlog) == 0, 5, "the backlog gauge back to 0")
     finally:
         publisher.stop()
 
@@ -216,7 +212,7 @@ def test_a_burst_larger_than_a_batch_goes_out_complete_and_in_order(
         publisher.proxy().flush()
         events = tap.wait_for(250, 20)
         assert [e["data"]["name"] for e in events] == names
-        assert wait_until(lambda: memory.outbox_size() == 0, 5)
+        outbox_empty(memory, 5)
     finally:
         publisher.stop()
         tap.close()

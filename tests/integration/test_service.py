@@ -14,15 +14,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import mysql.connector
 import pytest
 import redis
-from amqp_kit import Client, EventTap, Peer, envelope
-from service_kit import start_daemon
 
-from customer_manager.config import Settings, parse_dsn
+from customer_manager.config import Settings
 from customer_manager.main import Daemon
 from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE, WEBHOOK_QUEUE
+from tests.support.amqp import Client, EventTap, Peer, envelope
+from tests.support.servers import mysql_connect
+from tests.support.service import start_daemon
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 SENTINEL = "9999-01-01 00:00:00.000000"
@@ -37,8 +38,7 @@ def billing(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def mysql_row(dsn: str, table: str, row_id: str) -> dict[str, Any] | None:
-    p = parse_dsn(dsn)
-    conn = mysql.connector.connect(host=p.host, port=p.port, user=p.user, database=p.database)
+    conn = mysql_connect(dsn)
     try:
         cur = conn.cursor(dictionary=True)
         cur.execute(f"SELECT * FROM {table} WHERE id = %s", (uuid.UUID(row_id).bytes,))
@@ -153,9 +153,7 @@ def test_every_route_end_to_end(
         assert [e["type"] for e in mine] == expected
         assert all(e["publisher"] == "customer-manager" for e in mine)
         assert all("token" not in e["data"] for e in mine)
-        deadline = time.monotonic() + 10
-        while len(hooks.requests) < len(expected) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(hooks.requests) >= len(expected), 10, "a webhook per event")
     assert sorted(h["data"]["data"]["type"] for h in hooks.requests) == sorted(expected)
     for hook in hooks.requests:
         assert hook["uri"] == "/v1/webhooks" and hook["method"] == "POST"
