@@ -120,11 +120,11 @@ def test_ack_only_after_reply_and_prefetch_bounds_in_flight(amqp_url: str, clien
     consumer, router = start_consumer(amqp_url, prefetch=3)
     for _ in range(5):
         client.send(envelope("GET", "/hold"))
-    seen = router.proxy().seen
-    wait_until(lambda: seen.get(timeout=5) >= 3, 5, "three deliveries")
+    echo = router.proxy()  # each ``echo.seen`` asks the router anew
+    wait_until(lambda: echo.seen.get(timeout=5) >= 3, 5, "three deliveries")
     # The broker holds the other two back: 3 unacked + 2 ready = all 5 (prefetch = 3).
     wait_until(lambda: queued(amqp_url) == 2, 5, "two requests held back by the broker")
-    assert seen.get(timeout=5) == 3  # prefetch = 3 unanswered deliveries
+    assert echo.seen.get(timeout=5) == 3  # prefetch = 3 unanswered deliveries
     assert consumer.proxy().in_flight().get(timeout=5) == 3
     consumer.stop(timeout=10)
     assert queued(amqp_url) == 5  # unanswered requests were never acked: back in the queue

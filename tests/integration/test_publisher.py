@@ -19,7 +19,7 @@ from customer_manager import metrics
 from customer_manager.actors.amqp.publisher import DIRECT_REPLY_TO, AmqpPublisher
 from customer_manager.actors.publisher import rpc
 from customer_manager.actors.service.outbox import customer_outbox
-from customer_manager.actors.storage import Store, start_storage_pool
+from customer_manager.actors.storage import StorageClient, start_storage_pool
 from customer_manager.config import Settings
 from customer_manager.errors import Unavailable
 from customer_manager.messages.queues import AGENT_QUEUE, EVENT_EXCHANGE, WEBHOOK_QUEUE
@@ -35,10 +35,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def store() -> Iterator[tuple[MemoryStorage, Store]]:
+def store() -> Iterator[tuple[MemoryStorage, StorageClient]]:
     memory = MemoryStorage()
     pool = start_storage_pool(lambda: memory, 1)
-    yield memory, Store(pool, timeout=5)
+    yield memory, StorageClient(pool, timeout=5)
     pool.stop(5)
 
 
@@ -57,7 +57,7 @@ def add_customer(memory: MemoryStorage, name: str, webhook: bool = True) -> Cust
     return memory.customer_insert(customer, customer_outbox("customer_created"))
 
 
-def start_publisher(url: str, store: Store) -> Any:
+def start_publisher(url: str, store: StorageClient) -> Any:
     publisher = AmqpPublisher.start(Settings(rabbitmq_address=url), store, relay_interval=0.5)
     wait_until(lambda: publisher.proxy().ready().get(timeout=5), 10, "the publisher connected")
     return publisher
@@ -67,8 +67,14 @@ def outbox_empty(memory: MemoryStorage, timeout: float) -> None:
     wait_until(lambda: memory.outbox_size() == 0, timeout, "the outbox emptied")
 
 
+def backlog_is(size: int) -> None:
+    """Wait for the relay to count ``size`` outbox entries (the gauge the alerts read)."""
+    what = f"the relay counting {size} outbox entries"
+    wait_until(lambda: sample("customer_manager_outbox_backlog") == size, 5, what)
+
+
 def test_outbox_relay_publishes_events_and_webhooks(
-    amqp_url: str, store: tuple[MemoryStorage, Store]
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient]
 ) -> None:
     memory, st = store
     tap = EventTap(amqp_url, EVENT_EXCHANGE)
@@ -98,34 +104,47 @@ def test_outbox_relay_publishes_events_and_webhooks(
     tap.close()
 
 
-def test_outbox_waits_for_the_broker(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
+def test_outbox_waits_for_the_broker(
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient]
+) -> None:
     memory, st = store
     proxy, url = broker_proxy(amqp_url)
     tap = EventTap(amqp_url, EVENT_EXCHANGE)
     publisher = start_publisher(url, st)
+    age = "customer_manager_outbox_oldest_age_seconds"
     try:
+        backlog_is(0)
+        assert sample(age) == 0
         proxy.pause()
         ready = publisher.proxy().ready
         wait_until(lambda: not ready().get(timeout=5), 10, "the publisher saw the outage")
+        written = time.time()
         for i in range(5):
             add_customer(memory, f"outage{i}", webhook=False)
+        done = time.time()
         publisher.proxy().flush()
         for _ in range(3):  # three relay intervals with the broker down, each counting all 5
             metrics.outbox_backlog.set(-1)
-            wait_until(lambda: sample("customer_manager_outbox_backlog") == 5, 5, "a relay tick")
+            backlog_is(5)  # the relay counts the outbox broker or not: the gauges alerts read
         assert memory.outbox_size() == 5
+        before, oldest, after = time.time(), sample(age), time.time()
+        assert oldest is not None and before - done <= oldest <= after - written
         proxy.resume()
         events = tap.wait_for(5, 20)
         # the first five events are the five, once each: none went out during the outage
         assert sorted(e["data"]["name"] for e in events) == [f"outage{i}" for i in range(5)]
         outbox_empty(memory, 5)
+        backlog_is(0)
+        assert sample(age) == 0
     finally:
         publisher.stop()
         proxy.close()
         tap.close()
 
 
-def test_outgoing_rpc_reply_and_timeout(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
+def test_outgoing_rpc_reply_and_timeout(
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient]
+) -> None:
     _, st = store
     agents = [{"id": str(uuid.uuid4()), "username": "taken@example.com"}]
 
@@ -138,12 +157,12 @@ def test_outgoing_rpc_reply_and_timeout(amqp_url: str, store: tuple[MemoryStorag
     publisher = start_publisher(amqp_url, st).proxy()
     with Peer(amqp_url, AGENT_QUEUE, agent_manager) as peer:
         for email, count in (("taken@example.com", 1), ("free@example.com", 0)):
-            response = rpc(publisher, AGENT_QUEUE, _agent_request(email), 3.0)
+            response = rpc(publisher.actor_ref, AGENT_QUEUE, _agent_request(email), 3.0)
             assert response.status_code == 200
             assert len(msgspec.json.decode(response.data)) == count
         started = time.monotonic()
         with pytest.raises(Unavailable):
-            rpc(publisher, AGENT_QUEUE, _agent_request("silent@example.com"), 3.0)
+            rpc(publisher.actor_ref, AGENT_QUEUE, _agent_request("silent@example.com"), 3.0)
         assert 2.9 <= time.monotonic() - started < 4.0
     props = peer.props[0]
     assert props.reply_to.startswith(DIRECT_REPLY_TO)
@@ -156,14 +175,14 @@ def test_outgoing_rpc_reply_and_timeout(amqp_url: str, store: tuple[MemoryStorag
     )
 
 
-def test_call_fails_fast_without_broker(store: tuple[MemoryStorage, Store]) -> None:
+def test_call_fails_fast_without_broker(store: tuple[MemoryStorage, StorageClient]) -> None:
     _, st = store
     settings = Settings(rabbitmq_address="amqp://guest:guest@127.0.0.1:1/%2F")
     publisher = AmqpPublisher.start(settings, st).proxy()
     assert publisher.ready().get(timeout=5) is False
     started = time.monotonic()
     with pytest.raises(Unavailable):
-        rpc(publisher, AGENT_QUEUE, _agent_request("x@example.com"), 3.0)
+        rpc(publisher.actor_ref, AGENT_QUEUE, _agent_request("x@example.com"), 3.0)
     assert time.monotonic() - started < 1.0
 
 
@@ -178,7 +197,9 @@ def _agent_request(email: str) -> Request:
     )
 
 
-def test_event_metrics_and_backlog_gauge(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
+def test_event_metrics_and_backlog_gauge(
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient]
+) -> None:
     """A §11 event metrics count each relayed event; the backlog gauge returns to 0."""
 
     def sent() -> float:
@@ -191,14 +212,13 @@ def test_event_metrics_and_backlog_gauge(amqp_url: str, store: tuple[MemoryStora
     try:
         outbox_empty(memory, 10)
         assert sent() - before == 1
-        backlog = "customer_manager_outbox_backlog"
-        wait_until(lambda: sample(backlog) == 0, 5, "the backlog gauge back to 0")
+        backlog_is(0)
     finally:
         publisher.stop()
 
 
 def test_a_burst_larger_than_a_batch_goes_out_complete_and_in_order(
-    amqp_url: str, store: tuple[MemoryStorage, Store]
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient]
 ) -> None:
     """250 events (2.5 relay batches, each confirmed by the broker as a whole) arrive once
     each, in write order, and the outbox ends empty."""

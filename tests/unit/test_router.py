@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from customer_manager import metrics
-from customer_manager.actors.service.router import ROUTES, match, path_id
+from customer_manager.messages.routes import ROUTES, match, path_id
 from customer_manager.messages.wire import Request, encode
 from tests.support.harness import Harness
 

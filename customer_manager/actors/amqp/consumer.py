@@ -26,11 +26,11 @@ from pika.adapters.blocking_connection import BlockingChannel, BlockingConnectio
 
 from customer_manager import metrics
 from customer_manager.actors.amqp.link import AMQP_ERRORS, PumpActor
-from customer_manager.actors.service.router import match
 from customer_manager.config import Settings
 from customer_manager.errors import InvalidArgument, Unavailable, error_response
 from customer_manager.messages.ops import Handle
 from customer_manager.messages.queues import DELAY_EXCHANGE, EVENT_EXCHANGE, REQUEST_QUEUE
+from customer_manager.messages.routes import match
 from customer_manager.messages.wire import EnvelopeError, Request, Response, decode_request, encode
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ and the pool then calls ``done(value, error)`` exactly once, from that thread.
 
 pykka 4 futures have no done-callbacks, so completion is the callback carried by the work:
 nobody has to block on a future. ``Pool.ask`` builds a blocking call on top of it (the
-timeout is mandatory). A handler may instead return a ``Forward`` (``actors/kit/flow.py``): the
+timeout is mandatory). A handler may instead return a ``Flow`` (``actors/kit/flow.py``): the
 work then finishes in another pool.
 
 Failure handling (no request lost, exactly one completion):
