@@ -15,6 +15,11 @@ Fixtures are pytest plugins, loaded for the whole suite by ``tests/conftest.py``
 * ``fakes``: a recording publisher and a failing storage for the unit harness.
 * ``harness`` (plugin): the real actor system on fakes; ``build``, ``h``; no actor outlives
   a test.
+* ``deploy``: k8s/ rendered as kustomize would; the monitoring generator.
+
+The kit modules that lived next to the tests (``amqp_kit``, ``service_kit``, ``fault_kit``,
+``storage_kit``, ``harness``, ``fakes``) remain as one-line aliases for branches that were
+open at the move; delete them once those have merged.
 """
 
 from __future__ import annotations
