@@ -26,7 +26,7 @@ from customer_manager.messages.queues import AGENT_QUEUE, EVENT_EXCHANGE, WEBHOO
 from customer_manager.messages.records import NIL, SENTINEL, Customer
 from customer_manager.messages.wire import Request
 from customer_manager.storage.memory import MemoryStorage
-from tests.support.amqp import EventTap, Peer
+from tests.support.amqp import EventTap, Peer, peer_reply
 from tests.support.metrics import count, sample
 from tests.support.proxy import broker_proxy
 from tests.support.waiting import wait_until
@@ -152,7 +152,7 @@ def test_outgoing_rpc_reply_and_timeout(
         if request["data"]["username"] == "silent@example.com":
             return None
         found = agents if request["data"]["username"] == "taken@example.com" else []
-        return {"status_code": 200, "data_type": "application/json", "data": found}
+        return peer_reply(found)
 
     publisher = start_publisher(amqp_url, st).proxy()
     with Peer(amqp_url, AGENT_QUEUE, agent_manager) as peer:

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
 from customer_manager.messages.queues import BILLING_QUEUE
-from tests.support.amqp import Client, Peer, consumer_count, envelope
+from tests.support.amqp import Client, Peer, answering, consumer_count, envelope
+from tests.support.faults import replica_env
 from tests.support.proxy import broker_proxy
 from tests.support.servers import REDIS_DB
 from tests.support.service import start_daemon
@@ -65,13 +65,9 @@ def test_sigterm_answers_all_50_in_flight_and_exits_0(
     client: Client, service_settings: Callable[..., Settings], amqp_url: str
 ) -> None:
     settings = service_settings()
-    env = os.environ | {
-        "RABBITMQ_ADDRESS": amqp_url,
-        "DATABASE_DSN": settings.database_dsn,
-        "REDIS_ADDRESS": settings.redis_address,
-        "REDIS_DATABASE": str(REDIS_DB),
-        "PROMETHEUS_LISTEN_ADDRESS": "127.0.0.1:0",
-    }
+    env = os.environ | replica_env(
+        amqp_url, settings.database_dsn, settings.redis_address, REDIS_DB
+    )
     args = [sys.executable, "-m", "customer_manager.main", "--agent_check", "off"]
     proc = subprocess.Popen([*args, "--prefetch", "64"], env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -79,7 +75,7 @@ def test_sigterm_answers_all_50_in_flight_and_exits_0(
         cid = new_customer(client)
         key = client.call("POST", "/v1/accesskeys", {"customer_id": cid, "name": "k"})
         token = key["data"]["token"]
-        slow = Peer(amqp_url, BILLING_QUEUE, _valid, delay=0.5)
+        slow = Peer(amqp_url, BILLING_QUEUE, answering({"valid": True}), delay=0.5)
         with slow:
             body = {"reference_type": "call", "country": "us", "count": 1}
             uri = f"/v1/customers/{cid}/is_valid_balance"
@@ -103,7 +99,3 @@ def test_sigterm_answers_all_50_in_flight_and_exits_0(
     rpc = [e for e in lines if "correlation_id" in e]
     assert {e["correlation_id"] for e in rpc} >= set(corrs)  # one INFO line per RPC, with its id
     assert any(e["uri_template"] == "/v1/customers/<customer_id>/is_valid_balance" for e in rpc)
-
-
-def _valid(_request: dict[str, Any]) -> dict[str, Any]:
-    return {"status_code": 200, "data_type": "application/json", "data": {"valid": True}}

@@ -74,6 +74,16 @@ def envelope(method: str, uri: str, data: Any = None, publisher: str = "api-mana
     return json.dumps(body).encode()
 
 
+def peer_reply(data: Any) -> dict[str, Any]:
+    """A fake peer's 200 reply carrying ``data``."""
+    return {"status_code": 200, "data_type": "application/json", "data": data}
+
+
+def answering(data: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A ``Peer`` handler answering every request with ``peer_reply(data)``."""
+    return lambda _request: peer_reply(data)
+
+
 class Client:
     """An RPC client on direct reply-to, like api-manager. Single-threaded."""
 
