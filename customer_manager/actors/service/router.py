@@ -20,7 +20,6 @@ import msgspec
 import pykka
 
 from customer_manager import metrics
-from customer_manager.actors.kit.members import FastInboxActor
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.errors import (
     NotFound,
@@ -105,7 +104,7 @@ def path_id(uri: str) -> uuid.UUID:
         return NIL
 
 
-class RouterActor(FastInboxActor):
+class RouterActor(pykka.ThreadingActor):
     """Routes ``Handle`` messages to the customer and access-key pools (module doc)."""
 
     def __init__(self, customers: Pool, accesskeys: Pool) -> None:
