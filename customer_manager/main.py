@@ -38,6 +38,7 @@ from customer_manager.health import HealthServer
 from customer_manager.logs import configure_logging
 from customer_manager.messages.ops import HandleMany
 from customer_manager.oneshot import ensure_schema, schema_command
+from customer_manager.storage.base import Storage
 
 log = logging.getLogger("customer_manager")
 
@@ -77,7 +78,7 @@ class Daemon:
         )
 
     def _storage_ok(self) -> bool:
-        self.system.storage.call("ping")
+        self.system.storage.call(Storage.ping)
         return True
 
     def _cache_ok(self) -> bool:
