@@ -217,4 +217,5 @@ def test_the_broker_version_is_in_the_connections_core(amqp_url: str) -> None:
         version = pika_io.server_properties(conn)["version"]
     finally:
         conn.close()
-    assert isinstance(version, bytes) and version[:1].isdigit()
+    text = version.decode() if isinstance(version, bytes) else version
+    assert isinstance(text, str) and text[:1].isdigit()
