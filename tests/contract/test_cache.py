@@ -1,5 +1,6 @@
-"""Contract for the cache backends: LocalCache and RedisCache behave alike (SPEC A §8).
-RedisCache runs with the ``redis-direct-command`` trick (as installed) and without it."""
+"""Contract for the cache backends: LocalCache and RedisCache behave alike
+(docs/storage.md#redis-cache). RedisCache runs with the ``redis-direct-command`` trick (as
+installed) and without it."""
 
 from __future__ import annotations
 

@@ -201,7 +201,7 @@ def _agent_request(email: str) -> Request:
 def test_event_metrics_and_backlog_gauge(
     amqp_url: str, store: tuple[MemoryStorage, StorageClient]
 ) -> None:
-    """A §11 event metrics count each relayed event; the backlog gauge returns to 0."""
+    """The event metrics count each relayed event; the backlog gauge returns to 0."""
     from prometheus_client import REGISTRY
 
     def sent() -> float:

@@ -1,11 +1,11 @@
-"""ConsumerActor: the RabbitMQ edge of the service (SPEC A §1.2-§1.3, B.3 #3, #15-#17).
+"""ConsumerActor: the RabbitMQ edge of the service (docs/api.md#queues-and-delivery).
 
 It owns one connection (``PumpActor``), declares the topology, consumes the request queue
 with consumer tag ``call-manager`` and hands the requests decoded in one pump slice to
 ``dispatch`` as one list of ``Handle(request, reply)`` (in production: one message to the
 router, so a burst of deliveries costs the router one wake-up). The ``reply`` callback may be called
 from any thread, exactly once; it queues the Response and wakes the pump, and the consumer's
-own thread then publishes the reply to ``reply_to`` and only then acks (B.3 #15).
+own thread then publishes the reply to ``reply_to`` and only then acks.
 
 Threading contract: everything except the ``reply`` callbacks runs in the actor's thread.
 Deliveries never block that thread: nothing here waits on a future.
@@ -43,7 +43,8 @@ Dispatch = Callable[[list[Handle]], None]
 
 
 def uri_template(method: str, uri: str) -> str:
-    """The route label of a request for logs (A §11 ``type``): no ids, no query string."""
+    """The route label of a request for logs (the ``type`` label of
+    docs/configuration.md#metrics-and-health): no ids, no query string."""
     route = match(Request(method=method, uri=uri))
     return route.label if route is not None else "notfound"
 
@@ -122,7 +123,8 @@ class ConsumerActor(PumpActor):
     # -- connection ----------------------------------------------------------------------
 
     def on_connect(self, connection: BlockingConnection) -> None:
-        """Declare the topology (A §1.2), apply QoS, publish held replies, consume last."""
+        """Declare the topology (docs/api.md#queues-and-delivery), apply QoS, publish held
+        replies, consume last."""
         channel = connection.channel()
         channel.exchange_declare(EVENT_EXCHANGE, "fanout", durable=True)
         channel.queue_declare(REQUEST_QUEUE, durable=True)

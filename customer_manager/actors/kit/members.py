@@ -1,7 +1,8 @@
-"""The actor side of the kit (DESIGN §3): the base of pool members. Pools themselves are in
-``actors/kit/pool.py``, what travels through them in ``actors/kit/flow.py``, the ticker and
-backoff in ``actors/kit/timing.py``. Members keep pykka's own inbox: a C ``SimpleQueue`` in
-its place saved ~8 µs a hop, within the run-to-run noise of the bench (RESULTS item 8).
+"""The actor side of the kit (docs/architecture.md#rooms): the base of pool members. Pools
+themselves are in ``actors/kit/pool.py``, what travels through them in ``actors/kit/flow.py``,
+the ticker and backoff in ``actors/kit/timing.py``. Members keep pykka's own inbox: a C
+``SimpleQueue`` in its place saved ~8 µs a hop, within the run-to-run noise of the bench
+(bench/RESULTS.md item 8).
 """
 
 from __future__ import annotations
