@@ -8,6 +8,7 @@ import pytest
 pytest.register_assert_rewrite("tests.support")  # before the plugins below are imported
 
 pytest_plugins = [
+    "tests.support.tricks",
     "tests.support.servers",
     "tests.support.amqp",
     "tests.support.service",

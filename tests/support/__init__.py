@@ -6,6 +6,8 @@ Fixtures are pytest plugins, loaded for the whole suite by ``tests/conftest.py``
 
 * ``waiting``: ``wait_until`` (the one polling loop) and ``until`` (the same, not failing).
 * ``metrics``: Prometheus samples read through the public registry API.
+* ``tricks`` (plugin): the library tricks installed as the daemon installs them; the MySQL
+  driver in the header (the C extension required in CI); ``tricks_off``.
 * ``servers`` (plugin): the shared MySQL, Redis and RabbitMQ; skip without them, fail in CI.
 * ``amqp`` (plugin): an RPC client, fake peer services, an event tap; ``client``, ``events``.
 * ``proxy``: a TCP proxy that cuts, refuses or stalls connections to a server.
