@@ -10,13 +10,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from customer_manager.cli import main
-from customer_manager.messages.records import SENTINEL
+from customer_manager.messages.records import GUEST_ID, NIL, SENTINEL
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
 def cli(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Run customer-control on SQLite (embedded default) or on a fresh MySQL database."""
     for name in ("DATABASE_DSN", "REDIS_ADDRESS", "RABBITMQ_ADDRESS", "EMAIL", "ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("EMAIL_VERIFY_BASE_URL",):
         monkeypatch.delenv(name, raising=False)
     store = ["--db", str(tmp_path / "cli.sqlite3")]
     if request.param == "mysql":
@@ -137,3 +139,50 @@ def test_unreachable_mysql_names_the_host(cli: Any) -> None:
     out = cli("--database_dsn", "root:secret@tcp(127.0.0.1:1)/x", "customer", "list")
     assert out.exit_code == 1 and "127.0.0.1:1" in out.stderr
     assert "secret" not in out.output
+
+
+# -- the lifecycle commands (docs/lifecycle.md#command-line) ---------------------------------
+
+
+def test_help_lists_the_new_commands() -> None:
+    text = CliRunner().invoke(main, ["customer", "--help"]).output
+    for command in (
+        "freeze",
+        "recover",
+        "set-identity-verification",
+        "cleanup-unverified",
+        "cleanup-frozen-expired",
+    ):
+        assert f"  {command} " in text
+
+
+def test_freeze_recover_identity_and_sweeps(cli: Any) -> None:
+    made = ok(cli("customer", "create", "--email", "life@example.com"))
+    cid = made["id"]
+    frozen = ok(cli("customer", "freeze", "--id", cid))
+    assert frozen["status"] == "frozen" and frozen["tm_deletion_scheduled"] != SENTINEL
+    assert ok(cli("customer", "recover", "--id", cid))["status"] == "active"
+    again = cli("customer", "recover", "--id", cid)
+    assert again.exit_code == 1
+    assert again.stderr.startswith("Error: failed to recover customer: ")
+    assert "CUSTOMER_NOT_FROZEN" in again.stderr
+    guest = cli("customer", "freeze", "--id", str(GUEST_ID))
+    assert guest.exit_code == 1 and "failed to freeze customer: " in guest.stderr
+    nil = cli("customer", "freeze", "--id", str(NIL))
+    assert nil.exit_code == 2
+    verified = ok(cli("customer", "set-identity-verification", "--id", cid, "--status", "verified"))
+    assert verified["identity_verification_status"] == "verified"
+    bad = cli("customer", "set-identity-verification", "--id", cid, "--status", "maybe")
+    assert bad.exit_code == 1
+    assert "invalid status 'maybe': must be one of none, pending, verified, rejected" in bad.stderr
+    assert ok(cli("customer", "cleanup-unverified")) == {"expired": 0}
+    assert ok(cli("customer", "cleanup-frozen-expired")) == {"processed": 0}
+    assert ok(cli("customer", "get", "--id", cid))["identity_verification_status"] == "verified"
+
+
+def test_a_bad_email_verify_base_url_stops_with_one_line(cli: Any) -> None:
+    out = cli("--email_verify_base_url", "ftp://x", "customer", "list")
+    assert out.exit_code == 1
+    assert out.stderr.strip().splitlines() == [
+        "Error: EMAIL_VERIFY_BASE_URL must be an absolute http(s) URL, not 'ftp://x'"
+    ]

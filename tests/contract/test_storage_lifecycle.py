@@ -10,11 +10,11 @@ from typing import Any
 
 import msgspec
 import pytest
-from storage_kit import Factory, Recorder, accesskey, customer, none, token_hash
 
 from customer_manager.errors import AlreadyExists, NotFound
 from customer_manager.messages.records import GUEST_ID, SENTINEL, after, now
 from customer_manager.storage.base import Storage, Transition
+from tests.support.storage import Factory, Recorder, accesskey, customer, none, token_hash
 
 OLD = "2020-01-01 00:00:00.000000"
 

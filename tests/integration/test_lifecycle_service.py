@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 import redis
-from amqp_kit import Client, EventTap, Peer
-from service_kit import start_daemon
-from test_service import customer_body, mysql_row
 
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
 from customer_manager.messages.queues import AGENT_QUEUE, EMAIL_QUEUE, WEBHOOK_QUEUE
+from tests.integration.test_service import customer_body, mysql_row
+from tests.support.amqp import Client, EventTap, Peer
+from tests.support.service import start_daemon
 
 pytestmark = pytest.mark.integration
 SENTINEL = "9999-01-01 00:00:00.000000"

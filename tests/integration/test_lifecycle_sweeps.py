@@ -11,10 +11,6 @@ from typing import Any
 
 import mysql.connector
 import pytest
-from amqp_kit import Client, EventTap, Peer, envelope
-from records_kit import customer_record
-from service_kit import start_daemon
-from test_lifecycle_service import agent_manager, email_ok
 
 from customer_manager.config import Settings, parse_dsn
 from customer_manager.main import Daemon
@@ -22,6 +18,10 @@ from customer_manager.messages.queues import AGENT_QUEUE, EMAIL_QUEUE
 from customer_manager.storage import open_storage
 from customer_manager.storage.mysql import MySQLStorage
 from customer_manager.storage.sql import Tx
+from tests.integration.test_lifecycle_service import agent_manager, email_ok
+from tests.support.amqp import Client, EventTap, Peer, envelope
+from tests.support.service import start_daemon
+from tests.support.storage import customer as customer_record
 
 pytestmark = pytest.mark.integration
 OLD = "2020-01-01 00:00:00.000000"

@@ -10,8 +10,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from harness import Harness
-from records_kit import customer_record
 
 from customer_manager.messages.queues import EVENT_EXCHANGE, WEBHOOK_QUEUE
 from customer_manager.messages.records import (
@@ -24,6 +22,8 @@ from customer_manager.messages.records import (
     now,
 )
 from customer_manager.storage.base import Storage
+from tests.support.harness import Harness
+from tests.support.storage import customer as customer_record
 
 HOOK = "https://hooks.example.com/cm"
 OLD = "2020-01-01 00:00:00.000000"

@@ -13,8 +13,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from fakes import reply
-from harness import Build, Harness
 
 from customer_manager.errors import Unavailable
 from customer_manager.messages.queues import (
@@ -26,6 +24,8 @@ from customer_manager.messages.queues import (
 )
 from customer_manager.messages.records import SENTINEL, TS_FORMAT, Accesskey
 from customer_manager.storage.memory import MemoryStorage
+from tests.support.fakes import reply
+from tests.support.harness import Build, Harness
 
 HOOK = "https://hooks.example.com/cm"
 SIGNUP = {"email": "new@example.com", "webhook_method": "POST", "webhook_uri": HOOK}
