@@ -16,9 +16,8 @@ from customer_manager.messages.records import GUEST_ID, NIL, SENTINEL
 @pytest.fixture(params=["sqlite", "mysql"])
 def cli(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Run customer-control on SQLite (embedded default) or on a fresh MySQL database."""
-    for name in ("DATABASE_DSN", "REDIS_ADDRESS", "RABBITMQ_ADDRESS", "EMAIL", "ID"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("EMAIL_VERIFY_BASE_URL",):
+    names = ("DATABASE_DSN", "REDIS_ADDRESS", "RABBITMQ_ADDRESS", "EMAIL", "ID")
+    for name in (*names, "EMAIL_VERIFY_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     store = ["--db", str(tmp_path / "cli.sqlite3")]
     if request.param == "mysql":

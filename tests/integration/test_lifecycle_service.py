@@ -46,9 +46,16 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10) -> Any:
 
 
 def mine(events: EventTap, ids: set[str], count: int) -> list[tuple[str, dict[str, Any]]]:
-    wait_for(lambda: len([e for e in events.events if e["data"].get("id") in ids]) >= count)
-    events.wait_for(len(events.events) + 1, 0.3)  # and nothing more arrives
-    return [(e["type"], e["data"]) for e in events.events if e["data"].get("id") in ids]
+    """The events about ``ids``, once ``count`` of them came (and nothing more within 0.3 s)."""
+
+    def about() -> list[tuple[str, dict[str, Any]]]:
+        return [(e["type"], e["data"]) for e in events.events if e["data"].get("id") in ids]
+
+    deadline = time.monotonic() + 10
+    while len(about()) < count and time.monotonic() < deadline:
+        events.pump(0.05)
+    events.pump(0.3)
+    return about()
 
 
 def test_signup_and_email_verify(
