@@ -221,3 +221,39 @@ def test_freeze_recover_delete_and_metadata(
         "accesskey_deleted",
         "customer_deleted",
     ]
+
+
+def test_the_other_lifecycle_errors_over_the_broker(
+    client: Client,
+    events: EventTap,
+    daemons: list[Daemon],
+    service_settings: Callable[..., Settings],
+    amqp_url: str,
+) -> None:
+    daemons.append(start_daemon(service_settings()))
+    with Peer(amqp_url, AGENT_QUEUE, agent_manager), Peer(amqp_url, EMAIL_QUEUE, email_ok):
+        email = f"err-{uuid.uuid4().hex[:8]}@test.com"
+        initial = client.call("POST", "/v1/customers/signup", {"email": email})["data"]
+        iid = initial["customer"]["id"]
+        cid = client.call("POST", "/v1/customers", customer_body(f"x{email}"))["data"]["id"]
+        assert client.call("DELETE", f"/v1/customers/{cid}")["data"]["status"] == "deleted"
+        setup = mine(events, {iid, cid}, 3)
+        assert [t for t, _ in setup] == ["customer_created", "customer_created", "customer_deleted"]
+        cases = [
+            ("POST", f"/v1/customers/{iid}/freeze", None, 409, "CUSTOMER_NOT_ACTIVE"),
+            ("POST", f"/v1/customers/{iid}/freeze_and_delete", None, 409, "CUSTOMER_NOT_ACTIVE"),
+            ("POST", f"/v1/customers/{cid}/freeze", None, 409, "CUSTOMER_DELETED"),
+            ("POST", f"/v1/customers/{cid}/freeze_and_delete", None, 409, "CUSTOMER_DELETED"),
+            ("POST", f"/v1/customers/{iid}/recover", None, 409, "CUSTOMER_NOT_FROZEN"),
+            ("POST", "/v1/customers/signup", None, 400, "INVALID_BODY"),
+            ("POST", "/v1/customers/signup", {"email": "nope"}, 400, "INVALID_EMAIL"),
+            ("POST", "/v1/customers/email_verify", None, 400, "INVALID_BODY"),
+            ("POST", "/v1/customers/email_verify", {"token": "f" * 64}, 400, "INVALID_TOKEN"),
+            ("PUT", f"/v1/customers/{cid}/metadata", None, 400, "INVALID_BODY"),
+            ("PUT", f"/v1/customers/{uuid.uuid4()}/metadata", {"metadata": {}}, 404, None),
+        ]
+        for method, uri, data, status, reason in cases:
+            got = client.call(method, uri, data)
+            assert got["status_code"] == status, (uri, got)
+            assert got["data"]["reason"] == (reason or "CUSTOMER_NOT_FOUND"), (uri, got)
+        assert mine(events, {iid, cid}, 3) == setup  # the refusals published nothing
