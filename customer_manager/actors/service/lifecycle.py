@@ -21,7 +21,7 @@ import msgspec
 
 from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.service.customers import refuse_protected, update_customer
-from customer_manager.actors.service.deps import Deps, Handler, body
+from customer_manager.actors.service.deps import Deps, body, handlers
 from customer_manager.actors.service.outbox import customer_outbox, revoked_key_outbox
 from customer_manager.errors import FailedPrecondition, InvalidArgument
 from customer_manager.messages.ops import Op
@@ -297,12 +297,12 @@ def set_identity_verification(deps: Deps, op: Op) -> Flow[Response]:
     return deps.customer(op.id).then(change)
 
 
-HANDLERS: dict[str, Handler] = {
-    "set_identity_verification": set_identity_verification,
-    "freeze": freeze,
-    "recover": recover,
-    "freeze_and_delete": freeze_and_delete,
-    "metadata": metadata,
-    "cleanup_unverified": cleanup_unverified,
-    "cleanup_frozen_expired": cleanup_frozen_expired,
-}
+HANDLERS = handlers(
+    set_identity_verification,
+    freeze,
+    recover,
+    freeze_and_delete,
+    metadata,
+    cleanup_unverified,
+    cleanup_frozen_expired,
+)

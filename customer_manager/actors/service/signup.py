@@ -24,7 +24,7 @@ from customer_manager import metrics
 from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.service.accesskeys import TOKEN_PREFIX_LEN, new_token
 from customer_manager.actors.service.customers import agents_free, new_customer, validate
-from customer_manager.actors.service.deps import Deps, Handler, body
+from customer_manager.actors.service.deps import Deps, body, handlers
 from customer_manager.actors.service.outbox import (
     customer_outbox,
     deferred_call,
@@ -342,4 +342,4 @@ def _count_verify(status: str) -> None:
     metrics.child(metrics.email_verification_total, status).inc()
 
 
-HANDLERS: dict[str, Handler] = {"signup": signup, "email_verify": email_verify}
+HANDLERS = handlers(signup, email_verify)
