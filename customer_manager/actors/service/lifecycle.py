@@ -1,6 +1,5 @@
 """The customer lifecycle (docs/lifecycle.md#statuses-and-transitions): freeze, recover,
-freeze_and_delete,
-metadata and the two sweeps.
+freeze_and_delete, metadata and identity verification (the sweeps are in sweeps.py).
 
 Every transition is a conditional update in storage (``Storage.customer_transition``): the
 handler decides from the record what to answer, and the guard in the WHERE clause decides
@@ -27,22 +26,17 @@ from customer_manager.errors import FailedPrecondition, InvalidArgument
 from customer_manager.messages.ops import Op
 from customer_manager.messages.records import (
     IDENTITY_STATUSES,
-    PROTECTED_IDS,
     SENTINEL,
     Customer,
     Metadata,
-    after,
     now,
 )
 from customer_manager.messages.wire import Response, ok
-from customer_manager.storage.base import Deleted, Due, Storage, Transition
+from customer_manager.storage.base import Deleted, Storage, Transition
 
 log = logging.getLogger(__name__)
 
 FREEZE_GRACE = 30 * 86400  # docs/lifecycle.md#settings: deletion is due 30 days after the freeze
-UNVERIFIED_MAX_AGE = 3600
-UNVERIFIED_BATCH = 100
-FROZEN_BATCH = 1000  # ours (F5): upstream has no limit
 _ANONYMIZED = re.compile(r"deleted_[0-9a-f]{8}@removed\.voipbin\.net")
 
 Check = Callable[[Customer], Response | None]  # a reply (nothing to do), None (go on), or raise
@@ -104,7 +98,7 @@ def _freeze_step(moment: str) -> Transition:
     )
 
 
-def _anonymize_step(customer_id: uuid.UUID, moment: str) -> Transition:
+def anonymize_step(customer_id: uuid.UUID, moment: str) -> Transition:
     """docs/lifecycle.md#freeze-and-delete with F10: the personal data goes, the row stays
     (soft-deleted)."""
     short = str(customer_id)[:8]
@@ -173,7 +167,7 @@ def freeze_and_delete(deps: Deps, op: Op) -> Flow[Response]:
 
     def steps(customer: Customer, moment: str) -> list[Transition]:
         first = [_freeze_step(moment)] if customer.status == "active" else []
-        return [*first, _anonymize_step(customer.id, moment)]
+        return [*first, anonymize_step(customer.id, moment)]
 
     return _transition(deps, op.id, check, check, steps)
 
@@ -196,81 +190,6 @@ def metadata(deps: Deps, op: Op) -> Flow[Response]:
     if not isinstance(flag, bool):
         raise InvalidArgument('metadata must be {"rtp_debug":<bool>}', "INVALID_METADATA")
     return update_customer(deps, op.id, {"metadata": Metadata(rtp_debug=flag)})
-
-
-# -- sweeps (docs/lifecycle.md#unverified-sweep, docs/lifecycle.md#frozen-sweep): bounded, oldest
-# first, one transaction per customer ----------------
-
-
-def _sweep(
-    deps: Deps,
-    due: Due,
-    cutoff: str,
-    limit: int,
-    step: Callable[[Customer, str], Transition],
-    key: str,
-) -> Flow[Response]:
-    def each(rows: list[Customer], index: int, count: int) -> Flow[Response]:
-        if index == len(rows):
-            return Flow.of(ok({key: count}))
-        customer, moment = rows[index], now()
-        return (
-            deps.storage.run(
-                Storage.customer_transition, customer.id, [step(customer, moment)], moment
-            )
-            .then(lambda result: _settled(deps, result))
-            .recover(Exception, lambda exc: _skipped(customer, exc))
-            .then(lambda done: each(rows, index + 1, count + done))
-        )
-
-    return deps.storage.run(Storage.customer_due, due, cutoff, limit, PROTECTED_IDS).then(
-        lambda rows: each(rows, 0, 0)
-    )
-
-
-def _settled(deps: Deps, result: Deleted | None) -> int | Flow[int]:
-    if result is None:
-        return 0  # another replica (or request) won the row
-    refreshed = deps.deleted(result)  # the cache and the relay, as after any write
-    return refreshed.then(lambda _: 1) if isinstance(refreshed, Flow) else 1
-
-
-def _skipped(customer: Customer, exc: Exception) -> int:
-    log.warning("sweep skipped customer %s: %s", customer.id, type(exc).__name__)
-    return 0
-
-
-def cleanup_unverified(deps: Deps, op: Op) -> Flow[Response]:
-    """docs/lifecycle.md#unverified-sweep (F5): expire sign-ups unverified for an hour; revoke
-    their keys; publish
-    ``customer_deleted``. The body is ignored."""
-
-    def expire(_customer: Customer, moment: str) -> Transition:
-        return Transition(
-            changes={"status": "expired", "tm_delete": moment},
-            email_verified=False,
-            outbox=customer_outbox("customer_deleted"),
-            revoke_keys=True,
-            key_outbox=revoked_key_outbox,
-            operation="delete",
-        )
-
-    cutoff = after(-UNVERIFIED_MAX_AGE)
-    return _sweep(deps, "unverified", cutoff, UNVERIFIED_BATCH, expire, "expired")
-
-
-def cleanup_frozen_expired(deps: Deps, op: Op) -> Flow[Response]:
-    """docs/lifecycle.md#frozen-sweep: anonymize customers frozen for 30 days, at most FROZEN_BATCH
-    per run."""
-    cutoff = after(-FREEZE_GRACE)
-    return _sweep(
-        deps,
-        "frozen_expired",
-        cutoff,
-        FROZEN_BATCH,
-        lambda customer, moment: _anonymize_step(customer.id, moment),
-        "processed",
-    )
 
 
 class _IdentityBody(msgspec.Struct):
@@ -303,6 +222,4 @@ HANDLERS = handlers(
     recover,
     freeze_and_delete,
     metadata,
-    cleanup_unverified,
-    cleanup_frozen_expired,
 )
