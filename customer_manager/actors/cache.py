@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 
 CACHE_TIMEOUT = 1.0
 R = TypeVar("R", Customer, Accesskey)
+U = TypeVar("U")
+
+
+class Unreadable:
+    """The marker of a cache entry that is there but does not decode."""
+
+
+UNREADABLE = Unreadable()
 
 
 class CacheOp(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,20 +111,22 @@ class CacheClient:
     def __init__(self, pool: Pool, timeout: float = CACHE_TIMEOUT) -> None:
         self.pool, self.timeout = pool, timeout
 
-    def customer(self, customer_id: uuid.UUID) -> Flow[Customer | None]:
-        """The cached customer, or None."""
-        return self._read(CacheOp(op="get", key=customer_key(customer_id)), Customer)
+    def customer(self, customer_id: uuid.UUID) -> Flow[Customer | Unreadable | None]:
+        """The cached customer; None if there is none, UNREADABLE if the entry does not
+        decode (a seed Go instance wrote it without ``status``, docs/lifecycle.md#customer-record:
+        the record read from storage then replaces it)."""
+        return self._read(CacheOp(op="get", key=customer_key(customer_id)), Customer, UNREADABLE)
 
     def accesskey(self, key_id: uuid.UUID) -> Flow[Accesskey | None]:
         """The cached access key (never with a token), or None."""
-        return self._read(CacheOp(op="get", key=accesskey_key(key_id)), Accesskey).then(
+        return self._read(CacheOp(op="get", key=accesskey_key(key_id)), Accesskey, None).then(
             _without_token
         )
 
     def accesskey_by_token(self, token_hash: str) -> Flow[Accesskey | None]:
         """The cached access key whose token has this hash (one backend round trip)."""
         op = CacheOp(op="get_key_of_token", key=token_key(token_hash))
-        return self._read(op, Accesskey).then(_without_token)
+        return self._read(op, Accesskey, None).then(_without_token)
 
     def put(self, record: Customer | Accesskey, *, populate: bool = False) -> Flow[None]:
         """Refresh the record's entry (``populate``: only if absent, after a read miss, so an
@@ -154,28 +164,23 @@ class CacheClient:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _read(self, op: CacheOp, cls: type[R]) -> Flow[R | None]:
-        def decoded(raw: Any, error: BaseException | None) -> R | None:
+    def _read(self, op: CacheOp, cls: type[R], unreadable: U) -> Flow[R | U | None]:
+        """The decoded record, None if absent (or the read failed), ``unreadable`` if an
+        entry is there but does not decode (counted as a miss)."""
+
+        def decoded(raw: Any, error: BaseException | None) -> R | U | None:
             if error is not None:
                 _failed(op, error)
             found = _decode(raw, cls) if error is None else None
-            if found is None and isinstance(raw, bytes):
-                # e.g. a seed Go entry without ``status`` (docs/lifecycle.md#customer-record)
-                self._evict(op.key, raw)
             result = "miss" if found is None else "hit"
             metrics.child(metrics.cache_reads_total, op.op, result).inc()
             entity = cls.__name__.lower()  # customer, accesskey
             metrics.child(metrics.cache_operation_total, "get", entity, result).inc()
+            if found is None and error is None and isinstance(raw, bytes):
+                return unreadable
             return found
 
         return Flow(self.pool, op, self.timeout, decoded)
-
-    def _evict(self, key: str, raw: bytes) -> None:
-        """Delete an unreadable entry while it is still that value (fire and forget; a
-        compare-and-delete, so a record written meanwhile stays), so the fill after the
-        storage read (SET NX) replaces it with the full record."""
-        op = CacheOp(op="release", key=key, value=raw)
-        self.pool.submit(op, _ignore, timeout=self.timeout)
 
     def _write(self, op: CacheOp) -> Flow[None]:
         def written(_value: Any, error: BaseException | None) -> None:
@@ -183,10 +188,6 @@ class CacheClient:
                 _failed(op, error)
 
         return Flow(self.pool, op, self.timeout, written)
-
-
-def _ignore(_value: Any, _error: BaseException | None) -> None:
-    return None
 
 
 def _failed(op: CacheOp, exc: BaseException) -> None:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import msgspec
 import pykka
 
-from customer_manager.actors.cache import CacheClient
+from customer_manager.actors.cache import CacheClient, Unreadable
 from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
 from customer_manager.actors.kit.pool import Pool
@@ -56,9 +56,14 @@ class Deps:
 
     def customer(self, customer_id: uuid.UUID) -> Flow[Customer]:
         """The customer, deleted ones too. 404 CUSTOMER_NOT_FOUND."""
-        return self.cache.customer(customer_id).then(
-            lambda hit: hit if hit is not None else self._fill(Storage.customer_get, customer_id)
-        )
+
+        def found(hit: Customer | Unreadable | None) -> Customer | Flow[Customer]:
+            if isinstance(hit, Customer):
+                return hit
+            # an unreadable entry (a seed Go one) is overwritten, not kept by SET NX
+            return self._fill(Storage.customer_get, customer_id, populate=hit is None)
+
+        return self.cache.customer(customer_id).then(found)
 
     def accesskey(self, key_id: uuid.UUID) -> Flow[Accesskey]:
         """The access key, deleted and expired ones too. 404 ACCESSKEY_NOT_FOUND."""
@@ -70,8 +75,12 @@ class Deps:
         """The key's customer (for its webhook), None if there is none."""
         return self.customer(key.customer_id).recover(NotFound, lambda _: None)
 
-    def _fill(self, read: Callable[[Storage, uuid.UUID], R], record_id: uuid.UUID) -> Flow[R]:
-        return self.storage.run(read, record_id).tap(lambda row: self.cache.put(row, populate=True))
+    def _fill(
+        self, read: Callable[[Storage, uuid.UUID], R], record_id: uuid.UUID, populate: bool = True
+    ) -> Flow[R]:
+        return self.storage.run(read, record_id).tap(
+            lambda row: self.cache.put(row, populate=populate)
+        )
 
     # -- after a write ------------------------------------------------------------------------
 
