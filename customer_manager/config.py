@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cache_workers: int = 2
     prefetch: int = DEFAULT_PREFETCH
     instance_id: str = ""
+    expand_plain_tokens: bool = False  # takeover expand phase: new keys keep a plain token
 
 
 class MySQLParams(msgspec.Struct, frozen=True, kw_only=True):

@@ -73,8 +73,12 @@ def create(deps: Deps, op: Op) -> Response:
         tm_delete=SENTINEL,
     )
     token_hash = hash_token(token)
+    # Storage keeps the hash (and the plain token only in a takeover's expand phase).
     stored: Accesskey = deps.store.call(
-        "accesskey_insert", key, token_hash, key_outbox("accesskey_created", customer)
+        "accesskey_insert",
+        msgspec.structs.replace(key, token=token),
+        token_hash,
+        key_outbox("accesskey_created", customer),
     )
     deps.cache.put(stored)
     deps.cache.put_token(token_hash, stored.id)
@@ -106,7 +110,9 @@ def _by_token(deps: Deps, query: ListQuery, token_hash: str, moment: str) -> For
         if key is not None:
             return found(key)
         only_hash = ListQuery(
-            page_size=1, before=query.before, filters=Filters(token_hash=token_hash)
+            page_size=1,
+            before=query.before,
+            filters=Filters(token_hash=token_hash, token=query.filters.token),
         )
         call = StorageCall(method="accesskey_list", args=(only_hash,))
         return Forward(deps.store.pool, call, listed, deps.store.timeout)

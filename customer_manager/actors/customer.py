@@ -166,7 +166,9 @@ def list_(deps: Deps, op: Op) -> Response:
 
 def update(deps: Deps, op: Op) -> Forward:
     fields = body(op.request.data, CustomerFields)
-    check_webhook(fields)
+    current = deps.customer(op.id)
+    if (fields.webhook_method, fields.webhook_uri) != (current.webhook_method, current.webhook_uri):
+        check_webhook(fields)  # a Go-era value sent back unchanged is not rejected
     return _update(deps, op.id, msgspec.structs.asdict(fields))
 
 
@@ -190,9 +192,9 @@ def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Forw
 
 
 def delete(deps: Deps, op: Op) -> Response:
+    """Soft-delete the customer and revoke its active keys (B.3 #13); deleting a deleted
+    customer again revokes any key still active (Go-era data, keys a Go replica created)."""
     customer = deps.customer(op.id)
-    if customer.deleted:
-        return ok(customer)
     try:
         result: Deleted = deps.store.call(
             "customer_delete",
@@ -203,11 +205,9 @@ def delete(deps: Deps, op: Op) -> Response:
         )
     except NotFound:
         raise customer_not_found(op.id) from None
-    if result.changed:
-        for key in result.keys:
-            deps.cache.put(key)
-        return written(deps, result.record)
-    return ok(result.record)
+    for key in result.keys:
+        deps.cache.put(key)
+    return written(deps, result.record) if result.changed else ok(result.record)
 
 
 def is_valid_balance(deps: Deps, op: Op) -> Response:

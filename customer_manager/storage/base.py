@@ -25,7 +25,7 @@ from customer_manager.messages.bodies import AccesskeyUpdateBody, CustomerFields
 from customer_manager.messages.query import ListQuery
 from customer_manager.messages.records import Accesskey, Customer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 
 class OutboxMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,8 +53,9 @@ ACCESSKEY_MUTABLE = frozenset(AccesskeyUpdateBody.__struct_fields__)
 
 class Deleted(msgspec.Struct, frozen=True, kw_only=True):
     """Result of a soft delete. ``changed`` is False when the row was already deleted (then
-    nothing was written and no outbox message stored). ``keys`` are the access keys that a
-    customer delete soft-deleted with it (B.3 #13)."""
+    it was not written and has no outbox message). ``keys`` are the access keys that a
+    customer delete soft-deleted with it (B.3 #13), also when the customer was deleted
+    already (keys of a tenant deleted by the Go service, or created for it by Go later)."""
 
     record: Customer | Accesskey
     changed: bool

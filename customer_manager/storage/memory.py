@@ -195,10 +195,10 @@ class MemoryStorage:
     ) -> Deleted:
         with self._lock:
             current = self._customer(customer_id)
-            if current.deleted:
-                return Deleted(record=current, changed=False)
+            changed = not current.deleted
             gone = msgspec.structs.replace(current, tm_delete=now, tm_update=now)
-            messages = list(outbox(gone))
+            gone = gone if changed else current  # deleted before: only its keys are revoked
+            messages = list(outbox(gone)) if changed else []
             keys = [
                 msgspec.structs.replace(k, tm_delete=now, tm_update=now)
                 for k in _page_all(self._keys.values())
@@ -209,7 +209,7 @@ class MemoryStorage:
             self._customers[customer_id] = gone
             self._keys.update((k.id, k) for k in keys)
             self._enqueue(messages)
-            return Deleted(record=gone, changed=True, keys=keys)
+            return Deleted(record=gone, changed=changed, keys=keys)
 
     # -- access keys ------------------------------------------------------------------------
 
