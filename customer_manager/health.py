@@ -28,9 +28,14 @@ Check = Callable[[], bool]
 
 
 def parse_listen(address: str) -> tuple[str, int]:
-    """``:2112`` -> all interfaces, port 2112; ``host:port`` as given; empty -> ``:80``."""
-    host, _, port = (address or ":80").rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port or 80)
+    """``:2112`` -> all interfaces, port 2112; ``host:port`` as given; empty -> ``:80``.
+    ValueError (saying what is wrong) for anything else."""
+    host, colon, port = (address or ":80").rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(
+            f"PROMETHEUS_LISTEN_ADDRESS {address[:64]!r} is not [host]:port with a port 0-65535"
+        )
+    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def run_checks(checks: Mapping[str, Check]) -> dict[str, bool]:

@@ -93,6 +93,7 @@ class SQLStorage(abc.ABC):
 
     def _preflight(self, tx: Tx) -> None:
         """Raise (changing nothing) if a pending step would fail on the data present."""
+        return None
 
     def _apply(self, tx: Tx, step: schema.Step) -> None:
         if isinstance(step, str):
