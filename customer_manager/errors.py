@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
+from customer_manager import metrics
 from customer_manager.messages import gojson
 from customer_manager.messages.wire import Response, VoipbinError
 
@@ -64,10 +65,13 @@ class Internal(ServiceError):
 
 
 def error_response(exc: ServiceError) -> Response:
-    """The reply for ``exc``: its status code and the typed VoIPbin error body."""
+    """The reply for ``exc``: its status code and the typed VoIPbin error body. Every error
+    reply is made here, so here it is counted (``error_replies_total``)."""
     body = VoipbinError(status=exc.status, reason=exc.reason, message=exc.message)
+    code = STATUS_CODES[exc.status]
+    metrics.child(metrics.error_replies_total, str(code), exc.reason).inc()
     return Response(
-        status_code=STATUS_CODES[exc.status],
+        status_code=code,
         data_type="voipbin_error",
         data=msgspec.Raw(gojson.encode(body)),
     )

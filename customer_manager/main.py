@@ -39,6 +39,7 @@ from customer_manager.health import HealthServer, parse_listen
 from customer_manager.logs import configure_logging
 from customer_manager.messages.ops import HandleMany
 from customer_manager.oneshot import ensure_schema
+from customer_manager.storage.base import Storage
 
 log = logging.getLogger("customer_manager")
 
@@ -83,7 +84,7 @@ class Daemon:
             log.warning("Redis at %s is unreachable at start: %s", settings.redis_address, exc)
 
     def _storage_ok(self) -> bool:
-        self.system.storage.call("ping")
+        self.system.storage.call(Storage.ping)
         return True
 
     def _cache_ok(self) -> bool:

@@ -1,8 +1,11 @@
 """StorageActor pool: each member owns one Storage (one connection), made in ``setup``.
 
-Workers (and the publisher's outbox relay) call storage through ``Store``, which asks the
-pool with a mandatory timeout. Errors: our ServiceErrors pass through unchanged; a driver
-error is logged once and becomes Unavailable (connection trouble) or Internal (anything else).
+Workers call storage through ``StorageClient.run``, which returns a ``Flow`` (kit/flow.py);
+the publisher's outbox relay and the CLI use ``StorageClient.call``, which asks the pool with a
+mandatory timeout. Both are type-checked against the ``Storage`` protocol: the method is
+named as ``Storage.customer_insert`` and its arguments are checked by mypy. Errors: our
+ServiceErrors pass through unchanged; a driver error is logged once and becomes Unavailable
+(connection trouble) or Internal (anything else).
 A member is never killed by a failing call.
 """
 
@@ -10,10 +13,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 
+from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.errors import Internal, ServiceError, Unavailable
@@ -23,13 +27,21 @@ log = logging.getLogger(__name__)
 
 STORAGE_TIMEOUT = 10.0
 StorageFactory = Callable[[], Storage]
+P = ParamSpec("P")
+T = TypeVar("T")
+Method = Callable[Concatenate[Storage, P], T]
 
 
 class StorageCall(msgspec.Struct, frozen=True, kw_only=True):
-    """Call ``Storage.<method>(*args)`` on a member's storage."""
+    """Call ``method`` (a ``Storage`` protocol method) with ``args`` on a member's storage.
+    Built only by ``StorageClient``, which type-checks the arguments."""
 
-    method: str
+    method: Callable[..., Any]
     args: tuple[Any, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.method.__name__
 
 
 class StorageActor(PoolMember):
@@ -53,15 +65,16 @@ class StorageActor(PoolMember):
     def handle(self, message: Any) -> Any:
         assert isinstance(message, StorageCall) and self._storage is not None
         try:
-            return getattr(self._storage, message.method)(*message.args)
+            # the protocol's method names the implementation's (mypy checked the arguments)
+            return getattr(self._storage, message.name)(*message.args)
         except ServiceError:
             raise
         except (ConnectionError, OSError, TimeoutError) as exc:
-            log.error("storage %s failed: %s", message.method, type(exc).__name__)
-            raise Unavailable(f"database unavailable ({message.method})") from None
+            log.error("storage %s failed: %s", message.name, type(exc).__name__)
+            raise Unavailable(f"database unavailable ({message.name})") from None
         except Exception:
-            log.exception("storage %s failed", message.method)
-            raise Internal(f"database error ({message.method})") from None
+            log.exception("storage %s failed", message.name)
+            raise Internal(f"database error ({message.name})") from None
 
 
 def start_storage_pool(factory: StorageFactory, size: int) -> Pool:
@@ -69,12 +82,20 @@ def start_storage_pool(factory: StorageFactory, size: int) -> Pool:
     return Pool("storage", size, lambda pool: StorageActor.start(pool, factory)).start()
 
 
-class Store:
-    """Blocking storage calls for workers (any thread but a storage member's)."""
+class StorageClient:
+    """Typed storage calls on the storage pool, safe to share between threads."""
 
     def __init__(self, pool: Pool, timeout: float = STORAGE_TIMEOUT) -> None:
         self.pool, self.timeout = pool, timeout
 
-    def call(self, method: str, *args: Any) -> Any:
-        """Run ``Storage.<method>(*args)`` in the pool; Unavailable if it takes too long."""
-        return self.pool.ask(StorageCall(method=method, args=args), timeout=self.timeout)
+    def run(self, method: Method[P, T], *args: P.args, **kwargs: P.kwargs) -> Flow[T]:
+        """``method(*args)`` in a storage actor, as the first hop of a Flow."""
+        assert not kwargs, "storage calls take positional arguments"
+        return Flow(self.pool, StorageCall(method=method, args=args), self.timeout)
+
+    def call(self, method: Method[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``method(*args)`` in a storage actor, waiting for it (not from a Flow step);
+        Unavailable if it takes longer than the timeout."""
+        assert not kwargs, "storage calls take positional arguments"
+        result: T = self.pool.ask(StorageCall(method=method, args=args), timeout=self.timeout)
+        return result

@@ -23,6 +23,11 @@ def ts(moment: datetime) -> str:
     return moment.strftime(TS_FORMAT)
 
 
+def unix(stamp: str) -> float:
+    """A wire timestamp (UTC) as Unix time."""
+    return datetime.strptime(stamp, TS_FORMAT).replace(tzinfo=UTC).timestamp()
+
+
 def now() -> str:
     """The current UTC time as a wire timestamp."""
     return ts(datetime.now(UTC))

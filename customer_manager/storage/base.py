@@ -43,6 +43,14 @@ class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True):
     message: OutboxMessage
 
 
+class OutboxStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The entries not yet published: how many, and when the oldest of them was written (a
+    wire timestamp, UTC; "" when there is none)."""
+
+    size: int
+    oldest: str = ""
+
+
 R = TypeVar("R", Customer, Accesskey)
 OutboxFn = Callable[[R], Sequence[OutboxMessage]]
 
@@ -127,4 +135,7 @@ class Storage(Protocol):
         ...
 
     def outbox_done(self, ids: Sequence[int]) -> None: ...
-    def outbox_size(self) -> int: ...
+    def outbox_stats(self) -> OutboxStats: ...
+    def outbox_size(self) -> int:
+        """``outbox_stats().size``."""
+        ...

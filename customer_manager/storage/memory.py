@@ -29,6 +29,7 @@ from customer_manager.storage.base import (
     OutboxEntry,
     OutboxFn,
     OutboxMessage,
+    OutboxStats,
 )
 
 T = TypeVar("T", Customer, Accesskey)
@@ -36,6 +37,7 @@ T = TypeVar("T", Customer, Accesskey)
 
 class _Lease(msgspec.Struct, kw_only=True):
     message: OutboxMessage
+    created: str
     owner: str = ""
     until: float = 0.0
 
@@ -123,8 +125,9 @@ class MemoryStorage:
     # -- helpers ----------------------------------------------------------------------------
 
     def _enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        stamp = now()
         for message in messages:
-            self._outbox[self._next_outbox_id] = _Lease(message=message)
+            self._outbox[self._next_outbox_id] = _Lease(message=message, created=stamp)
             self._next_outbox_id += 1
 
     def _check_email(self, customer: Customer) -> None:
@@ -285,8 +288,12 @@ class MemoryStorage:
                 self._outbox.pop(entry_id, None)
 
     def outbox_size(self) -> int:
+        return self.outbox_stats().size
+
+    def outbox_stats(self) -> OutboxStats:
         with self._lock:
-            return len(self._outbox)
+            first = next(iter(self._outbox.values()), None)  # ids ascend in insertion order
+            return OutboxStats(size=len(self._outbox), oldest=first.created if first else "")
 
 
 def _page_all(keys: Iterable[Accesskey]) -> list[Accesskey]:

@@ -27,6 +27,7 @@ from customer_manager.storage.base import (
     OutboxEntry,
     OutboxFn,
     OutboxMessage,
+    OutboxStats,
 )
 
 T = TypeVar("T")
@@ -290,4 +291,11 @@ class SQLStorage(abc.ABC):
             self._run(lambda tx: tx.rows(sql, [int(i) for i in ids]))
 
     def outbox_size(self) -> int:
-        return int(self._run(lambda tx: tx.scalar(q.OUTBOX_SIZE), write=False))
+        return self.outbox_stats().size
+
+    def outbox_stats(self) -> OutboxStats:
+        def work(tx: Tx) -> OutboxStats:
+            ((size, oldest),) = tx.rows(q.OUTBOX_STATS)
+            return OutboxStats(size=int(size), oldest=q.read_ts(oldest))
+
+        return self._run(work, write=False)

@@ -109,7 +109,7 @@ OUTBOX_CLAIMED = (
     " WHERE claim_owner = %s AND claim_until = %s ORDER BY id"
 )
 OUTBOX_DONE = "DELETE FROM customer_outbox WHERE id IN ({marks})"
-OUTBOX_SIZE = "SELECT COUNT(*) FROM customer_outbox"
+OUTBOX_STATS = "SELECT COUNT(*), MIN(tm_create) FROM customer_outbox"
 
 
 def param(value: Any) -> Any:

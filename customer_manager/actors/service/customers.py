@@ -1,10 +1,9 @@
 """CustomerActor pool: the customer operations (SPEC A §5.1–5.9 as changed by B.3).
 
 Threading contract: a member handles one ``Op`` at a time in its own thread and returns
-exactly one Response or a ``Forward`` (worker.py; errors become error replies, a member never
-dies of a request). It blocks only on asks with timeouts: storage, cache, and outgoing calls
-via the publisher. Every write stores its event/webhook in the outbox with the change,
-refreshes the cache and then tells the publisher to relay (fire and forget).
+exactly one Response or a ``Flow`` of the steps that follow (deps.py); it never waits for
+another actor. Every write stores its event/webhook in the outbox with the change, refreshes
+the cache and then tells the publisher to relay (fire and forget).
 """
 
 from __future__ import annotations
@@ -17,21 +16,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from customer_manager.actors.kit.flow import Forward
-from customer_manager.actors.service.deps import (
-    Deps,
-    Handler,
-    Worker,
-    body,
-    customer_not_found,
-    write_then_reply,
-    written,
-)
+from customer_manager.actors.kit.flow import Flow
+from customer_manager.actors.service.deps import Deps, Handler, Worker, body
 from customer_manager.actors.service.outbox import customer_outbox, key_outbox
 from customer_manager.errors import (
     AlreadyExists,
     InvalidArgument,
-    NotFound,
     Unavailable,
 )
 from customer_manager.messages import gojson
@@ -45,7 +35,7 @@ from customer_manager.messages.query import parse_list
 from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE
 from customer_manager.messages.records import NIL, SENTINEL, Customer, now
 from customer_manager.messages.wire import JSON, PUBLISHER, Request, Response, ok
-from customer_manager.storage.base import Deleted
+from customer_manager.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +74,11 @@ def check_webhook(fields: CustomerFields) -> None:
             )
 
 
-def check_agents(deps: Deps, email: str) -> None:
-    """Part A §5.8.1: an active agent with this username means the email is taken."""
+def agents_free(deps: Deps, email: str) -> Flow[None]:
+    """Part A §5.8.1: an active agent with this username means the email is taken (409);
+    no check with ``agent_check=off``."""
+    if deps.settings.agent_check == "off":
+        return Flow.of(None)
     filters = gojson.encode_sorted({"deleted": False, "username": email})
     request = Request(
         uri="/v1/agents?page_token=&page_size=100",
@@ -94,7 +87,10 @@ def check_agents(deps: Deps, email: str) -> None:
         data_type=JSON,
         data=msgspec.Raw(filters),
     )
-    reply = deps.call(AGENT_QUEUE, request)
+    return deps.call(AGENT_QUEUE, request).then(_no_agents)
+
+
+def _no_agents(reply: Response) -> None:
     if reply.status_code >= 300:
         raise Unavailable(f"agent-manager answered {reply.status_code}", "AGENT_CHECK_FAILED")
     try:
@@ -110,39 +106,42 @@ class _Account(msgspec.Struct, kw_only=True):
     tm_delete: str | None = None
 
 
-def check_billing_account(deps: Deps, customer: Customer, account_id: uuid.UUID) -> None:
-    """B.3 #21: the account must exist, be active and belong to this customer."""
+def billing_account_of(deps: Deps, customer: Customer, account_id: uuid.UUID) -> Flow[None]:
+    """B.3 #21: the account must exist, be active and belong to this customer (400
+    INVALID_BILLING_ACCOUNT); no check unless ``billing_account_check`` is on."""
+    if not deps.settings.billing_account_check:
+        return Flow.of(None)
     request = Request(
         uri=f"/v1/accounts/{account_id}", method="GET", publisher=PUBLISHER, data_type=JSON
     )
-    reply = deps.call(BILLING_QUEUE, request)
-    try:
-        account = msgspec.json.decode(reply.data or b"null", type=_Account | None)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        account = None
-    active = account is not None and account.tm_delete in (None, "", SENTINEL)
-    if (
-        reply.status_code >= 300
-        or not active
-        or account is None
-        or (account.customer_id != customer.id)
-    ):
-        raise InvalidArgument(
-            f"billing account {account_id} is not an active account of customer {customer.id}",
-            "INVALID_BILLING_ACCOUNT",
-        )
+
+    def owned(reply: Response) -> None:
+        try:
+            account = msgspec.json.decode(reply.data or b"null", type=_Account | None)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            account = None
+        if (
+            reply.status_code >= 300
+            or account is None
+            or account.tm_delete not in (None, "", SENTINEL)  # deleted
+            or account.customer_id != customer.id
+        ):
+            raise InvalidArgument(
+                f"billing account {account_id} is not an active account of customer {customer.id}",
+                "INVALID_BILLING_ACCOUNT",
+            )
+
+    return deps.call(BILLING_QUEUE, request).then(owned)
 
 
 # -- operations -----------------------------------------------------------------------------
 
 
-def create(deps: Deps, op: Op) -> Forward:
+def create(deps: Deps, op: Op) -> Flow[Response]:
     fields = body(op.request.data, CustomerFields)
     if not valid_email(fields.email):
         raise InvalidArgument(f"invalid email {fields.email[:100]!r}", "INVALID_EMAIL")
     check_webhook(fields)
-    if deps.settings.agent_check != "off":
-        check_agents(deps, fields.email)
     customer = Customer(
         id=uuid.uuid4(),
         **msgspec.structs.asdict(fields),
@@ -151,82 +150,93 @@ def create(deps: Deps, op: Op) -> Forward:
         tm_update=SENTINEL,
         tm_delete=SENTINEL,
     )
-    return write_then_reply(deps, "customer_insert", customer, customer_outbox("customer_created"))
-
-
-def get(deps: Deps, op: Op) -> Forward:
-    return deps.with_customer(op.id, ok)
-
-
-def list_(deps: Deps, op: Op) -> Response:
-    query = parse_list("customer", op.request.uri, bytes(op.request.data), now())
-    rows: list[Customer] = deps.store.call("customer_list", query)
-    return ok(rows)
-
-
-def update(deps: Deps, op: Op) -> Forward:
-    fields = body(op.request.data, CustomerFields)
-    current = deps.customer(op.id)
-    if (fields.webhook_method, fields.webhook_uri) != (current.webhook_method, current.webhook_uri):
-        check_webhook(fields)  # a Go-era value sent back unchanged is not rejected
-    return _update(deps, op.id, msgspec.structs.asdict(fields))
-
-
-def update_billing_account(deps: Deps, op: Op) -> Forward:
-    account_id = body(op.request.data, BillingAccountBody).billing_account_id
-    if deps.settings.billing_account_check:
-        check_billing_account(deps, deps.customer(op.id), account_id)
-    return _update(deps, op.id, {"billing_account_id": account_id})
-
-
-def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Forward:
-    return write_then_reply(
-        deps,
-        "customer_update",
-        customer_id,
-        changes,
-        now(),
-        customer_outbox("customer_updated"),
-        not_found=lambda: customer_not_found(customer_id),
+    return (
+        agents_free(deps, fields.email)
+        .then(
+            lambda _: deps.storage.run(
+                Storage.customer_insert, customer, customer_outbox("customer_created")
+            )
+        )
+        .then(deps.saved)
+        .then(ok)
     )
 
 
-def delete(deps: Deps, op: Op) -> Response:
+def get(deps: Deps, op: Op) -> Flow[Response]:
+    return deps.customer(op.id).then(ok)
+
+
+def list_(deps: Deps, op: Op) -> Flow[Response]:
+    query = parse_list("customer", op.request.uri, bytes(op.request.data), now())
+    return deps.storage.run(Storage.customer_list, query).then(ok)
+
+
+def update(deps: Deps, op: Op) -> Flow[Response]:
+    fields = body(op.request.data, CustomerFields)
+
+    def checked(current: Customer) -> Flow[Response]:
+        if (fields.webhook_method, fields.webhook_uri) != (
+            current.webhook_method,
+            current.webhook_uri,
+        ):
+            check_webhook(fields)  # a Go-era value sent back unchanged is not rejected
+        return _update(deps, op.id, msgspec.structs.asdict(fields))
+
+    return deps.customer(op.id).then(checked)
+
+
+def update_billing_account(deps: Deps, op: Op) -> Flow[Response]:
+    account_id = body(op.request.data, BillingAccountBody).billing_account_id
+    return (
+        deps.customer(op.id)
+        .then(lambda customer: billing_account_of(deps, customer, account_id))
+        .then(lambda _: _update(deps, op.id, {"billing_account_id": account_id}))
+    )
+
+
+def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Flow[Response]:
+    outbox = customer_outbox("customer_updated")
+    return (
+        deps.storage.run(Storage.customer_update, customer_id, changes, now(), outbox)
+        .then(deps.saved)
+        .then(ok)
+    )
+
+
+def delete(deps: Deps, op: Op) -> Flow[Response]:
     """Soft-delete the customer and revoke its active keys (B.3 #13); deleting a deleted
     customer again revokes any key still active (Go-era data, keys a Go replica created)."""
-    customer = deps.customer(op.id)
-    try:
-        result: Deleted = deps.store.call(
-            "customer_delete",
-            op.id,
-            now(),
-            customer_outbox("customer_deleted"),
-            key_outbox("accesskey_deleted", customer),
-        )
-    except NotFound:
-        raise customer_not_found(op.id) from None
-    for key in result.keys:
-        deps.cache.put(key)
-    return written(deps, result.record) if result.changed else ok(result.record)
+
+    def remove(customer: Customer) -> Flow[Response]:
+        outboxes = customer_outbox("customer_deleted"), key_outbox("accesskey_deleted", customer)
+        return deps.storage.run(Storage.customer_delete, op.id, now(), *outboxes).then(deps.deleted)
+
+    return deps.customer(op.id).then(remove)
 
 
-def is_valid_balance(deps: Deps, op: Op) -> Response:
+def is_valid_balance(deps: Deps, op: Op) -> Flow[Response]:
     """Part A §5.7. No answer from billing-manager is 503; a failed answer is 400."""
     fields = body(op.request.data, IsValidBalanceBody)
-    customer = deps.customer(op.id)
     data = {
         "billing_type": fields.reference_type,
         "country": fields.country,
         "count": max(fields.count, 1),
     }
-    request = Request(
-        uri=f"/v1/accounts/{customer.billing_account_id}/is_valid_balance",
-        method="POST",
-        publisher=PUBLISHER,
-        data_type=JSON,
-        data=msgspec.Raw(gojson.encode(data)),
-    )
-    reply = deps.call(BILLING_QUEUE, request)
+
+    def ask_billing(customer: Customer) -> Flow[Response]:
+        request = Request(
+            uri=f"/v1/accounts/{customer.billing_account_id}/is_valid_balance",
+            method="POST",
+            publisher=PUBLISHER,
+            data_type=JSON,
+            data=msgspec.Raw(gojson.encode(data)),
+        )
+        return deps.call(BILLING_QUEUE, request)
+
+    return deps.customer(op.id).then(ask_billing).then(_balance_reply)
+
+
+def _balance_reply(reply: Response) -> Response:
     try:
         valid = msgspec.json.decode(reply.data, type=_Valid).valid
     except (msgspec.DecodeError, msgspec.ValidationError):
