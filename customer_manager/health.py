@@ -132,3 +132,24 @@ class HealthServer:
                 log.debug("http " + format, *args)
 
         return Handler
+
+
+def probe(listen: str, timeout: float = 2.0) -> bool:
+    """GET ``/healthz`` of the endpoint at ``listen`` (an all-interfaces address is probed
+    on 127.0.0.1): the container HEALTHCHECK."""
+    import urllib.request
+
+    host, port = parse_listen(listen)
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=timeout) as reply:
+            return int(reply.status) == 200
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":  # python -m customer_manager.health
+    import os
+    import sys
+
+    sys.exit(0 if probe(os.environ.get("PROMETHEUS_LISTEN_ADDRESS", ":2112")) else 1)
