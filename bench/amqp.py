@@ -13,6 +13,8 @@ from typing import Any
 
 import pika
 
+from customer_manager.tricks import pika_io
+
 DIRECT_REPLY = "amq.rabbitmq.reply-to"
 REQUEST_QUEUE = "bin-manager.customer-manager.request"
 OK_PREFIX = b'{"status_code":200'
@@ -25,7 +27,8 @@ def connect(url: str, name: str) -> pika.BlockingConnection:
 
 
 def envelope(method: str, uri: str, data: Any = None) -> bytes:
-    """A Request envelope as VoIPbin callers send it (SPEC A §2.1); ``data`` omitted if None."""
+    """A Request envelope as VoIPbin callers send it (docs/api.md#request-envelope); ``data``
+    omitted if None."""
     body: dict[str, Any] = {
         "uri": uri,
         "method": method,
@@ -84,7 +87,7 @@ class RpcClient:
         return [json.loads(got[c]) for c in cids]
 
     def server_version(self) -> str:
-        props = getattr(self.conn._impl, "server_properties", {}) or {}
+        props = pika_io.server_properties(self.conn)
         version = props.get("version", b"?")
         return version.decode() if isinstance(version, bytes) else str(version)
 

@@ -1,4 +1,4 @@
-"""The one composition root: builds every actor from Settings (DESIGN §1).
+"""The one composition root: builds every actor from Settings (docs/architecture.md#rooms).
 
 ``bootstrap`` starts, in dependency order: storage pool, cache pool, publisher, worker pools,
 router. Nothing here reads the environment or runs migrations on its own: ``main.py`` and
@@ -76,7 +76,8 @@ def _stop_ref(ref: pykka.ActorRef[Any], timeout: float) -> None:
 
 
 def default_cache(settings: Settings) -> Cache:
-    """Redis when ``redis_address`` is set, else the in-process cache (B.4)."""
+    """Redis when ``redis_address`` is set, else the in-process cache
+    (docs/storage.md#in-process-cache)."""
     if settings.redis_address:
         return RedisCache(settings.redis_address, settings.redis_password, settings.redis_database)
     return LocalCache()

@@ -1,4 +1,5 @@
-"""``customer-control``: the operations of the RPC API from a shell (SPEC A §12, B.2, B.4).
+"""``customer-control``: the operations of the RPC API from a shell
+(docs/configuration.md#customer-control).
 
 Each command builds the same Request an RPC caller would send, hands it to a local actor
 system (router, pools, storage, cache, publisher; no consumer) and prints the reply's data
@@ -15,6 +16,7 @@ from typing import Any, Literal, cast
 import click
 import msgspec
 
+from customer_manager import tricks
 from customer_manager.cli_params import Duration, Text
 from customer_manager.config import Settings, embedded_store
 from customer_manager.config import check as check_settings
@@ -56,6 +58,7 @@ def main(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    tricks.install()
     default = "required" if opts["rabbitmq_address"] else "off"
     opts["database_dsn"], opts["sqlite_path"] = embedded_store(
         opts["database_dsn"], opts["sqlite_path"]

@@ -1,4 +1,5 @@
-"""Our errors and the one table that turns them into VoIPbin error replies (SPEC B.3 #1).
+"""Our errors and the one table that turns them into VoIPbin error replies
+(docs/api.md#errors).
 
 Handlers raise these; only the edge (router / worker reply) turns them into a Response.
 Messages must never contain secrets (tokens, passwords).

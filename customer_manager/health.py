@@ -1,11 +1,11 @@
-"""Metrics, liveness and readiness over HTTP (SPEC A §11, B.3 #23).
+"""Metrics, liveness and readiness over HTTP (docs/configuration.md#metrics-and-health).
 
 One small ``http.server`` on PROMETHEUS_LISTEN_ADDRESS serves:
 
 * ``PROMETHEUS_ENDPOINT`` (e.g. ``/metrics``): the default Prometheus registry;
 * ``/healthz``: liveness, 200 while the process serves HTTP;
 * ``/readyz``: readiness, 200 only while every check passes, else 503; the body names the
-  checks, e.g. ``{"storage":true,"cache":true,"amqp":false}``.
+  checks, e.g. ``{"storage":true,"cache":true,"publisher":true,"consumer":false}``.
 
 Every run of the checks sets ``customer_manager_ready{check}``; a scrape runs them itself
 only when no probe did in the last ``READY_MAX_AGE`` seconds (Kubernetes probes every 5 s, so

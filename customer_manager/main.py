@@ -1,9 +1,11 @@
 """The daemon ``customer-manager``: settings -> schema -> actors -> consume until SIGTERM.
 
-Startup (SPEC A §10.2 with B.3 fixes): JSON logs on stderr with secrets masked, the schema
-migrated (SQLite) or checked (MySQL; ``--migrate`` applies it), the actor system from
-``bootstrap``, the AMQP publisher and consumer, and the metrics/health HTTP endpoint.
-SIGTERM, SIGINT or SIGHUP drains (B.3 #17): stop consuming, answer what is in flight, stop
+Startup (docs/configuration.md#startup-and-shutdown): JSON logs on stderr with secrets
+masked, the library tricks (``tricks.install()``, which logs the MySQL driver; the console
+script ``customer_manager.launch:daemon`` loads the driver's C extension before this module),
+the schema migrated (SQLite) or checked (MySQL; ``--migrate`` applies it), the actor system
+from ``bootstrap``, the AMQP publisher and consumer, and the metrics/health HTTP endpoint.
+SIGTERM, SIGINT or SIGHUP drains: stop consuming, answer what is in flight, stop
 the actors, exit 0. A startup failure exits 1.
 
 Threading contract: ``main`` runs in the process's main thread, which only waits for a signal;
@@ -21,7 +23,7 @@ from typing import Any
 
 import click
 
-from customer_manager import migration
+from customer_manager import migration, tricks
 from customer_manager.actors.amqp.consumer import ConsumerActor
 from customer_manager.actors.amqp.publisher import AmqpPublisher
 from customer_manager.bootstrap import System, bootstrap
@@ -47,7 +49,8 @@ ASK_TIMEOUT = 5.0
 
 
 def describe(settings: Settings) -> dict[str, Any]:
-    """The settings as logged at startup: no password, no DSN in clear (B.3 #19)."""
+    """The settings as logged at startup: no password, no DSN in clear
+    (docs/configuration.md#logs)."""
     shown = {f: getattr(settings, f) for f in settings.__struct_fields__}
     shown["database_dsn"] = parse_dsn(settings.database_dsn).safe() if settings.database_dsn else ""
     shown["redis_password"] = "***" if settings.redis_password else ""
@@ -205,6 +208,7 @@ def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
     health = _bind(settings)
     configure_logging(settings)
     log.info("customer-manager starting", extra={"settings": describe(settings)})
+    tricks.install()  # the library tricks; logs the MySQL driver in use
     previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
     try:
         daemon = _start(settings, health, migrate)

@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC A §11, DESIGN §7), defined once at module level.
+"""Prometheus metrics (docs/configuration.md#metrics-and-health), defined once at module level.
 
 prometheus-client metrics are thread-safe; any thread may observe or increment them.
 """
@@ -93,7 +93,7 @@ cache_errors_total = Counter(
     ["operation"],
 )
 
-# Event publication (A §11 names and labels; measured at the outbox relay, B.3 #18).
+# Event publication (the Go names and labels; measured at the outbox relay).
 notify_process_time = Histogram(
     "customer_manager_notify_process_time",
     "Event publish time (broker confirm included), in milliseconds.",

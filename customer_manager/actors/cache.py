@@ -1,4 +1,4 @@
-"""CacheActor pool and the ``CacheClient`` workers use (SPEC A §8).
+"""CacheActor pool and the ``CacheClient`` workers use (docs/storage.md#redis-cache).
 
 Members share one thread-safe Cache backend (storage/cache_backend.py); the pool only bounds and
 isolates the blocking I/O. Every ``CacheClient`` call is the first hop of a ``Flow``
@@ -159,7 +159,7 @@ def _decode(raw: Any, cls: type[R]) -> R | None:
 
 
 def _without_token(key: Accesskey | None) -> Accesskey | None:
-    """A Go instance caches the plain token (Part A): keep only its prefix (B.3 #9)."""
+    """A Go instance caches the plain token: keep only its prefix (docs/storage.md#tokens)."""
     if key is None or not key.token:
         return key
     return msgspec.structs.replace(key, token="", token_prefix=key.token_prefix or key.token[:11])

@@ -1,4 +1,5 @@
-"""The publisher port: events, webhooks and outgoing RPC (SPEC B.1, B.3 #18, #20, #21).
+"""The publisher port: events, webhooks and outgoing RPC (docs/events.md,
+docs/api.md#outgoing-calls).
 
 Contract of a publisher actor (``AmqpPublisher`` in production, ``NullPublisher`` without a
 broker, a recording fake in tests), called through its pykka proxy:
@@ -13,7 +14,8 @@ broker, a recording fake in tests), called through its pykka proxy:
   ``done(None, Unavailable)`` when none came within ``timeout`` seconds, exactly once, from
   the publisher's thread. The actor never blocks on a reply, so one slow peer cannot stall
   events or other calls. ``OutgoingCall`` messages (from ``RpcClient``) are mapped to it.
-* ``ready() -> bool``: True while connected to the broker (readiness, B.3 #23).
+* ``ready() -> bool``: True while connected to the broker (readiness,
+  docs/configuration.md#metrics-and-health).
 
 Workers use ``RpcClient.request``, the first hop of a ``Flow`` (kit/flow.py): the step after
 it runs in the publisher's thread when the reply arrives, and the worker never waits.
@@ -106,8 +108,9 @@ class Relaying(pykka.ThreadingActor):
 
 
 class NullPublisher(Relaying):
-    """The publisher when no broker is configured (embedded CLI, B.4): events and webhooks
-    stay in the outbox for a later relay; outgoing calls fail with Unavailable."""
+    """The publisher when no broker is configured (docs/configuration.md#customer-control):
+    events and webhooks stay in the outbox for a later relay; outgoing calls fail with
+    Unavailable."""
 
     def flush(self) -> None:
         return None

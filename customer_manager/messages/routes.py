@@ -1,4 +1,4 @@
-"""The route table of the RPC protocol (SPEC A §4.1): which method and uri reach which
+"""The route table of the RPC protocol (docs/api.md#routes): which method and uri reach which
 operation of which worker pool, and the label metrics and logs use for it.
 
 Matching keeps the Go service's rules: the first route whose method is equal and whose
@@ -78,7 +78,7 @@ def match(request: Request) -> Route | None:
 
 
 def path_id(uri: str) -> uuid.UUID:
-    """Part A: the id is ``uri.split("/")[3]``; anything unparsable becomes the Nil UUID."""
+    """As in Go, the id is ``uri.split("/")[3]``; anything unparsable becomes the Nil UUID."""
     parts = uri.split("/")
     try:
         return uuid.UUID(parts[3]) if len(parts) > 3 and len(parts[3]) == 36 else NIL

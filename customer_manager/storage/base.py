@@ -1,9 +1,9 @@
-"""The Storage port: what the actors need from a database (DESIGN §5).
+"""The Storage port: what the actors need from a database (docs/storage.md#backends).
 
 Every backend (MySQL, SQLite, memory) satisfies ``Storage`` and passes one contract suite.
 Implementations are *not* thread-safe: each StorageActor owns one instance (one connection).
 
-Writes are transactional with their outbox messages (SPEC B.3 #18): a mutation calls the
+Writes are transactional with their outbox messages (docs/storage.md#outbox): a mutation calls the
 given ``outbox`` function with the record as re-read inside the transaction and stores the
 returned messages in the same commit. A relay publishes and then removes them.
 
@@ -62,8 +62,8 @@ ACCESSKEY_MUTABLE = frozenset(AccesskeyUpdateBody.__struct_fields__)
 class Deleted(msgspec.Struct, frozen=True, kw_only=True):
     """Result of a soft delete. ``changed`` is False when the row was already deleted (then
     it was not written and has no outbox message). ``keys`` are the access keys that a
-    customer delete soft-deleted with it (B.3 #13), also when the customer was deleted
-    already (keys of a tenant deleted by the Go service, or created for it by Go later)."""
+    customer delete soft-deleted with it (docs/storage.md#soft-delete), also when the
+    customer was deleted already (keys of a tenant the Go service deleted)."""
 
     record: Customer | Accesskey
     changed: bool
@@ -95,7 +95,7 @@ class Storage(Protocol):
         outbox: OutboxFn[Customer],
     ) -> Customer:
         """Set ``changes`` (keys from CUSTOMER_MUTABLE) and ``tm_update``; works on deleted
-        rows too (Part A). NotFound if there is no such row."""
+        rows too (as in Go). NotFound if there is no such row."""
         ...
 
     def customer_delete(

@@ -1,4 +1,5 @@
-"""Cache backends (SPEC A §8): RedisCache (production) and LocalCache (embedded default).
+"""Cache backends (docs/storage.md#redis-cache): RedisCache (production) and LocalCache
+(embedded default).
 
 Both are thread-safe (redis-py's connection pool; a lock for the dict), so one instance is
 shared by every CacheActor. A cache never raises from get/set/delete: every backend error is
@@ -19,6 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from customer_manager import metrics
+from customer_manager.tricks import redis_direct
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,8 @@ class Cache(Protocol):
 
 
 class LocalCache:
-    """An in-process dict with per-key expiry (for the embedded default, B.4, and tests)."""
+    """An in-process dict with per-key expiry (for the embedded default and tests;
+    docs/storage.md#in-process-cache)."""
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self._lock = threading.Lock()
@@ -99,7 +102,8 @@ class LocalCache:
 
 
 class RedisCache:
-    """Redis via redis-py. Keys and values as the Go service writes them (SPEC A §8).
+    """Redis via redis-py. Keys and values as the Go service writes them
+    (docs/storage.md#keys-and-values).
 
     Fails fast: no client retries, and after a failure Redis is skipped for DOWN_SECONDS,
     so an outage costs a request nothing but cache misses. A write (set or delete) that
@@ -108,7 +112,7 @@ class RedisCache:
 
     Each thread (in practice each CacheActor) gets its own single-connection client: no pool
     checkout and health peek per command (55 instead of 70 µs of CPU per GET here); the hot
-    commands go straight to its connection (``_command``)."""
+    commands go straight to its connection (``customer_manager/tricks/redis_direct.py``)."""
 
     def __init__(
         self, address: str, password: str = "", database: int = 0, timeout: float = 1.0
@@ -185,13 +189,9 @@ class RedisCache:
             client.close()
 
     def _command(self, *args: Any) -> Any:
-        """One command on this thread's connection, without redis-py's per-command layers
-        (response callbacks, retry wrapper, health check): ~30 instead of ~55 µs of CPU per
-        GET here. The connection drops itself on a network error; an error reply raises
-        ResponseError."""
-        conn: Any = self._client.connection  # a single-connection client: never None
-        conn.send_packed_command(conn.pack_command(*args), check_health=False)
-        return conn.read_response()
+        """One command on this thread's connection (trick ``redis-direct-command``: without
+        redis-py's per-command layers). An error reply raises ResponseError."""
+        return redis_direct.command(self._client, *args)
 
     @property
     def _client(self) -> redis.Redis:

@@ -1,4 +1,5 @@
-"""MemoryStorage: the in-process fake that satisfies the Storage protocol (DESIGN §5).
+"""MemoryStorage: the in-process fake that satisfies the Storage protocol
+(docs/storage.md#backends).
 
 It follows the same rules as the SQL backends (the contract suite runs against all three):
 active-email uniqueness (case-insensitive, empty emails never collide), token-hash

@@ -1,10 +1,11 @@
-"""SQLStorage: the Storage operations shared by MySQL and SQLite (DESIGN §5).
+"""SQLStorage: the Storage operations shared by MySQL and SQLite (docs/storage.md#sql-semantics).
 
 A subclass supplies the connection, the transaction runner ``_run`` (which maps driver errors
 to ours) and a few dialect bits: the case-insensitive email suffix, row locking and the outbox
 claim statement. Every operation is one transaction; a mutation stores its outbox messages
-in the same commit (B.3 #18), computed from the inserted record (every column is written from
-it, so it is not read back) or from the row as re-read after an update or delete.
+in the same commit (docs/storage.md#outbox), computed from the inserted record (every
+column is written from it, so it is not read back) or from the row as re-read after an
+update or delete.
 """
 
 from __future__ import annotations

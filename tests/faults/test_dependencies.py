@@ -1,7 +1,7 @@
 """Scenarios 3 and 4: Redis and MySQL outages, each through a TcpProxy in front of the
 real server (the shared servers keep running for the other tests).
 
-3. Redis cut (B.3 #23, SPEC A §8): reads and writes are answered from MySQL, /readyz is
+3. Redis cut (docs/storage.md#redis-outages): reads and writes are answered from MySQL, /readyz is
    false, and after recovery the cache fills again without ever serving an entry that a
    write during the outage made stale.
 4. MySQL cut, then a network stall: requests get 503 UNAVAILABLE within a bounded time,

@@ -1,4 +1,5 @@
-"""Route matching (Part A §4.1), unmatched routes (B.3 #2) and the request metric (§11)."""
+"""Route matching and unmatched routes (docs/api.md#routes) and the request metric
+(docs/configuration.md#metrics-and-health)."""
 
 from __future__ import annotations
 

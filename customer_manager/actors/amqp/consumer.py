@@ -1,11 +1,11 @@
-"""ConsumerActor: the RabbitMQ edge of the service (SPEC A §1.2-§1.3, B.3 #3, #15-#17).
+"""ConsumerActor: the RabbitMQ edge of the service (docs/api.md#queues-and-delivery).
 
 It owns one connection (``PumpActor``), declares the topology, consumes the request queue
 with consumer tag ``call-manager`` and hands the requests decoded in one pump slice to
 ``dispatch`` as one list of ``Handle(request, reply)`` (in production: one message to the
 router, so a burst of deliveries costs the router one wake-up). The ``reply`` callback may be called
 from any thread, exactly once; it queues the Response and wakes the pump, and the consumer's
-own thread then publishes the reply to ``reply_to`` and only then acks (B.3 #15).
+own thread then publishes the reply to ``reply_to`` and only then acks.
 
 Threading contract: everything except the ``reply`` callbacks runs in the actor's thread.
 Deliveries never block that thread: nothing here waits on a future.
@@ -33,6 +33,7 @@ from customer_manager.messages.ops import Handle
 from customer_manager.messages.queues import EVENT_EXCHANGE, REQUEST_QUEUE
 from customer_manager.messages.routes import match
 from customer_manager.messages.wire import EnvelopeError, Request, Response, decode_request, encode
+from customer_manager.tricks import pika_io
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ Dispatch = Callable[[list[Handle]], None]
 
 
 def uri_template(method: str, uri: str) -> str:
-    """The route label of a request for logs (A §11 ``type``): no ids, no query string."""
+    """The route label of a request for logs (the ``type`` label of
+    docs/configuration.md#metrics-and-health): no ids, no query string."""
     route = match(Request(method=method, uri=uri))
     return route.label if route is not None else "notfound"
 
@@ -121,7 +123,8 @@ class ConsumerActor(PumpActor):
     # -- connection ----------------------------------------------------------------------
 
     def on_connect(self, connection: BlockingConnection) -> None:
-        """Declare the topology (A §1.2), apply QoS, publish held replies, consume last."""
+        """Declare the topology (docs/api.md#queues-and-delivery), apply QoS, publish held
+        replies, consume last."""
         channel = connection.channel()
         channel.exchange_declare(EVENT_EXCHANGE, "fanout", durable=True)
         channel.queue_declare(REQUEST_QUEUE, durable=True)
@@ -205,18 +208,18 @@ class ConsumerActor(PumpActor):
             self._held.append(item)  # published after the reconnect
             return
         assert item.response is not None
-        # The channel's async core queues the frames without flushing per call; the next pump
-        # slice writes every reply and ack of this batch (BlockingChannel would poll the socket
-        # after each publish and each ack).
-        impl = channel._impl
+        # The channel's async core (trick pika-channel-core) queues the frames without flushing
+        # per call; the next pump slice writes every reply and ack of this batch (BlockingChannel
+        # polls the socket after each publish and each ack). Same signatures on both.
+        core = pika_io.channel_core(channel) or channel
         try:
             if item.reply_to:
                 props = pika.BasicProperties(
                     content_type="text/plain", correlation_id=item.correlation_id or None
                 )
-                impl.basic_publish("", item.reply_to, encode(item.response), props)
+                core.basic_publish("", item.reply_to, encode(item.response), props)
             if item.generation == self._generation:
-                impl.basic_ack(item.tag)
+                core.basic_ack(item.tag)
         except AMQP_ERRORS as exc:
             self._held.append(item)
             self.link.lost(exc)

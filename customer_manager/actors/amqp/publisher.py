@@ -3,11 +3,12 @@
 It owns one connection (``PumpActor``) with one channel in publisher-confirm mode that also
 consumes direct reply-to (``amq.rabbitmq.reply-to``, auto-ack) for outgoing RPC.
 
-* Outbox relay (B.3 #18, #20): on ``flush()`` and every ``relay_interval`` seconds it claims
-  entries from storage, publishes each (confirmed by the broker) and marks them done. While
-  the broker is down nothing is claimed; a publish that fails leaves the rest of the batch
-  leased, to be claimed again when the lease runs out. Every ``relay_interval`` seconds too,
-  broker or not, it counts the outbox for the backlog and oldest-entry-age gauges.
+* Outbox relay (docs/events.md#outbox-relay): on ``flush()`` and every ``relay_interval``
+  seconds it claims entries from storage, publishes each (confirmed by the broker) and marks
+  them done. While the broker is down nothing is claimed; a publish that fails leaves the
+  rest of the batch leased, to be claimed again when the lease runs out. Every
+  ``relay_interval`` seconds too, broker or not, it counts the outbox for the backlog and
+  oldest-entry-age gauges.
 * ``call(queue, request, timeout, done)`` publishes with a fresh correlation id and returns
   at once; the reply (matched by correlation id) or a timeout (checked between pump slices)
   calls ``done``. A connection loss fails the pending calls with Unavailable.
@@ -255,7 +256,7 @@ class AmqpPublisher(Relaying, PumpActor):
 
 
 def _observe_event(body: bytes, started: float) -> None:
-    """The event metrics of A §11 for one published event."""
+    """The event metrics (docs/configuration.md#metrics-and-health) of one published event."""
     try:
         kind = _event_type_decoder.decode(body).type
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -271,7 +272,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _observe(pending: _Pending) -> None:
-    """The outgoing-RPC metric (A §11): ``resource`` is e.g. ``agent/agents``."""
+    """The outgoing-RPC metric (docs/configuration.md#metrics-and-health): ``resource`` is
+    e.g. ``agent/agents``."""
     service = pending.queue.split(".")[1].removesuffix("-manager") if "." in pending.queue else ""
     path = pending.request.uri.split("?", 1)[0].removeprefix("/v1/")
     elapsed_ms = int((time.monotonic() - pending.started) * 1000)

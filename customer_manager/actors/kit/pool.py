@@ -1,5 +1,5 @@
-"""Pools of actors, the part of the kit pykka lacks (DESIGN §3): routing, supervision,
-dead letters. Members are ``kit.PoolMember`` actors.
+"""Pools of actors, the part of the kit pykka lacks (docs/architecture.md#rooms): routing,
+supervision, dead letters. Members are ``kit.PoolMember`` actors.
 
 ``Pool`` runs N ``PoolMember`` actors. ``submit(message, done, timeout=...)`` wraps the
 message in a ``Work`` envelope and tells it to the member with the fewest works in flight

@@ -1,7 +1,8 @@
-"""AccessKeyActor pool: the access-key operations (SPEC A §5.10–5.13 as changed by B.3).
+"""AccessKeyActor pool: the access-key operations (docs/api.md#access-key-list to
+docs/api.md#access-key-delete).
 
 Threading contract as for CustomerActor: one ``Op`` at a time, exactly one Response or
-``Flow``, no waiting. The plain token exists only in the create reply (B.3 #9);
+``Flow``, no waiting. The plain token exists only in the create reply;
 storage, cache, events and webhooks get the record without it.
 
 The api-manager auth path (list with a ``token`` filter and no page token) is served from
@@ -34,7 +35,8 @@ TOKEN_PREFIX_LEN = 11
 
 
 def new_token() -> str:
-    """``vb_`` + 32 URL-safe characters (24 random bytes) from ``secrets`` (B.3 #9)."""
+    """``vb_`` + 32 URL-safe characters (24 random bytes) from ``secrets``
+    (docs/api.md#access-key-record)."""
     return "vb_" + secrets.token_urlsafe(24)
 
 

@@ -1,4 +1,5 @@
-"""CustomerActor pool: the customer operations (SPEC A §5.1–5.9 as changed by B.3).
+"""CustomerActor pool: the customer operations (docs/api.md#customer-list to
+docs/api.md#customer-balance-check).
 
 Threading contract: a member handles one ``Op`` at a time in its own thread and returns
 exactly one Response or a ``Flow`` of the steps that follow (deps.py); it never waits for
@@ -48,7 +49,8 @@ WEBHOOK_METHODS = frozenset({"", "POST", "GET", "PUT", "DELETE"})
 
 
 def valid_email(email: str) -> bool:
-    """Part A §5.9, without its crashes on empty parts."""
+    """The email rules of docs/api.md#customer-create (Go's, without its crashes on empty
+    parts)."""
     if not email or ".." in email or email.endswith(".") or email.count("@") != 1:
         return False
     local, domain = email.split("@")
@@ -58,7 +60,8 @@ def valid_email(email: str) -> bool:
 
 
 def check_webhook(fields: CustomerFields) -> None:
-    """B.3 #5: a known method, and an absolute http(s) URL when a uri is given."""
+    """A known method, and an absolute http(s) URL when a uri is given
+    (docs/api.md#customer-create)."""
     if fields.webhook_method not in WEBHOOK_METHODS:
         raise InvalidArgument(
             "webhook_method must be POST, GET, PUT or DELETE", "INVALID_WEBHOOK_METHOD"
@@ -75,8 +78,8 @@ def check_webhook(fields: CustomerFields) -> None:
 
 
 def agents_free(deps: Deps, email: str) -> Flow[None]:
-    """Part A §5.8.1: an active agent with this username means the email is taken (409);
-    no check with ``agent_check=off``."""
+    """An active agent with this username means the email is taken (409;
+    docs/api.md#agent-manager-username-check); no check with ``agent_check=off``."""
     if deps.settings.agent_check == "off":
         return Flow.of(None)
     filters = gojson.encode_sorted({"deleted": False, "username": email})
@@ -107,8 +110,9 @@ class _Account(msgspec.Struct, kw_only=True):
 
 
 def billing_account_of(deps: Deps, customer: Customer, account_id: uuid.UUID) -> Flow[None]:
-    """B.3 #21: the account must exist, be active and belong to this customer (400
-    INVALID_BILLING_ACCOUNT); no check unless ``billing_account_check`` is on."""
+    """The account must exist, be active and belong to this customer (400
+    INVALID_BILLING_ACCOUNT, docs/api.md#billing-manager-account); no check unless
+    ``billing_account_check`` is on."""
     if not deps.settings.billing_account_check:
         return Flow.of(None)
     request = Request(
@@ -215,7 +219,8 @@ def delete(deps: Deps, op: Op) -> Flow[Response]:
 
 
 def is_valid_balance(deps: Deps, op: Op) -> Flow[Response]:
-    """Part A §5.7. No answer from billing-manager is 503; a failed answer is 400."""
+    """docs/api.md#customer-balance-check. No answer from billing-manager is 503; a failed
+    answer is 400."""
     fields = body(op.request.data, IsValidBalanceBody)
     data = {
         "billing_type": fields.reference_type,

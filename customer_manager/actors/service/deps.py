@@ -105,7 +105,8 @@ class Deps:
     # -- other services -------------------------------------------------------------------------
 
     def call(self, queue: str, request: Request) -> Flow[Response]:
-        """An outgoing RPC (Part A §5.8); Unavailable if the peer does not answer in time."""
+        """An outgoing RPC (docs/api.md#outgoing-calls); Unavailable if the peer does not
+        answer in time."""
         return self._rpc.request(queue, request)
 
 
