@@ -205,8 +205,8 @@ def _start(settings: Settings, health: HealthServer, migrate: bool) -> Daemon:
 def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
     """Serve bin-manager.customer-manager.request until SIGTERM."""
     settings = _settings(opts)
-    health = _bind(settings)
     configure_logging(settings)
+    health = _bind(settings)
     log.info("customer-manager starting", extra={"settings": describe(settings)})
     tricks.install()  # the library tricks; logs the MySQL driver in use
     previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}

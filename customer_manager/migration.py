@@ -1,7 +1,7 @@
-"""``customer-control db migrate``: schema steps, old data brought to the B.3 rules, contract.
+"""``customer-control db migrate``: schema steps, old data brought to our rules, contract.
 
 1. The schema migrations (``storage.schema``; on MySQL after ``takeover.preflight``).
-2. Keys of deleted tenants revoked (B.3 #13): a Go-era database keeps the active keys of
+2. Keys of deleted tenants revoked (docs/storage.md#soft-delete): a Go-era database keeps the active keys of
    customers Go deleted. Each such customer is deleted again through the router, which
    revokes its remaining keys with their ``accesskey_deleted`` events and refreshes the
    cache, exactly as a delete over RPC does. Idempotent; re-run by every ``db migrate``.

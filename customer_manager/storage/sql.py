@@ -79,11 +79,11 @@ class SQLStorage(abc.ABC):
         return self._run(self._migrate)
 
     def _migrate(self, tx: Tx) -> int:
-        tx.rows(schema.VERSION_TABLE[self.dialect])
-        current = int(tx.scalar(schema.VERSION_GET))
+        current = self._version(tx)
         todo = schema.pending(self.dialect, current)
         if todo:
-            self._preflight(tx)
+            self._preflight(tx)  # before anything is created
+        tx.rows(schema.VERSION_TABLE[self.dialect])
         for version, steps in todo:
             for step in steps:
                 self._apply(tx, step)
@@ -106,12 +106,12 @@ class SQLStorage(abc.ABC):
             tx.rows(step.ddl)
 
     def schema_version(self) -> int:
-        def work(tx: Tx) -> int:
-            if not tx.scalar(schema.VERSION_TABLE_EXISTS[self.dialect]):
-                return 0
-            return int(tx.scalar(schema.VERSION_GET))
+        return self._run(self._version, write=False)
 
-        return self._run(work, write=False)
+    def _version(self, tx: Tx) -> int:
+        if not tx.scalar(schema.VERSION_TABLE_EXISTS[self.dialect]):
+            return 0
+        return int(tx.scalar(schema.VERSION_GET))
 
     # -- shared steps -----------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ def preflight(tx: Tx) -> None:
     lines = [f"  {email}: {', '.join(ids)}" for email, ids in sorted(groups.items())]
     raise FailedPrecondition(
         f"migration blocked, nothing was changed: {len(groups)} email(s) are used by more than"
-        " one active customer, which the active-email unique index (B.3 #14) cannot take:\n"
+        " one active customer, which the active-email unique index cannot take:\n"
         + "\n".join(lines)
         + "\nKeep one customer per email: change the email of the others or delete them (with"
         " the Go service's customer-control, still in charge, e.g. `customer-control customer"

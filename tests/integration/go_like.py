@@ -1,9 +1,11 @@
-"""A stand-in for the Go customer-manager (SPEC Part A §3, §7, §8) for takeover tests.
+"""A stand-in for the Go customer-manager for takeover tests (the "Go:" notes of
+docs/storage.md and docs/api.md).
 
-It writes and reads MySQL and Redis as the Go service does: the Go schema (§7.1), binary(16)
-ids, timestamps as Go formats them (``Time.String()`` without the zone, §3.3), plain 16-char
-tokens, ``SELECT ... WHERE token = ?`` for the api-manager login, cache entries in Go JSON
-(§3.2, §8) and Go's decoding rules when reading one (unknown keys ignored, missing keys
+It writes and reads MySQL and Redis as the Go service does: the Go schema (no secondary
+index but the token's, no unique email), binary(16) ids, timestamps as Go formats them
+(``Time.String()`` without the zone), plain 16-char tokens, ``SELECT ... WHERE token = ?``
+for the api-manager login, cache entries in Go JSON (every field omitempty but ids and
+``token``) and Go's decoding rules when reading one (unknown keys ignored, missing keys
 empty, a wrong type is an error and the read falls back to the database). ``GoReplica``
 answers the login request on the shared request queue, as a Go replica does.
 """
@@ -62,7 +64,7 @@ KEY_FIELDS = [
     "tm_update",
     "tm_delete",
 ]
-ALWAYS = {"id", "billing_account_id", "customer_id", "token"}  # no omitempty (§3.1, §3.2)
+ALWAYS = {"id", "billing_account_id", "customer_id", "token"}  # no omitempty
 UUIDS = {"id", "billing_account_id", "customer_id"}
 ALPHABET = string.ascii_letters + string.digits
 
@@ -135,7 +137,7 @@ class GoService:
         for ddl in GO_SCHEMA:
             self.sql(ddl)
 
-    # -- writes (§7.3: sorted columns, UUIDs as bytes, Go timestamps) -------------------------
+    # -- writes (sorted columns, UUIDs as bytes, Go timestamps) -------------------------
 
     def insert_customer(self, email: str, *, deleted: bool = False, **extra: str) -> uuid.UUID:
         row_id, moment = uuid.uuid4(), datetime.now(UTC)
@@ -158,7 +160,7 @@ class GoService:
         return row_id
 
     def insert_key(self, customer_id: uuid.UUID, *, deleted: bool = False) -> tuple[uuid.UUID, str]:
-        """Accesskey create as Go does it (§5.10): plain token, a year of validity."""
+        """Accesskey create as Go does it: plain token, a year of validity."""
         row_id, token, moment = uuid.uuid4(), go_token(), datetime.now(UTC)
         values = {
             "customer_id": customer_id.bytes,
@@ -176,7 +178,7 @@ class GoService:
         return row_id, token
 
     def delete_customer(self, customer_id: uuid.UUID) -> None:
-        """Go's soft delete (§7.3); Go never revokes the keys."""
+        """Go's soft delete; Go never revokes the keys."""
         stamp = go_time(datetime.now(UTC))
         self.sql(
             "UPDATE customer_customers SET tm_delete=%s, tm_update=%s WHERE id = %s",
@@ -203,18 +205,18 @@ class GoService:
         return _record(found[0], fields) if found else None
 
     def refresh(self, kind: str, row_id: uuid.UUID) -> None:
-        """The write path of §8: re-read the row, SET the cache for 24 h."""
+        """The write path: re-read the row, SET the cache for 24 h."""
         record = self.row(kind, row_id)
         assert record is not None
         self.redis.set(f"{kind}:{row_id}", go_json(record, self._table(kind)[1]), ex=86400)
 
     def get(self, kind: str, row_id: uuid.UUID) -> dict[str, Any] | None:
-        """The read path of §8: the cache entry decoded by Go's rules, else the row."""
+        """The read path: the cache entry decoded by Go's rules, else the row."""
         cached = go_decode(self.redis.get(f"{kind}:{row_id}"), self._table(kind)[1])
         return cached if cached is not None else self.row(kind, row_id)
 
     def keys_by_token(self, token: str) -> list[dict[str, Any]]:
-        """The api-manager login as Go answers it (§6.3, filter ``token``, not deleted)."""
+        """The api-manager login as Go answers it (filter ``token``, not deleted)."""
         found = self.sql(
             f"SELECT {', '.join(KEY_FIELDS)} FROM customer_accesskeys WHERE tm_create < %s"
             " AND token = %s AND tm_delete >= %s ORDER BY tm_create DESC LIMIT 100",
@@ -263,7 +265,7 @@ class GoReplica(threading.Thread):
 
     def _on_message(self, ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
         request = json.loads(body)
-        ch.basic_ack(method.delivery_tag)  # Go acks first (§1.3)
+        ch.basic_ack(method.delivery_tag)  # Go acks first
         token = (request.get("data") or {}).get("token")
         if request.get("method") == "GET" and token is not None:
             reply = {"status_code": 200, "data_type": "application/json"}

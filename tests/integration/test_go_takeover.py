@@ -1,5 +1,5 @@
 """Taking over a database the Go service wrote (issue 13): pre-flight, expand, old data
-brought to the B.3 rules, contract; run with ``customer-control`` as an operator would."""
+brought to our rules, contract; run with ``customer-control`` as an operator would."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def test_go_database_taken_over_without_breaking_a_key(go: GoService) -> None:
     assert "nothing was changed" in blocked.output and "customer delete" in blocked.output
     assert MySQLStorage(parse_dsn(go.dsn)).schema_version() == 0
     assert not go.sql("SHOW COLUMNS FROM customer_customers LIKE 'email_active'")
+    assert go.sql("SHOW TABLES") == [("customer_accesskeys",), ("customer_customers",)]
 
     go.delete_customer(second)  # the operator's fix, with the Go tools still in charge
     done = ctl(go, "db", "migrate")

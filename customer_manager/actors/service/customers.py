@@ -208,7 +208,8 @@ def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Flow
 
 
 def delete(deps: Deps, op: Op) -> Flow[Response]:
-    """Soft-delete the customer and revoke its active keys (B.3 #13); deleting a deleted
+    """Soft-delete the customer and revoke its active keys (docs/storage.md#soft-delete);
+    deleting a deleted
     customer again revokes any key still active (Go-era data, keys a Go replica created)."""
 
     def remove(customer: Customer) -> Flow[Response]:
