@@ -1,10 +1,10 @@
 """``customer-control db migrate``: schema steps, old data brought to our rules, contract.
 
 1. The schema migrations (``storage.schema``; on MySQL after ``takeover.preflight``).
-2. Keys of deleted tenants revoked (docs/storage.md#soft-delete): a Go-era database keeps the active keys of
-   customers Go deleted. Each such customer is deleted again through the router, which
-   revokes its remaining keys with their ``accesskey_deleted`` events and refreshes the
-   cache, exactly as a delete over RPC does. Idempotent; re-run by every ``db migrate``.
+2. Keys of deleted tenants revoked (docs/storage.md#soft-delete): a Go-era database keeps
+   the active keys of customers Go deleted. Each such customer is deleted again through the
+   router, which revokes its remaining keys with their ``accesskey_deleted`` events and
+   refreshes the cache, as a delete over RPC does. Idempotent; re-run by every ``db migrate``.
 3. With ``contract``: ``takeover.contract`` (plain tokens hashed and wiped), then the Go
    cache entries of those keys dropped (Go cached the plain token in them).
 """
