@@ -2,7 +2,8 @@
 
 1. The schema migrations (``storage.schema``; on MySQL after ``takeover.preflight``).
 2. Keys of deleted tenants revoked (docs/storage.md#soft-delete): a Go-era database keeps
-   the active keys of customers Go deleted. Each such customer is deleted again through the
+   the active keys of customers Go deleted. Storage finds those customers (one query); each
+   is deleted again through the
    router, which revokes its remaining keys with their ``accesskey_deleted`` events and
    refreshes the cache, as a delete over RPC does. Idempotent; re-run by every ``db migrate``.
 3. With ``contract``: ``takeover.contract`` (plain tokens hashed and wiped), then the Go
@@ -13,15 +14,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from urllib.parse import urlencode
 
 import click
 import msgspec
 
 from customer_manager.config import Settings
 from customer_manager.errors import ServiceError
-from customer_manager.messages.query import make_page_token
-from customer_manager.messages.records import Accesskey, Customer
+from customer_manager.messages.records import Accesskey
 from customer_manager.oneshot import Send, local_system, make_request, schema_command
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ def migrate(settings: Settings) -> list[str]:
     """Steps 1 and 2; one line of report per step."""
     report = [schema_command(settings, migrate=True)]
     with local_system(settings) as send:
-        revoked, tenants = revoke_deleted_tenants_keys(send)
+        revoked, tenants = revoke_deleted_tenants_keys(settings, send)
     report.append(f"revoked {revoked} active key(s) of {tenants} deleted customer(s)")
     return report
 
@@ -61,32 +60,23 @@ def contract(settings: Settings, quiet_seconds: float) -> str:
     return f"contract: {len(wiped)} plain token(s) wiped; only hashes remain"
 
 
-def _deleted_customers(send: Send) -> list[Customer]:
-    found: list[Customer] = []
-    token = ""
-    while True:
-        query = urlencode({"page_size": PAGE, "page_token": token})
-        page = msgspec.json.decode(
-            send(make_request("GET", f"/v1/customers?{query}", {"deleted": True})),
-            type=list[Customer],
-        )
-        found.extend(page)
-        if len(page) < PAGE:
-            return found
-        token = make_page_token(page[-1].tm_create, page[-1].id)
-
-
-def revoke_deleted_tenants_keys(send: Send) -> tuple[int, int]:
+def revoke_deleted_tenants_keys(settings: Settings, send: Send) -> tuple[int, int]:
     """(keys revoked, customers they belonged to)."""
-    revoked = tenants = 0
-    for customer in _deleted_customers(send):
-        filters = {"customer_id": str(customer.id), "deleted": False}
+    from customer_manager.storage import open_storage
+
+    storage = open_storage(settings)
+    try:
+        owners = storage.orphaned_key_owners()
+    finally:
+        storage.close()
+    revoked = 0
+    for owner in owners:
+        filters = {"customer_id": str(owner), "deleted": False}
         keys = msgspec.json.decode(
             send(make_request("GET", f"/v1/accesskeys?page_size={PAGE}", filters)),
             type=list[Accesskey],
         )
-        if keys:
-            send(make_request("DELETE", f"/v1/customers/{customer.id}"))
-            log.info("revoked %d key(s) of deleted customer %s", len(keys), customer.id)
-            revoked, tenants = revoked + len(keys), tenants + 1
-    return revoked, tenants
+        send(make_request("DELETE", f"/v1/customers/{owner}"))
+        log.info("revoked %d key(s) of deleted customer %s", len(keys), owner)
+        revoked += len(keys)
+    return revoked, len(owners)

@@ -127,6 +127,9 @@ class Storage(Protocol):
     def accesskey_delete(
         self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey]
     ) -> Deleted: ...
+    def orphaned_key_owners(self) -> list[uuid.UUID]:
+        """Deleted customers that still have active keys (Go never revoked them)."""
+        ...
 
     # outbox
     def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:

@@ -267,6 +267,11 @@ class MemoryStorage:
             self._enqueue(messages)
             return Deleted(record=gone, changed=True)
 
+    def orphaned_key_owners(self) -> list[uuid.UUID]:
+        with self._lock:
+            owners = {k.customer_id for k in self._keys.values() if not k.deleted}
+            return sorted(o for o in owners if o in self._customers and self._customers[o].deleted)
+
     # -- outbox -----------------------------------------------------------------------------
 
     def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:

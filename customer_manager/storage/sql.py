@@ -268,6 +268,12 @@ class SQLStorage(abc.ABC):
 
         return self._run(work, "accesskey")
 
+    def orphaned_key_owners(self) -> list[uuid.UUID]:
+        rows = self._run(
+            lambda tx: tx.rows(q.ORPHANED_KEY_OWNERS, (SENTINEL, SENTINEL)), write=False
+        )
+        return [q.read_uuid(i) for (i,) in rows]
+
     # -- outbox -----------------------------------------------------------------------------
 
     def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:

@@ -101,6 +101,10 @@ ACTIVE_KEYS_OF_CUSTOMER = (
     "SELECT id FROM customer_accesskeys WHERE customer_id = %s AND tm_delete >= %s"
     " ORDER BY tm_create, id"
 )
+ORPHANED_KEY_OWNERS = (
+    "SELECT DISTINCT c.id FROM customer_customers c JOIN customer_accesskeys k"
+    " ON k.customer_id = c.id WHERE c.tm_delete < %s AND k.tm_delete >= %s ORDER BY c.id"
+)
 OUTBOX_INSERT = (
     "INSERT INTO customer_outbox (exchange, routing_key, body, tm_create) VALUES (%s, %s, %s, %s)"
 )
