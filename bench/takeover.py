@@ -18,10 +18,11 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mysql.connector
-from go_like import SENTINEL, GoService, go_token
+
+from tests.support.go_like import SENTINEL, GoService, go_token
 
 STAMP = "2024-04-18 03:22:17.9951234"  # as Go writes it
 CTL = [str(Path(sys.executable).parent / "customer-control")]

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from storage_kit import Factory, Recorder, customer
 
 from customer_manager.errors import AlreadyExists
 from customer_manager.storage.base import Storage
+from tests.support.storage import Factory, Recorder, customer
 
 
 def _race(stores: list[Storage], action: Callable[[Storage], Any]) -> list[Any]:

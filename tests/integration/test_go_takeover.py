@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import redis
 from click.testing import CliRunner, Result
-from go_like import SENTINEL, GoService, go_time
-from service_kit import REDIS_DB
 
 from customer_manager.cli import main
 from customer_manager.config import parse_dsn
 from customer_manager.storage import schema
 from customer_manager.storage.base import SCHEMA_VERSION
 from customer_manager.storage.mysql import MySQLStorage
+from tests.support.go_like import SENTINEL, GoService, go_time
+from tests.support.servers import REDIS_DB
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,6 @@ from typing import Any
 import msgspec
 import pytest
 import redis
-from amqp_kit import Client
-from go_like import SENTINEL, GoReplica, GoService, go_decode
-from service_kit import REDIS_DB, start_daemon
 
 from customer_manager.actors.service.router import call
 from customer_manager.config import Settings, parse_dsn
@@ -22,6 +19,10 @@ from customer_manager.main import Daemon
 from customer_manager.messages.wire import Response
 from customer_manager.oneshot import make_request
 from customer_manager.storage.mysql import MySQLStorage
+from tests.support.amqp import Client
+from tests.support.go_like import SENTINEL, GoReplica, GoService, go_decode
+from tests.support.servers import REDIS_DB
+from tests.support.service import start_daemon
 
 pytestmark = pytest.mark.integration
 
