@@ -7,7 +7,9 @@ publisher as the daemon (no consumer), sends one Request and stops everything ag
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -15,9 +17,10 @@ import msgspec
 
 from customer_manager.config import Settings
 from customer_manager.errors import ServiceError
+from customer_manager.messages import gojson
 from customer_manager.messages.ops import Op, OpName
 from customer_manager.messages.routes import path_id
-from customer_manager.messages.wire import Request, Response
+from customer_manager.messages.wire import JSON, Request, Response
 from customer_manager.storage import open_storage
 from customer_manager.storage.base import SCHEMA_VERSION
 
@@ -81,34 +84,57 @@ def _error_message(response: Response) -> str:
         return f"request failed with status {response.status_code}"
 
 
-def run_request(
-    settings: Settings, request: Request, *, op: OpName | None = None, failure: str = ""
-) -> bytes:
-    """Send ``request`` through a local actor system; return the reply's JSON data or raise a
-    ClickException (exit 1) with a message a person can act on, after ``failure``. With
-    ``op``, the request goes straight to that customer operation (one without a route)."""
+Send = Callable[[Request], bytes]
+
+
+def make_request(method: str, uri: str, data: Any = None) -> Request:
+    """A Request as ``customer-control`` sends it (``data`` as Go JSON when given)."""
+    raw = msgspec.Raw(gojson.encode(data)) if data is not None else msgspec.Raw(b"")
+    return Request(uri=uri, method=method, publisher="customer-control", data_type=JSON, data=raw)
+
+
+@contextlib.contextmanager
+def local_system(
+    settings: Settings, *, op: OpName | None = None, failure: str = ""
+) -> Iterator[Send]:
+    """A local actor system for a few requests: yields ``send(request)``, which returns the
+    reply's JSON data or raises a ClickException (exit 1) with a message a person can act
+    on, after ``failure``. On leaving, the events and webhooks written are published (with a
+    broker). With ``op``, requests go straight to that customer operation (one without a
+    route)."""
     from customer_manager.actors.service.router import call
     from customer_manager.bootstrap import bootstrap
 
     ensure_schema(settings)
     log.info("using %s", _where(settings))
     system = bootstrap(settings, publisher_factory=_publisher_factory(settings))
-    try:
+
+    def send(request: Request) -> bytes:
         timeout = settings.rpc_timeout + 15
         if op is None:
             response = call(system.router, request, timeout=timeout)
         else:
-            response = _direct(
-                system.workers[0], Op(name=op, request=request, id=path_id(request.uri)), timeout
-            )
+            direct = Op(name=op, request=request, id=path_id(request.uri))
+            response = _direct(system.workers[0], direct, timeout)
+        if response.status_code != 200:
+            raise click.ClickException(failure + _error_message(response))
+        return bytes(response.data)
+
+    try:
+        yield send
         if settings.rabbitmq_address:
             relayed = system.publisher.proxy().relay_now().get(timeout=30)
             log.info("published %d event(s) and webhook(s)", relayed)
     finally:
         system.stop()
-    if response.status_code != 200:
-        raise click.ClickException(failure + _error_message(response))
-    return bytes(response.data)
+
+
+def run_request(
+    settings: Settings, request: Request, *, op: OpName | None = None, failure: str = ""
+) -> bytes:
+    """Send one ``request`` through a local actor system (``local_system``)."""
+    with local_system(settings, op=op, failure=failure) as send:
+        return send(request)
 
 
 def _direct(customers: Any, op: Op, timeout: float) -> Response:

@@ -1,5 +1,5 @@
 """The lifecycle operations of SQLStorage (docs/lifecycle.md#statuses-and-transitions,
-docs/lifecycle.md#schema-version-2, docs/lifecycle.md#routes): conditional transitions,
+docs/lifecycle.md#schema-version-4, docs/lifecycle.md#routes): conditional transitions,
 the sweep selections, signup in one transaction and the ``webhook_secret`` backfill.
 
 ``LifecycleSQL`` is a base of ``SQLStorage``; it uses the transaction runner and the shared
@@ -116,7 +116,7 @@ class LifecycleSQL:
         tx.rows(q.ACCESSKEY_INSERT, q.accesskey_params(key, token_hash))
 
     def _backfill_secrets(self, tx: Any) -> int:
-        """docs/lifecycle.md#schema-version-2: give every live customer without a
+        """docs/lifecycle.md#schema-version-4: give every live customer without a
         ``webhook_secret`` one (idempotent; run
         at every startup, so rows a seed Go instance inserts meanwhile get one too)."""
         done = 0

@@ -200,10 +200,10 @@ class MemoryStorage(MemoryLifecycle):
     ) -> Deleted:
         with self._lock:
             current = self._customer(customer_id)
-            if current.deleted:
-                return Deleted(record=current, changed=False)
+            changed = not current.deleted
             gone = msgspec.structs.replace(current, tm_delete=now, tm_update=now, status="deleted")
-            messages = list(outbox(gone))
+            gone = gone if changed else current  # deleted before: only its keys are revoked
+            messages = list(outbox(gone)) if changed else []
             keys = [
                 msgspec.structs.replace(k, tm_delete=now, tm_update=now)
                 for k in _page_all(self._keys.values())
@@ -214,7 +214,7 @@ class MemoryStorage(MemoryLifecycle):
             self._customers[customer_id] = gone
             self._keys.update((k.id, k) for k in keys)
             self._enqueue(messages)
-            return Deleted(record=gone, changed=True, keys=keys)
+            return Deleted(record=gone, changed=changed, keys=keys)
 
     # -- access keys ------------------------------------------------------------------------
 
@@ -264,6 +264,11 @@ class MemoryStorage(MemoryLifecycle):
             self._keys[key_id] = gone
             self._enqueue(messages)
             return Deleted(record=gone, changed=True)
+
+    def orphaned_key_owners(self) -> list[uuid.UUID]:
+        with self._lock:
+            owners = {k.customer_id for k in self._keys.values() if not k.deleted}
+            return sorted(o for o in owners if o in self._customers and self._customers[o].deleted)
 
     # -- outbox -----------------------------------------------------------------------------
 

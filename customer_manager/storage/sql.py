@@ -73,6 +73,9 @@ class SQLStorage(LifecycleSQL, abc.ABC):
     nocase = ""  # suffix making an email comparison case-insensitive
     for_update = " FOR UPDATE"
     claim_sql: str  # (owner, until, now, limit): lease the oldest unclaimed/expired entries
+    # Run after each migrated version, so an interrupted migration resumes at the next one
+    # ("" where the whole migration is one transaction, as in SQLite).
+    commit_sql = ""
 
     @abc.abstractmethod
     def _run(self, work: Work[T], noun: str = "customer", write: bool = True) -> T:
@@ -84,16 +87,25 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         return self._run(self._migrate)
 
     def _migrate(self, tx: Tx) -> int:
+        current = self._version(tx)
+        todo = schema.pending(self.dialect, current)
+        if todo:
+            self._preflight(tx)  # before anything is created
         tx.rows(schema.VERSION_TABLE[self.dialect])
-        current = int(tx.scalar(schema.VERSION_GET))
-        for version, steps in schema.pending(self.dialect, current):
+        for version, steps in todo:
             for step in steps:
                 self._apply(tx, step)
             tx.rows(schema.VERSION_SET, (version, now()))
+            if self.commit_sql:
+                tx.rows(self.commit_sql)
             current = version
-        if current >= 2:  # the column exists from version 2 on
+        if current >= 4:  # the column exists from version 4 on
             self._backfill_secrets(tx)
         return current
+
+    def _preflight(self, tx: Tx) -> None:
+        """Raise (changing nothing) if a pending step would fail on the data present."""
+        return None
 
     def _apply(self, tx: Tx, step: schema.Step) -> None:
         if isinstance(step, str):
@@ -104,12 +116,12 @@ class SQLStorage(LifecycleSQL, abc.ABC):
             tx.rows(step.ddl)
 
     def schema_version(self) -> int:
-        def work(tx: Tx) -> int:
-            if not tx.scalar(schema.VERSION_TABLE_EXISTS[self.dialect]):
-                return 0
-            return int(tx.scalar(schema.VERSION_GET))
+        return self._run(self._version, write=False)
 
-        return self._run(work, write=False)
+    def _version(self, tx: Tx) -> int:
+        if not tx.scalar(schema.VERSION_TABLE_EXISTS[self.dialect]):
+            return 0
+        return int(tx.scalar(schema.VERSION_GET))
 
     # -- shared steps -----------------------------------------------------------------------
 
@@ -134,6 +146,14 @@ class SQLStorage(LifecycleSQL, abc.ABC):
             return record  # every column was written from it: no need to read the row back
 
         return self._run(work, table.noun)
+
+    def _writes_plain_token(self, tx: Tx) -> bool:
+        """Also store a new key's plain token (the takeover's expand phase, MySQL only)."""
+        return False
+
+    def _finds_plain_token(self, tx: Tx) -> bool:
+        """A token filter also matches a plain ``token`` column (keys Go inserted)."""
+        return False
 
     def _update(
         self,
@@ -170,8 +190,12 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         return row, True
 
     def _list(self, table: q.Table[R], query: ListQuery) -> list[R]:
-        sql, params = q.list_sql(table, query, self.nocase)
-        return self._run(lambda tx: [table.reader(r) for r in tx.rows(sql, params)], write=False)
+        def work(tx: Tx) -> list[R]:
+            plain = query.filters.token is not None and self._finds_plain_token(tx)
+            sql, params = q.list_sql(table, query, self.nocase, plain)
+            return [table.reader(r) for r in tx.rows(sql, params)]
+
+        return self._run(work, write=False)
 
     # -- customers --------------------------------------------------------------------------
 
@@ -203,10 +227,8 @@ class SQLStorage(LifecycleSQL, abc.ABC):
     ) -> Deleted:
         def work(tx: Tx) -> Deleted:
             row, changed = self._soft_delete(tx, q.CUSTOMERS, customer_id, now, outbox)
-            if not changed:
-                return Deleted(record=row, changed=False)
             keys = self._revoke_keys(tx, row, now, lambda _c, key: key_outbox(key))
-            return Deleted(record=row, changed=True, keys=keys)
+            return Deleted(record=row, changed=changed, keys=keys)
 
         return self._run(work)
 
@@ -227,9 +249,19 @@ class SQLStorage(LifecycleSQL, abc.ABC):
     def accesskey_insert(
         self, key: Accesskey, token_hash: str, outbox: OutboxFn[Accesskey]
     ) -> Accesskey:
-        key = msgspec.structs.replace(key, token="") if key.token else key  # never stored
+        plain = key.token
+        key = msgspec.structs.replace(key, token="") if plain else key  # not in the record
         params = q.accesskey_params(key, token_hash)
-        return self._insert(q.ACCESSKEYS, q.ACCESSKEY_INSERT, key, params, outbox)
+
+        def work(tx: Tx) -> Accesskey:
+            if plain and self._writes_plain_token(tx):
+                tx.rows(q.ACCESSKEY_INSERT_PLAIN, [*params, plain])
+            else:
+                tx.rows(q.ACCESSKEY_INSERT, params)
+            self._enqueue(tx, outbox(key))
+            return key
+
+        return self._run(work, "accesskey")
 
     def accesskey_get(self, key_id: uuid.UUID) -> Accesskey:
         return self._run(lambda tx: self._get(tx, q.ACCESSKEYS, key_id), write=False)
@@ -252,6 +284,12 @@ class SQLStorage(LifecycleSQL, abc.ABC):
             return Deleted(record=row, changed=changed)
 
         return self._run(work, "accesskey")
+
+    def orphaned_key_owners(self) -> list[uuid.UUID]:
+        rows = self._run(
+            lambda tx: tx.rows(q.ORPHANED_KEY_OWNERS, (SENTINEL, SENTINEL)), write=False
+        )
+        return [q.read_uuid(i) for (i,) in rows]
 
     # -- outbox -----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from customer_manager.cli import main
 from customer_manager.messages.records import GUEST_ID, NIL, SENTINEL
+from customer_manager.storage.base import SCHEMA_VERSION
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
@@ -21,7 +22,8 @@ def cli(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
         monkeypatch.delenv(name, raising=False)
     store = ["--db", str(tmp_path / "cli.sqlite3")]
     if request.param == "mysql":
-        store = ["--database_dsn", request.getfixturevalue("fresh_mysql_dsn")]
+        dsn = request.getfixturevalue("fresh_mysql_dsn")
+        store = ["--database_dsn", dsn, "--without_redis"]  # no daemon caches this database
 
     def run(*args: str) -> Result:
         return CliRunner().invoke(main, [*store, *args])
@@ -123,19 +125,21 @@ def test_errors_and_exit_codes(cli: Any) -> None:
 
 
 def test_mysql_needs_migrate_first(fresh_mysql_dsn: str) -> None:
-    out = CliRunner().invoke(main, ["--database_dsn", fresh_mysql_dsn, "customer", "list"])
+    args = ["--database_dsn", fresh_mysql_dsn, "--without_redis", "customer", "list"]
+    out = CliRunner().invoke(main, args)
     assert out.exit_code == 1 and "customer-control db migrate" in out.stderr
 
 
 def test_db_migrate_is_idempotent(cli: Any) -> None:
     first = cli("db", "migrate")
-    assert first.exit_code == 0 and "schema version 2" in first.stdout
+    assert first.exit_code == 0 and f"schema version {SCHEMA_VERSION}" in first.stdout
     assert cli("db", "migrate").stdout == first.stdout
-    assert "schema version 2" in cli("db", "version").stdout
+    assert f"schema version {SCHEMA_VERSION}" in cli("db", "version").stdout
 
 
 def test_unreachable_mysql_names_the_host(cli: Any) -> None:
-    out = cli("--database_dsn", "root:secret@tcp(127.0.0.1:1)/x", "customer", "list")
+    dsn = "root:secret@tcp(127.0.0.1:1)/x"
+    out = cli("--database_dsn", dsn, "--without_redis", "customer", "list")
     assert out.exit_code == 1 and "127.0.0.1:1" in out.stderr
     assert "secret" not in out.output
 

@@ -204,8 +204,16 @@ def list_(deps: Deps, op: Op) -> Flow[Response]:
 
 def update(deps: Deps, op: Op) -> Flow[Response]:
     fields = body(op.request.data, CustomerFields)
-    check_webhook(fields)
-    return update_customer(deps, op.id, msgspec.structs.asdict(fields))
+
+    def checked(current: Customer) -> Flow[Response]:
+        if (fields.webhook_method, fields.webhook_uri) != (
+            current.webhook_method,
+            current.webhook_uri,
+        ):
+            check_webhook(fields)  # a Go-era value sent back unchanged is not rejected
+        return update_customer(deps, op.id, msgspec.structs.asdict(fields))
+
+    return deps.customer(op.id).then(checked)
 
 
 def update_billing_account(deps: Deps, op: Op) -> Flow[Response]:
@@ -237,11 +245,13 @@ def refuse_protected(customer_id: uuid.UUID) -> None:
 
 
 def delete(deps: Deps, op: Op) -> Flow[Response]:
+    """Soft-delete the customer and revoke its active keys (docs/storage.md#soft-delete);
+    deleting a deleted customer again revokes any key still active (Go-era data, keys a Go
+    replica created). Protected customers are refused first
+    (docs/lifecycle.md#protected-customers)."""
     refuse_protected(op.id)
 
-    def remove(customer: Customer) -> Response | Flow[Response]:
-        if customer.deleted:
-            return ok(customer)
+    def remove(customer: Customer) -> Flow[Response]:
         outboxes = customer_outbox("customer_deleted"), key_outbox("accesskey_deleted", customer)
         return deps.storage.run(Storage.customer_delete, op.id, now(), *outboxes).then(deps.deleted)
 

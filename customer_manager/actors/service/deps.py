@@ -90,11 +90,14 @@ class Deps:
 
     def deleted(self, result: Deleted) -> Response | Flow[Response]:
         """The reply to a soft delete: the record; the cache refreshed (with the keys a
-        customer delete revoked) and the outbox relayed only if something changed."""
-        if not result.changed:
-            return ok(result.record)
+        customer delete revoked, also for a customer deleted before) and the outbox relayed
+        only if something changed."""
         record = result.record
-        return self._refresh([*result.keys, record]).then(lambda _: ok(self._relayed(record)))
+        changed: list[Customer | Accesskey] = [*result.keys]
+        changed += [record] if result.changed else []
+        if not changed:
+            return ok(record)
+        return self._refresh(changed).then(lambda _: ok(self._relayed(record)))
 
     def _refresh(self, records: list[Customer | Accesskey]) -> Flow[None]:
         first, *rest = records

@@ -1,4 +1,4 @@
-"""Migration version 2: the customer lifecycle columns (docs/lifecycle.md#schema-version-2).
+"""Migration version 4: the customer lifecycle columns (docs/lifecycle.md#schema-version-4).
 
 Each column and index is added only where missing (``Ensure``), so a database that already
 has some of them (an interrupted run, or a schema shared with an upstream Go instance) is
@@ -62,5 +62,5 @@ def _steps(dialect: Dialect) -> list[Step]:
     return steps + list(DATA_STEPS)
 
 
-MYSQL_V2 = _steps("mysql")
-SQLITE_V2 = _steps("sqlite")
+MYSQL_V4 = _steps("mysql")
+SQLITE_V4 = _steps("sqlite")

@@ -1,4 +1,4 @@
-"""Migration version 2 (docs/lifecycle.md#schema-version-2) on MySQL and SQLite: applied to a
+"""Migration version 4 (docs/lifecycle.md#schema-version-4) on MySQL and SQLite: applied to a
 database holding
 seed-version rows, re-applied without change, and a seed-style INSERT of the 12 seed
 columns afterwards gives a verified, active customer that no sweep touches (F3)."""
@@ -35,7 +35,7 @@ Run = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 def seed_db(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Callable[[], SQLStorage], Run]]:
-    """A database at schema version 1 (the seed's columns) and a raw SQL runner on it."""
+    """A database at schema version 3 (the seed's customer columns) and a raw SQL runner."""
     if request.param == "mysql":
         dsn = request.getfixturevalue("fresh_mysql_dsn")
         p = parse_dsn(dsn)
@@ -60,8 +60,8 @@ def seed_db(
         return rows
 
     with monkeypatch.context() as patch:
-        patch.delitem(schema.MIGRATIONS[make().dialect], 2)
-        assert make().migrate() == 1
+        patch.delitem(schema.MIGRATIONS[make().dialect], 4)
+        assert make().migrate() == 3
     yield make, run
     conn.close()
 
@@ -77,12 +77,12 @@ def _dump(run: Run) -> list[tuple[Any, ...]]:
     return run("SELECT * FROM customer_customers ORDER BY id", ())
 
 
-def test_v2_on_seed_rows_and_reapplied(seed_db: tuple[Callable[[], SQLStorage], Run]) -> None:
+def test_v4_on_seed_rows_and_reapplied(seed_db: tuple[Callable[[], SQLStorage], Run]) -> None:
     make, run = seed_db
     active = _seed_row(run, "live@example.com", SENTINEL)
     gone = _seed_row(run, "gone@example.com", "2021-01-01 00:00:00.000000")
     store = make()
-    assert store.migrate() == SCHEMA_VERSION == 2
+    assert store.migrate() == SCHEMA_VERSION == 4
     live, dead = store.customer_get(active), store.customer_get(gone)
     assert (live.status, live.email_verified, live.identity_verification_status) == (
         "active",
@@ -101,13 +101,13 @@ def test_v2_on_seed_rows_and_reapplied(seed_db: tuple[Callable[[], SQLStorage], 
     (raw_metadata,) = run("SELECT metadata FROM customer_customers WHERE id = %s", (active.bytes,))
     assert raw_metadata == (None,)
     before = _dump(run)
-    assert make().migrate() == 2  # re-applied: no change
+    assert make().migrate() == 4  # re-applied: no change
     assert _dump(run) == before
     versions = run("SELECT version FROM customer_schema_version ORDER BY version", ())
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (2,), (3,), (4,)]
 
 
-def test_seed_insert_after_v2_is_left_alone_by_the_sweeps(
+def test_seed_insert_after_v4_is_left_alone_by_the_sweeps(
     seed_db: tuple[Callable[[], SQLStorage], Run],
 ) -> None:
     make, run = seed_db
@@ -120,5 +120,5 @@ def test_seed_insert_after_v2_is_left_alone_by_the_sweeps(
     future = after(10 * 365 * 86400)
     assert store.customer_due("unverified", future, 1000, []) == []
     assert store.customer_due("frozen_expired", future, 1000, []) == []
-    assert make().migrate() == 2  # the next startup gives it a webhook secret
+    assert make().migrate() == 4  # the next startup gives it a webhook secret
     assert len(store.customer_get(seed).webhook_secret) == 32
