@@ -223,8 +223,8 @@ def accesskey_get(ctx: click.Context, id_: uuid.UUID) -> None:
 @accesskey.command("list")
 @click.option("--customer-id", "customer_id", type=ID, default=None)
 @click.option("--size", type=click.IntRange(1, 1000), default=10, show_default=True)
-@click.option("--token", "api_token", default="", help="Find the key of this token.")
-@click.option("--page-token", "page_token", default="")
+@click.option("--token", "page_token", default="", help="Page token (as upstream's CLI).")
+@click.option("--api-token", "api_token", default="", help="Find the key of this API token.")
 @click.pass_context
 def accesskey_list(
     ctx: click.Context, customer_id: uuid.UUID | None, size: int, page_token: str, api_token: str

@@ -78,8 +78,8 @@ def test_accesskey_flow_token_shown_once(cli: Any) -> None:
     assert key["token_prefix"] == token[:11] and key["tm_expire"] != SENTINEL
     fetched = ok(cli("accesskey", "get", "--id", key["id"]))
     assert "token" not in fetched and fetched["token_prefix"] == token[:11]
-    assert [k["id"] for k in ok(cli("accesskey", "list", "--token", token))] == [key["id"]]
-    assert ok(cli("accesskey", "list", "--token", "vb_unknown")) == []
+    assert [k["id"] for k in ok(cli("accesskey", "list", "--api-token", token))] == [key["id"]]
+    assert ok(cli("accesskey", "list", "--api-token", "vb_unknown")) == []
     assert ok(cli("accesskey", "update", "--id", key["id"], "--name", "n2"))["name"] == "n2"
     assert ok(cli("accesskey", "delete", "--id", key["id"]))["tm_delete"] != SENTINEL
     listed = ok(cli("accesskey", "list", "--customer-id", cust["id"]))

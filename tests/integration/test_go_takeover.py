@@ -45,7 +45,7 @@ def out(result: Result) -> Any:
 
 
 def login(go: GoService, token: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = out(ctl(go, "accesskey", "list", "--token", token))
+    found: list[dict[str, Any]] = out(ctl(go, "accesskey", "list", "--api-token", token))
     return found
 
 
