@@ -236,6 +236,38 @@ ROWS: list[tuple[str, list[Panel]]] = [
         ],
     ),
     (
+        "Lifecycle",
+        [
+            Panel(
+                "Sign-ups and email verifications",
+                "ops",
+                "Sign-ups per second by outcome (success counted at commit) and email"
+                " verifications by outcome (a verify that lost the lock counts as"
+                " already_verified).",
+                (
+                    f"sum by (status) ({_rate('customer_manager_signup_total')})",
+                    "signup {{status}}",
+                ),
+                (
+                    f"sum by (status) ({_rate('customer_manager_email_verification_total')})",
+                    "verify {{status}}",
+                ),
+            ),
+            Panel(
+                "Lifecycle calls to other services",
+                "ops",
+                "Outgoing lifecycle calls per second (agent check, verification email, password"
+                " reset) by service, method and outcome; failed emails are retried from the"
+                " outbox.",
+                (
+                    "sum by (service, method, status)"
+                    f" ({_rate('customer_manager_rpc_call_total')})",
+                    "{{service}} {{method}} {{status}}",
+                ),
+            ),
+        ],
+    ),
+    (
         "Process",
         [
             Panel(

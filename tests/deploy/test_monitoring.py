@@ -225,6 +225,8 @@ def test_dashboard_shows_what_the_issue_lists(dashboard: Obj) -> None:
         "customer_manager_request_process_time_bucket",  # outgoing RPC latency per peer
         "process_resident_memory_bytes",  # RSS
         "process_cpu_seconds_total",  # CPU
+        "customer_manager_signup_total",  # sign-ups
+        "customer_manager_email_verification_total",  # verifications
     ):
         assert metric in used, metric
 
