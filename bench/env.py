@@ -102,13 +102,20 @@ class BenchEnv:
             self._sql(f"CREATE DATABASE `{self.database}`")
             self._made_db = True
             self.redis.flushdb()
-            subprocess.run(
+            migrated = subprocess.run(
                 self.opts.migrate_cmd,
-                env={**os.environ, "DATABASE_DSN": self.dsn},
-                check=True,
+                env={
+                    **os.environ,
+                    "DATABASE_DSN": self.dsn,
+                    "REDIS_ADDRESS": self.opts.redis_address,
+                    "REDIS_DATABASE": str(self.opts.redis_db),
+                },
                 capture_output=True,
+                text=True,
                 timeout=120,
             )
+            if migrated.returncode != 0:
+                raise RuntimeError(f"bench: db migrate failed: {migrated.stderr.strip()}")
         except BaseException:
             self.close()
             raise
