@@ -158,7 +158,7 @@ def delete(deps: Deps, op: Op) -> Response:
         result: Deleted = deps.store.call("accesskey_delete", op.id, now(), outbox)
     except NotFound:
         raise accesskey_not_found(op.id) from None
-    return written(deps, result.record) if result.changed else ok(result.record)
+    return written(deps, result.record)  # deleted already: the cache may not know it yet
 
 
 HANDLERS: dict[str, Handler] = {

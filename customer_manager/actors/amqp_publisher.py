@@ -6,7 +6,8 @@ consumes direct reply-to (``amq.rabbitmq.reply-to``, auto-ack) for outgoing RPC.
 * Outbox relay (B.3 #18, #20): on ``flush()`` and every ``relay_interval`` seconds it claims
   entries from storage, publishes each (confirmed by the broker) and marks them done. While
   the broker is down nothing is claimed; a publish that fails leaves the rest of the batch
-  leased, to be claimed again when the lease runs out.
+  leased to this owner, which claims it again with its next batch once it is reconnected
+  (another replica gets it only when the lease runs out).
 * ``call(queue, request, timeout)`` publishes with a fresh correlation id and returns a
   future at once; the reply (matched by correlation id) or a timeout (checked between pump
   slices) sets it. A connection loss fails the pending calls with Unavailable.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 import msgspec
@@ -26,7 +26,7 @@ from customer_manager.actors.kit import PoolMember
 from customer_manager.actors.pool import Pool
 from customer_manager.actors.work import Forward
 from customer_manager.messages import gojson
-from customer_manager.messages.records import Accesskey, Customer
+from customer_manager.messages.records import Accesskey, Customer, version
 from customer_manager.storage.cache import TTL_SECONDS, Cache
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,14 @@ R = TypeVar("R", Customer, Accesskey)
 class CacheOp(msgspec.Struct, frozen=True, kw_only=True):
     """One backend call: ``get`` returns bytes or None; ``set``/``delete`` return None;
     ``get_key_of_token`` reads ``key`` (a token key) and then the access key it names, in
-    one message (the auth path)."""
+    one message (the auth path). ``version``/``fill``: see ``Cache.set``."""
 
     op: Literal["get", "set", "delete", "get_key_of_token"]
     key: str
     value: bytes = b""
     ttl: int = TTL_SECONDS
-    only_if_absent: bool = False
+    version: str | None = None
+    fill: bool = False
 
 
 class CacheActor(PoolMember):
@@ -62,7 +63,7 @@ class CacheActor(PoolMember):
             return self._backend.get_indirect(message.key, ACCESSKEY_PREFIX)
         if message.op == "set":
             self._backend.set(
-                message.key, message.value, message.ttl, only_if_absent=message.only_if_absent
+                message.key, message.value, message.ttl, version=message.version, fill=message.fill
             )
         else:
             self._backend.delete(message.key)
@@ -89,17 +90,32 @@ def token_key(token_hash: str) -> str:
     return f"customer_accesskey_token:{token_hash}"
 
 
+def record_key(record: Customer | Accesskey) -> str:
+    return customer_key(record.id) if isinstance(record, Customer) else accesskey_key(record.id)
+
+
+def _put(record: Customer | Accesskey, *, fill: bool) -> CacheOp:
+    """The versioned SET of ``record`` (``Cache.set``)."""
+    value, ver = gojson.encode(record), version(record.tm_update)
+    return CacheOp(op="set", key=record_key(record), value=value, version=ver, fill=fill)
+
+
 class Records:
     """Typed cache access for workers. Never raises; any failure is a miss."""
 
     def __init__(self, pool: Pool, timeout: float = CACHE_TIMEOUT) -> None:
         self.pool, self.timeout = pool, timeout
 
-    def put(self, record: Customer | Accesskey, *, populate: bool = False) -> None:
-        """Refresh the record's entry (``populate``: only if absent, after a read miss, so an
-        older read never overwrites a newer write)."""
-        key = customer_key(record.id) if isinstance(record, Customer) else accesskey_key(record.id)
-        self._call(CacheOp(op="set", key=key, value=gojson.encode(record), only_if_absent=populate))
+    def put(self, record: Customer | Accesskey) -> None:
+        """Refresh the record's entry unless the cache holds a newer version of it (writes
+        and read fills may land in any order: the newest version stays)."""
+        self._call(_put(record, fill=False))
+
+    def forget(self, records: Iterable[Customer | Accesskey]) -> None:
+        """Drop the entries of ``records`` (a write whose outcome is unknown: the next read
+        fills them from the database)."""
+        for record in records:
+            self._call(CacheOp(op="delete", key=record_key(record)))
 
     def put_token(self, token_hash: str, key_id: uuid.UUID) -> None:
         self._call(CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode()))
@@ -122,12 +138,9 @@ class Records:
     def forward_put(
         self, record: Customer | Accesskey, then: Callable[[], Any], *, populate: bool = False
     ) -> Forward:
-        """``put`` and then ``then()`` (a failed write is logged and skipped, as in ``put``)."""
-        key = customer_key(record.id) if isinstance(record, Customer) else accesskey_key(record.id)
-        value = gojson.encode(record)
-        return self._forward_set(
-            CacheOp(op="set", key=key, value=value, only_if_absent=populate), then
-        )
+        """``put`` and then ``then()`` (a failed write is logged and skipped, as in ``put``);
+        ``populate``: a read filling the cache after a miss (skipped while Redis is down)."""
+        return self._forward_set(_put(record, fill=populate), then)
 
     def forward_put_token(
         self, token_hash: str, key_id: uuid.UUID, then: Callable[[], Any]

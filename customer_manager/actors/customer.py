@@ -203,11 +203,10 @@ def delete(deps: Deps, op: Op) -> Response:
         )
     except NotFound:
         raise customer_not_found(op.id) from None
-    if result.changed:
-        for key in result.keys:
-            deps.cache.put(key)
-        return written(deps, result.record)
-    return ok(result.record)
+    for key in result.keys:
+        deps.cache.put(key)
+    # also when it was deleted already (a retry after an unknown outcome): the cache said not
+    return written(deps, result.record)
 
 
 def is_valid_balance(deps: Deps, op: Op) -> Response:

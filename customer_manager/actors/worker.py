@@ -28,6 +28,7 @@ from customer_manager.config import Settings
 from customer_manager.errors import (
     InvalidArgument,
     NotFound,
+    OutcomeUnknown,
     ServiceError,
     error_response,
     internal_response,
@@ -151,11 +152,19 @@ def write_then_reply(
         if isinstance(error, NotFound) and not_found is not None:
             raise not_found() from None
         if error is not None:
+            forget_unknown(deps, error)
             raise error
         return deps.cache.forward_put(record, lambda: _relayed(deps, record))
 
     call = StorageCall(method=method, args=args)
     return Forward(deps.store.pool, call, stored, deps.store.timeout)
+
+
+def forget_unknown(deps: Deps, error: BaseException) -> None:
+    """After a write whose outcome is unknown (connection lost at COMMIT), drop the cache
+    entries of the records it wrote: a read then fills them with whatever was stored."""
+    if isinstance(error, OutcomeUnknown):
+        deps.cache.forget(error.records)
 
 
 def _relayed(deps: Deps, record: Any) -> Response:
@@ -171,6 +180,7 @@ def serve(handlers: dict[str, Handler], deps: Deps, op: Op) -> Response | Forwar
     try:
         return handlers[op.name](deps, op)
     except ServiceError as exc:
+        forget_unknown(deps, exc)
         return error_response(exc)
     except Exception:
         log.exception("%s %s failed", op.request.method, op.name)

@@ -121,8 +121,10 @@ class Storage(Protocol):
 
     # outbox
     def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:
-        """Lease up to ``limit`` unclaimed (or lease-expired) entries to ``owner``, oldest
-        first. Two replicas never hold the same entry at once."""
+        """Lease up to ``limit`` entries to ``owner``, oldest first: unclaimed ones, those
+        whose lease expired and those ``owner`` holds already (left by a failed publish, so
+        they go out on the next relay, not when the lease runs out). Two owners never hold
+        the same entry at once."""
         ...
 
     def outbox_done(self, ids: Sequence[int]) -> None: ...

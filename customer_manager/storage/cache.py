@@ -29,6 +29,21 @@ _GET_INDIRECT = (
     "if target then return redis.call('GET', ARGV[1] .. target) end "
     "return false"
 )
+# SET unless the cached record is newer: its ``tm_update`` (the sentinel counts as the
+# first version, "") compared with ARGV[2], the version of the record being written
+# (records.version). A value that is not a JSON object is overwritten.
+_SET_NEWER = (
+    "local cur = redis.call('GET', KEYS[1]) "
+    "if cur then "
+    "local ok, old = pcall(cjson.decode, cur) "
+    "if ok and type(old) == 'table' then "
+    "local v = old['tm_update'] "
+    "if type(v) ~= 'string' or v >= '9999' then v = '' end "
+    "if v > ARGV[2] then return 0 end "
+    "end end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) "
+    "return 1"
+)
 MAX_MISSED = 10_000  # missed writes remembered; beyond that, recovery drops every entry
 
 
@@ -40,8 +55,12 @@ class Cache(Protocol):
         """The value at ``prefix + <the value at key>``, or None (one round trip)."""
         ...
 
-    def set(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> None:
-        """Store ``value``; with ``only_if_absent`` keep an existing value (SET NX)."""
+    def set(
+        self, key: str, value: bytes, ttl: int, *, version: str | None = None, fill: bool = False
+    ) -> None:
+        """Store ``value``. With ``version`` (a record's, see ``records.version``) keep an
+        existing record whose version is newer, so writes landing out of commit order never
+        leave the older one. ``fill``: a read filling the cache, which may be skipped."""
         ...
 
     def delete(self, key: str) -> None: ...
@@ -54,7 +73,7 @@ class LocalCache:
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._data: dict[str, tuple[float, bytes]] = {}
+        self._data: dict[str, tuple[float, bytes, str | None]] = {}
         self._max = max_entries
 
     def get(self, key: str) -> bytes | None:
@@ -71,18 +90,20 @@ class LocalCache:
         target = self.get(key)
         return None if target is None else self.get(prefix + target.decode(errors="replace"))
 
-    def set(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> None:
+    def set(
+        self, key: str, value: bytes, ttl: int, *, version: str | None = None, fill: bool = False
+    ) -> None:
         moment = time.monotonic()
         with self._lock:
             current = self._data.get(key)
-            if only_if_absent and current is not None and current[0] > moment:
+            if _newer(current, version, moment):
                 return
             if len(self._data) >= self._max and key not in self._data:
                 self._evict(moment)
-            self._data[key] = (moment + ttl, value)
+            self._data[key] = (moment + ttl, value, version)
 
     def _evict(self, moment: float) -> None:
-        expired = [k for k, (until, _) in self._data.items() if until <= moment]
+        expired = [k for k, (until, _, _) in self._data.items() if until <= moment]
         for key in expired or list(self._data)[: max(1, self._max // 10)]:
             del self._data[key]
 
@@ -96,6 +117,13 @@ class LocalCache:
     def close(self) -> None:
         with self._lock:
             self._data.clear()
+
+
+def _newer(current: tuple[float, bytes, str | None] | None, version: str | None, at: float) -> bool:
+    """True if the live entry ``current`` holds a record newer than ``version``."""
+    if current is None or version is None or current[0] <= at or current[2] is None:
+        return False
+    return current[2] > version
 
 
 class RedisCache:
@@ -153,13 +181,18 @@ class RedisCache:
             return None
         return value if isinstance(value, bytes) else None
 
-    def set(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> None:
-        if only_if_absent and not self._usable():
+    def set(
+        self, key: str, value: bytes, ttl: int, *, version: str | None = None, fill: bool = False
+    ) -> None:
+        if fill and not self._usable():
             return  # a read filling the cache: nothing is lost by skipping it
         try:
             if not self._usable():
                 raise redis.ConnectionError("redis marked down")
-            self._command("SET", key, value, "EX", ttl, *(["NX"] if only_if_absent else []))
+            if version is None:
+                self._command("SET", key, value, "EX", ttl)
+            else:
+                self._command("EVAL", _SET_NEWER, 1, key, value, version, ttl)
         except redis.RedisError as exc:
             self._failed("set", exc, key)
 

@@ -20,7 +20,7 @@ import msgspec
 
 from customer_manager.errors import AlreadyExists, NotFound
 from customer_manager.messages.query import Filters, ListQuery
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer, now
+from customer_manager.messages.records import SENTINEL, Accesskey, Customer, next_update, now
 from customer_manager.storage.base import (
     ACCESSKEY_MUTABLE,
     CUSTOMER_MUTABLE,
@@ -179,7 +179,9 @@ class MemoryStorage:
     ) -> Customer:
         _check_changes(changes, CUSTOMER_MUTABLE)
         with self._lock:
-            updated = msgspec.structs.replace(self._customer(customer_id), **changes, tm_update=now)
+            current = self._customer(customer_id)
+            stamp = next_update(current.tm_update, now)
+            updated = msgspec.structs.replace(current, **changes, tm_update=stamp)
             self._check_email(updated)
             messages = outbox(updated)
             self._customers[customer_id] = updated
@@ -197,10 +199,10 @@ class MemoryStorage:
             current = self._customer(customer_id)
             if current.deleted:
                 return Deleted(record=current, changed=False)
-            gone = msgspec.structs.replace(current, tm_delete=now, tm_update=now)
+            gone = _gone(current, now)
             messages = list(outbox(gone))
             keys = [
-                msgspec.structs.replace(k, tm_delete=now, tm_update=now)
+                _gone(k, now)
                 for k in _page_all(self._keys.values())
                 if k.customer_id == customer_id and not k.deleted
             ]
@@ -246,7 +248,9 @@ class MemoryStorage:
     ) -> Accesskey:
         _check_changes(changes, ACCESSKEY_MUTABLE)
         with self._lock:
-            updated = msgspec.structs.replace(self._key(key_id), **changes, tm_update=now)
+            current = self._key(key_id)
+            stamp = next_update(current.tm_update, now)
+            updated = msgspec.structs.replace(current, **changes, tm_update=stamp)
             messages = outbox(updated)
             self._keys[key_id] = updated
             self._enqueue(messages)
@@ -257,7 +261,7 @@ class MemoryStorage:
             current = self._key(key_id)
             if current.deleted:
                 return Deleted(record=current, changed=False)
-            gone = msgspec.structs.replace(current, tm_delete=now, tm_update=now)
+            gone = _gone(current, now)
             messages = outbox(gone)
             self._keys[key_id] = gone
             self._enqueue(messages)
@@ -273,7 +277,7 @@ class MemoryStorage:
                 if len(claimed) >= limit:
                     break
                 lease = self._outbox[entry_id]
-                if lease.owner and lease.until > moment:
+                if lease.owner and lease.owner != owner and lease.until > moment:
                     continue
                 lease.owner, lease.until = owner, moment + lease_seconds
                 claimed.append(OutboxEntry(id=entry_id, message=lease.message))
@@ -287,6 +291,12 @@ class MemoryStorage:
     def outbox_size(self) -> int:
         with self._lock:
             return len(self._outbox)
+
+
+def _gone(record: T, stamp: str) -> T:
+    """``record`` soft-deleted by a write stamped ``stamp``."""
+    stamp = next_update(record.tm_update, stamp)
+    return msgspec.structs.replace(record, tm_delete=stamp, tm_update=stamp)
 
 
 def _page_all(keys: Iterable[Accesskey]) -> list[Accesskey]:

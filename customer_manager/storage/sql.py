@@ -19,7 +19,7 @@ import msgspec
 
 from customer_manager.errors import NotFound
 from customer_manager.messages.query import ListQuery
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer, now, ts
+from customer_manager.messages.records import SENTINEL, Accesskey, Customer, next_update, now, ts
 from customer_manager.storage import schema
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import (
@@ -34,12 +34,14 @@ R = TypeVar("R", Customer, Accesskey)
 
 
 class Tx:
-    """One transaction's cursor: ``%s`` SQL in, plain row tuples out."""
+    """One transaction's cursor: ``%s`` SQL in, plain row tuples out. ``written``: the
+    records the transaction inserted, updated or deleted (as they are after it)."""
 
     def __init__(self, cursor: Any, convert: Callable[[str], str]) -> None:
         self._cursor = cursor
         self._convert = convert
         self.statements = 0
+        self.written: list[Customer | Accesskey] = []
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self.statements += 1
@@ -62,7 +64,9 @@ class SQLStorage(abc.ABC):
     dialect: schema.Dialect
     nocase = ""  # suffix making an email comparison case-insensitive
     for_update = " FOR UPDATE"
-    claim_sql: str  # (owner, until, now, limit): lease the oldest unclaimed/expired entries
+    # (owner, until, now, owner, limit): lease the oldest entries that are unclaimed, whose
+    # lease expired, or that the owner leased already (a batch whose publish failed)
+    claim_sql: str
 
     @abc.abstractmethod
     def _run(self, work: Work[T], noun: str = "customer", write: bool = True) -> T:
@@ -119,6 +123,7 @@ class SQLStorage(abc.ABC):
         def work(tx: Tx) -> R:
             tx.rows(sql, params)
             self._enqueue(tx, outbox(record))
+            tx.written.append(record)
             return record  # every column was written from it: no need to read the row back
 
         return self._run(work, table.noun)
@@ -138,9 +143,12 @@ class SQLStorage(abc.ABC):
         values: list[Any] = [q.param(changes[n]) for n in names]
 
         def work(tx: Tx) -> R:
-            tx.rows(q.update_sql(table, names), [*values, stamp, row_id.bytes])
+            current = self._get(tx, table, row_id, lock=True)
+            stamped = next_update(current.tm_update, stamp)
+            tx.rows(q.update_sql(table, names), [*values, stamped, row_id.bytes])
             row = self._get(tx, table, row_id)
             self._enqueue(tx, outbox(row))
+            tx.written.append(row)
             return row
 
         return self._run(work, table.noun)
@@ -151,9 +159,11 @@ class SQLStorage(abc.ABC):
         current = self._get(tx, table, row_id, lock=True)
         if current.deleted:
             return current, False
+        stamp = next_update(current.tm_update, stamp)
         tx.rows(q.SOFT_DELETE.format(table=table.name), (stamp, stamp, row_id.bytes))
         row = self._get(tx, table, row_id)
         self._enqueue(tx, outbox(row))
+        tx.written.append(row)
         return row, True
 
     def _list(self, table: q.Table[R], query: ListQuery) -> list[R]:
@@ -241,7 +251,7 @@ class SQLStorage(abc.ABC):
         stamp, until = ts(moment), ts(moment + timedelta(seconds=lease_seconds))
 
         def work(tx: Tx) -> list[OutboxEntry]:
-            tx.rows(self.claim_sql, (owner, until, stamp, limit))
+            tx.rows(self.claim_sql, (owner, until, stamp, owner, limit))
             return [
                 OutboxEntry(
                     id=int(i),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 
 import pytest
 import redis
 
+from customer_manager.messages.records import SENTINEL
 from customer_manager.storage.cache import Cache, LocalCache, RedisCache
 
 
@@ -38,13 +40,29 @@ def test_set_get_delete(cache: Cache, key: str) -> None:
     cache.ping()
 
 
-def test_only_if_absent_keeps_newer_value(cache: Cache, key: str) -> None:
-    cache.set(key, b"written", 60)
-    cache.set(key, b"stale read", 60, only_if_absent=True)
-    assert cache.get(key) == b"written"
+def _record(tm_update: str) -> bytes:
+    return json.dumps({"id": "x", "tm_update": tm_update}).encode()
+
+
+def test_a_versioned_set_never_replaces_a_newer_record(cache: Cache, key: str) -> None:
+    """Two writers' SETs landing in the reverse order of their commits (issue 18 #1)."""
+    older, newer = "2026-01-01 00:00:00.000001", "2026-01-01 00:00:00.000002"
+    cache.set(key, _record(newer), 60, version=newer)
+    cache.set(key, _record(older), 60, version=older)
+    assert cache.get(key) == _record(newer)
+    cache.set(key, _record(SENTINEL), 60, version="")  # never updated: the first version
+    assert cache.get(key) == _record(newer)
+    cache.set(key, _record(newer), 60, version=newer, fill=True)  # same version: rewritten
+    assert cache.get(key) == _record(newer)
+    latest = "2026-01-01 00:00:01.000000"
+    cache.set(key, _record(latest), 60, version=latest)
+    assert cache.get(key) == _record(latest)
     cache.delete(key)
-    cache.set(key, b"filled", 60, only_if_absent=True)
-    assert cache.get(key) == b"filled"
+    cache.set(key, _record(older), 60, version=older, fill=True)
+    assert cache.get(key) == _record(older)
+    cache.set(key, b"not json", 60)
+    cache.set(key, _record(older), 60, version=older)
+    assert cache.get(key) == _record(older)
     cache.delete(key)
 
 

@@ -49,10 +49,23 @@ def test_concurrent_claims_never_share_an_entry(backend: Factory) -> None:
         stores[0].customer_insert(customer(f"claim{i}@example.com"), events)
     claimed: list[int] = []
     for _ in range(4):
-        results = _race(stores, lambda s: s.outbox_claim(f"owner-{id(s)}", 4, 30))
+        results = _race(stores, lambda s: s.outbox_claim(f"owner-{threading.get_ident()}", 4, 30))
         for batch in results:
             assert not isinstance(batch, Exception), batch
             claimed += [e.id for e in batch]
+        stores[1].outbox_done(claimed)  # published, as a relay does before its next claim
     assert len(claimed) == len(set(claimed)) == 30
-    stores[1].outbox_done(claimed)
     assert stores[2].outbox_size() == 0
+
+
+def test_an_owner_claims_its_own_leased_entries_again_others_do_not(backend: Factory) -> None:
+    """A batch whose publish failed goes out with the owner's next claim, not after the
+    lease (issue 18 #4); another owner still waits for the lease to run out."""
+    first, second = backend(), backend()
+    first.customer_insert(customer("lease1@example.com"), Recorder("c"))
+    first.customer_insert(customer("lease2@example.com"), Recorder("c"))
+    leased = [e.id for e in first.outbox_claim("a", 10, 30)]
+    assert len(leased) == 2
+    assert second.outbox_claim("b", 10, 30) == []
+    assert [e.id for e in second.outbox_claim("a", 10, 30)] == leased  # "a" reconnected
+    assert second.outbox_claim("b", 10, 30) == []
