@@ -3,12 +3,15 @@ request load, and DSN/URL rewriting to route a service through an ``amqp_kit.Tcp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -150,3 +153,59 @@ def steady_load(
 
 def create_body(tag: str) -> Callable[[int], bytes]:
     return lambda i: envelope("POST", "/v1/customers", {"email": unique_email(f"{tag}{i}")})
+
+
+class CommitCutter(threading.Thread):
+    """A TCP proxy on 127.0.0.1 to MySQL that, once ``arm()``ed, forwards the next COMMIT
+    to the server, lets no reply back, waits until the server has applied it and then cuts
+    the connection: the client loses it at COMMIT, after the change was stored."""
+
+    def __init__(self, target: tuple[str, int], settle: float = 0.3) -> None:
+        super().__init__(daemon=True, name="commit-cutter")
+        self.target, self.settle = target, settle
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.armed = threading.Event()
+        self.cut = threading.Event()
+
+    def arm(self) -> None:
+        self.cut.clear()
+        self.armed.set()
+
+    def run(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            muted = threading.Event()
+            threading.Thread(target=self._up, args=(client, upstream, muted), daemon=True).start()
+            threading.Thread(target=_down, args=(upstream, client, muted), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket, muted: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                commit = self.armed.is_set() and b"\x03commit" in data.lower()
+                if commit:
+                    self.armed.clear()
+                    muted.set()  # the server's OK must not reach the client
+                upstream.sendall(data)
+                if commit:
+                    time.sleep(self.settle)
+                    break
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        if muted.is_set():
+            self.cut.set()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def _down(src: socket.socket, dst: socket.socket, muted: threading.Event) -> None:
+    with contextlib.suppress(OSError):
+        while (data := src.recv(65536)) and not muted.is_set():
+            dst.sendall(data)
