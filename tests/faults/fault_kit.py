@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from amqp_kit import Client, envelope
+from amqp_kit import Client, TcpProxy, envelope
 
 from customer_manager.config import parse_dsn
 
@@ -155,33 +155,26 @@ def create_body(tag: str) -> Callable[[int], bytes]:
     return lambda i: envelope("POST", "/v1/customers", {"email": unique_email(f"{tag}{i}")})
 
 
-class CommitCutter(threading.Thread):
+class CommitCutter(TcpProxy):
     """A TCP proxy on 127.0.0.1 to MySQL that, once ``arm()``ed, forwards the next COMMIT
     to the server, lets no reply back, waits until the server has applied it and then cuts
     the connection: the client loses it at COMMIT, after the change was stored."""
 
     def __init__(self, target: tuple[str, int], settle: float = 0.3) -> None:
-        super().__init__(daemon=True, name="commit-cutter")
-        self.target, self.settle = target, settle
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
+        super().__init__(target)
+        self.settle = settle
         self.armed = threading.Event()
-        self.cut = threading.Event()
+        self.commit_cut = threading.Event()
 
     def arm(self) -> None:
-        self.cut.clear()
+        self.commit_cut.clear()
         self.armed.set()
 
-    def run(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(self.target)
-            muted = threading.Event()
-            threading.Thread(target=self._up, args=(client, upstream, muted), daemon=True).start()
-            threading.Thread(target=_down, args=(upstream, client, muted), daemon=True).start()
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        muted = threading.Event()
+        threading.Thread(target=self._up, args=(client, upstream, muted), daemon=True).start()
+        threading.Thread(target=_down, args=(upstream, client, muted), daemon=True).start()
 
     def _up(self, client: socket.socket, upstream: socket.socket, muted: threading.Event) -> None:
         with contextlib.suppress(OSError):
@@ -199,10 +192,7 @@ class CommitCutter(threading.Thread):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
         if muted.is_set():
-            self.cut.set()
-
-    def close(self) -> None:
-        self.server.close()
+            self.commit_cut.set()
 
 
 def _down(src: socket.socket, dst: socket.socket, muted: threading.Event) -> None:
