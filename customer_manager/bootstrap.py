@@ -2,7 +2,7 @@
 
 ``bootstrap`` starts, in dependency order: storage pool, cache pool, publisher, worker pools,
 router. Nothing here reads the environment or runs migrations on its own: ``main.py`` and
-the CLI decide (``session.ensure_schema``).
+the CLI decide (``oneshot.ensure_schema``).
 
 Threading: ``bootstrap`` and ``System.stop`` are called from one controlling thread.
 """
@@ -15,16 +15,16 @@ from typing import Any
 
 import pykka
 
-from customer_manager.actors.accesskey import AccessKeyActor
 from customer_manager.actors.cache import Records, start_cache_pool
-from customer_manager.actors.customer import CustomerActor
-from customer_manager.actors.pool import Pool
+from customer_manager.actors.kit.pool import Pool
 from customer_manager.actors.publisher import NullPublisher
-from customer_manager.actors.router import RouterActor
+from customer_manager.actors.service.accesskeys import AccessKeyActor
+from customer_manager.actors.service.customers import CustomerActor
+from customer_manager.actors.service.deps import Deps
+from customer_manager.actors.service.router import RouterActor
 from customer_manager.actors.storage import StorageFactory, Store, start_storage_pool
-from customer_manager.actors.worker import Deps
 from customer_manager.config import Settings
-from customer_manager.storage.cache import Cache, LocalCache, RedisCache
+from customer_manager.storage.cache_backend import Cache, LocalCache, RedisCache
 
 log = logging.getLogger(__name__)
 

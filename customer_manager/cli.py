@@ -17,10 +17,10 @@ import click
 import msgspec
 
 from customer_manager.config import Settings
+from customer_manager.flags import settings_options
 from customer_manager.messages import gojson
 from customer_manager.messages.wire import JSON, Request
-from customer_manager.options import settings_options
-from customer_manager.session import run_request, schema_command
+from customer_manager.oneshot import run_request, schema_command
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}

@@ -14,13 +14,6 @@ import msgspec
 DEFAULT_SQLITE_PATH = "customer-manager.sqlite3"
 DEFAULT_RABBITMQ = "amqp://guest:guest@localhost:5672"
 
-REQUEST_QUEUE = "bin-manager.customer-manager.request"
-EVENT_EXCHANGE = "bin-manager.customer-manager.event"
-DELAY_EXCHANGE = "bin-manager.delay"
-AGENT_QUEUE = "bin-manager.agent-manager.request"
-BILLING_QUEUE = "bin-manager.billing-manager.request"
-WEBHOOK_QUEUE = "bin-manager.webhook-manager.request"
-
 
 # Unacked requests per replica. Measured (bench/RESULTS.md): at 32 the consumer hands the
 # router bigger batches and the daemon spends less CPU per request than at 16.

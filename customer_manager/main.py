@@ -20,9 +20,8 @@ from typing import Any
 
 import click
 
-from customer_manager.actors.amqp_publisher import AmqpPublisher
-from customer_manager.actors.consumer import ConsumerActor
-from customer_manager.actors.router import HandleMany
+from customer_manager.actors.amqp.consumer import ConsumerActor
+from customer_manager.actors.amqp.publisher import AmqpPublisher
 from customer_manager.bootstrap import System, bootstrap
 from customer_manager.config import (
     DEFAULT_PREFETCH,
@@ -31,10 +30,11 @@ from customer_manager.config import (
     mask_url,
     parse_dsn,
 )
+from customer_manager.flags import settings_options
 from customer_manager.health import HealthServer
 from customer_manager.logs import configure_logging
-from customer_manager.options import settings_options
-from customer_manager.session import ensure_schema, schema_command
+from customer_manager.messages.ops import HandleMany
+from customer_manager.oneshot import ensure_schema, schema_command
 
 log = logging.getLogger("customer_manager")
 

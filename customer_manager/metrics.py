@@ -24,6 +24,32 @@ requests_total = Counter(
     ["type", "method", "status"],
 )
 
+requests_in_flight = Gauge(
+    "customer_manager_requests_in_flight", "Requests received, not yet answered"
+)
+
+requests_redelivered_total = Counter(
+    "customer_manager_requests_redelivered_total",
+    "Requests received with the AMQP redelivered flag (left unacked by a lost consumer)",
+)
+
+amqp_reconnects_total = Counter(
+    "customer_manager_amqp_reconnects_total",
+    "AMQP connections re-established after a loss",
+    ["connection"],
+)
+
+request_process_time = Histogram(
+    "customer_manager_request_process_time",
+    "Outgoing RPC round-trip time in milliseconds",
+    ["target", "resource", "method"],
+    buckets=BUCKETS_MS,
+)
+
+outbox_relayed_total = Counter(
+    "customer_manager_outbox_relayed_total", "Outbox entries (events, webhooks) published"
+)
+
 dead_letters_total = Counter(
     "customer_manager_dead_letters_total",
     "Messages addressed to a dead actor (a pool member that died before handling them).",

@@ -1,6 +1,6 @@
 """CacheActor pool and the ``Records`` client workers use (SPEC A §8).
 
-Members share one thread-safe Cache backend (storage/cache.py); the pool only bounds and
+Members share one thread-safe Cache backend (storage/cache_backend.py); the pool only bounds and
 isolates the blocking I/O. ``Records`` asks the pool with a short mandatory timeout, or
 (``forward_*``) hands it the read together with what to do with the result (work.Forward);
 every failure (timeout, backend error, undecodable value) behaves as a miss or a skipped
@@ -22,12 +22,12 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from customer_manager import metrics
-from customer_manager.actors.kit import PoolMember
-from customer_manager.actors.pool import Pool
-from customer_manager.actors.work import Forward
+from customer_manager.actors.kit.flow import Forward
+from customer_manager.actors.kit.members import PoolMember
+from customer_manager.actors.kit.pool import Pool
 from customer_manager.messages import gojson
 from customer_manager.messages.records import Accesskey, Customer, version
-from customer_manager.storage.cache import TTL_SECONDS, Cache
+from customer_manager.storage.cache_backend import TTL_SECONDS, Cache
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from customer_manager.messages.records import SENTINEL
-from customer_manager.storage.cache import Cache, LocalCache, RedisCache
+from customer_manager.storage.cache_backend import Cache, LocalCache, RedisCache
 
 
 @pytest.fixture(params=["local", "redis"])
@@ -112,7 +112,7 @@ def test_write_missed_during_outage_is_never_served_stale(
     backend.set(key, b"new", 60)  # the write of an update during the outage is lost
     assert backend.get(key) is None  # marked down: a miss, the caller reads the database
     monkeypatch.setattr(connection, "send_packed_command", real_send)
-    monkeypatch.setattr("customer_manager.storage.cache.DOWN_SECONDS", 0.0)
+    monkeypatch.setattr("customer_manager.storage.cache_backend.DOWN_SECONDS", 0.0)
     backend._down_until = 0.0
     assert backend.get(key) is None  # back: the stale "old" entry was dropped first
     backend.close()

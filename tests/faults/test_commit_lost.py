@@ -17,12 +17,12 @@ import mysql.connector
 import pytest
 from fault_kit import CommitCutter, dsn_via, unique_email
 
-from customer_manager.actors.router import call
+from customer_manager.actors.service.router import call
 from customer_manager.bootstrap import System, bootstrap
 from customer_manager.config import Settings, parse_dsn
 from customer_manager.messages.records import SENTINEL
 from customer_manager.messages.wire import Request, Response
-from customer_manager.storage.cache import LocalCache
+from customer_manager.storage.cache_backend import LocalCache
 from customer_manager.storage.mysql import MySQLStorage
 
 pytestmark = pytest.mark.integration

@@ -21,12 +21,12 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from service_kit import start_daemon
 
-from customer_manager.actors.router import Handle
 from customer_manager.bootstrap import System, bootstrap
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
+from customer_manager.messages.ops import Handle
 from customer_manager.messages.wire import EnvelopeError, Request, Response, decode_request
-from customer_manager.storage.cache import LocalCache
+from customer_manager.storage.cache_backend import LocalCache
 
 CASES = 3000  # per fuzz test; two tests -> 6,000 cases
 FUZZ = settings(

@@ -21,8 +21,9 @@ from amqp_kit import Client, Peer, consumer_count, envelope
 from fault_kit import Replica, create_body, replica_env, steady_load, unique_email, wait_until
 from service_kit import REDIS_DB, start_daemon
 
-from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE, Settings
+from customer_manager.config import Settings
 from customer_manager.main import Daemon
+from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE
 
 pytestmark = pytest.mark.integration
 

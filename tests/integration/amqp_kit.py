@@ -18,7 +18,7 @@ from typing import Any
 
 import pika
 
-from customer_manager.config import REQUEST_QUEUE
+from customer_manager.messages.queues import REQUEST_QUEUE
 
 DIRECT = "amq.rabbitmq.reply-to"
 

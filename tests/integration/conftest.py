@@ -10,8 +10,9 @@ import redis
 from amqp_kit import Client, EventTap, reset_request_queue
 from service_kit import REDIS_DB
 
-from customer_manager.config import EVENT_EXCHANGE, Settings
+from customer_manager.config import Settings
 from customer_manager.main import Daemon
+from customer_manager.messages.queues import EVENT_EXCHANGE
 from customer_manager.storage import open_storage
 
 

@@ -15,8 +15,9 @@ import pykka
 import pytest
 from amqp_kit import Client, TcpProxy, connect, consumer_count, envelope, reset_request_queue
 
-from customer_manager.actors.consumer import CONSUMER_TAG, ConsumerActor, uri_template
-from customer_manager.config import EVENT_EXCHANGE, REQUEST_QUEUE, Settings
+from customer_manager.actors.amqp.consumer import CONSUMER_TAG, ConsumerActor, uri_template
+from customer_manager.config import Settings
+from customer_manager.messages.queues import EVENT_EXCHANGE, REQUEST_QUEUE
 from customer_manager.messages.wire import Request, Response, ok
 
 pytestmark = pytest.mark.integration

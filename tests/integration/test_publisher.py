@@ -17,11 +17,13 @@ import pika
 import pytest
 from amqp_kit import EventTap, Peer, TcpProxy
 
-from customer_manager.actors.amqp_publisher import DIRECT_REPLY_TO, AmqpPublisher
+from customer_manager.actors.amqp.publisher import DIRECT_REPLY_TO, AmqpPublisher
 from customer_manager.actors.publisher import rpc
-from customer_manager.actors.storage import Store, customer_outbox, start_storage_pool
-from customer_manager.config import AGENT_QUEUE, EVENT_EXCHANGE, WEBHOOK_QUEUE, Settings
+from customer_manager.actors.service.outbox import customer_outbox
+from customer_manager.actors.storage import Store, start_storage_pool
+from customer_manager.config import Settings
 from customer_manager.errors import Unavailable
+from customer_manager.messages.queues import AGENT_QUEUE, EVENT_EXCHANGE, WEBHOOK_QUEUE
 from customer_manager.messages.records import NIL, SENTINEL, Customer
 from customer_manager.messages.wire import Request
 from customer_manager.storage.memory import MemoryStorage

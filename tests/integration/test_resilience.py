@@ -17,8 +17,9 @@ import pytest
 from amqp_kit import Client, Peer, TcpProxy, consumer_count, envelope
 from service_kit import REDIS_DB, start_daemon
 
-from customer_manager.config import BILLING_QUEUE, Settings
+from customer_manager.config import Settings
 from customer_manager.main import Daemon
+from customer_manager.messages.queues import BILLING_QUEUE
 
 pytestmark = pytest.mark.integration
 

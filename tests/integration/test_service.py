@@ -20,8 +20,9 @@ import redis
 from amqp_kit import Client, EventTap, Peer, envelope
 from service_kit import start_daemon
 
-from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE, WEBHOOK_QUEUE, Settings, parse_dsn
+from customer_manager.config import Settings, parse_dsn
 from customer_manager.main import Daemon
+from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE, WEBHOOK_QUEUE
 
 pytestmark = pytest.mark.integration
 SENTINEL = "9999-01-01 00:00:00.000000"

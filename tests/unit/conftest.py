@@ -12,8 +12,9 @@ from harness import Build, Harness
 
 from customer_manager.actors.storage import Store
 from customer_manager.bootstrap import System, bootstrap
-from customer_manager.config import AGENT_QUEUE, Settings
-from customer_manager.storage.cache import LocalCache
+from customer_manager.config import Settings
+from customer_manager.messages.queues import AGENT_QUEUE
+from customer_manager.storage.cache_backend import LocalCache
 from customer_manager.storage.memory import MemoryStorage
 
 

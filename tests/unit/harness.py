@@ -7,10 +7,10 @@ from typing import Any
 
 import msgspec
 
-from customer_manager.actors.router import call
+from customer_manager.actors.service.router import call
 from customer_manager.bootstrap import System
 from customer_manager.messages.wire import Request, Response
-from customer_manager.storage.cache import LocalCache
+from customer_manager.storage.cache_backend import LocalCache
 from customer_manager.storage.memory import MemoryStorage
 
 TIMEOUT = 10.0

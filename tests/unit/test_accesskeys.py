@@ -9,8 +9,8 @@ import uuid
 import msgspec
 from harness import Harness
 
-from customer_manager.config import EVENT_EXCHANGE, WEBHOOK_QUEUE
 from customer_manager.messages.query import Filters, ListQuery
+from customer_manager.messages.queues import EVENT_EXCHANGE, WEBHOOK_QUEUE
 from customer_manager.messages.records import SENTINEL, now
 
 

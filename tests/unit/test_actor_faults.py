@@ -13,8 +13,8 @@ import pytest
 from fakes import BrokenStorage
 from harness import TIMEOUT, Build
 
-from customer_manager.actors.kit import Crash
-from customer_manager.actors.router import Handle
+from customer_manager.actors.kit.members import Crash
+from customer_manager.messages.ops import Handle
 from customer_manager.messages.wire import Request, Response
 
 

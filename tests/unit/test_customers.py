@@ -9,7 +9,12 @@ import pytest
 from fakes import reply
 from harness import Build, Harness
 
-from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE, EVENT_EXCHANGE, WEBHOOK_QUEUE
+from customer_manager.messages.queues import (
+    AGENT_QUEUE,
+    BILLING_QUEUE,
+    EVENT_EXCHANGE,
+    WEBHOOK_QUEUE,
+)
 from customer_manager.messages.records import SENTINEL
 from customer_manager.messages.wire import encode
 

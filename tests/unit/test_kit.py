@@ -9,10 +9,10 @@ import pykka
 import pytest
 
 from customer_manager import metrics
-from customer_manager.actors.kit import Crash, PoolMember
-from customer_manager.actors.pool import Pool
-from customer_manager.actors.timing import Ticker
-from customer_manager.actors.work import Forward
+from customer_manager.actors.kit.flow import Forward
+from customer_manager.actors.kit.members import Crash, PoolMember
+from customer_manager.actors.kit.pool import Pool
+from customer_manager.actors.kit.timing import Ticker
 from customer_manager.errors import Unavailable
 
 

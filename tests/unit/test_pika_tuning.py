@@ -7,7 +7,7 @@ from typing import Any
 
 from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport
 
-from customer_manager.actors import pika_tuning
+from customer_manager.actors.amqp import pika_tuning
 
 
 class FakeSocket:

@@ -8,7 +8,7 @@ import pytest
 from harness import Harness
 
 from customer_manager import metrics
-from customer_manager.actors.router import ROUTES, match, path_id
+from customer_manager.actors.service.router import ROUTES, match, path_id
 from customer_manager.messages.wire import Request, encode
 
 ID = "2cfbb148-7dc7-11ec-85df-47cf2c8492f0"

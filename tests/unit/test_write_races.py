@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from harness import Build
 
-from customer_manager.storage.cache import LocalCache
+from customer_manager.storage.cache_backend import LocalCache
 
 
 class ReorderingCache(LocalCache):

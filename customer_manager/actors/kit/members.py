@@ -1,6 +1,6 @@
 """The actor side of the kit (DESIGN §3): actors with a fast inbox and the base of pool
-members. Pools themselves are in ``actors/pool.py``, what travels through them in
-``actors/work.py``, the ticker and backoff in ``actors/timing.py``.
+members. Pools themselves are in ``actors/kit/pool.py``, what travels through them in
+``actors/kit/flow.py``, the ticker and backoff in ``actors/kit/timing.py``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import pykka
 
-from customer_manager.actors.pool import MemberCrashed
-from customer_manager.actors.work import Work
+from customer_manager.actors.kit.flow import Work
+from customer_manager.actors.kit.pool import MemberCrashed
 
 if TYPE_CHECKING:
-    from customer_manager.actors.pool import Pool
+    from customer_manager.actors.kit.pool import Pool
 
 
 class Crash(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,15 +14,14 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any, Literal
 
 import msgspec
 import pykka
 
 from customer_manager import metrics
-from customer_manager.actors.kit import FastInboxActor
-from customer_manager.actors.pool import Pool
+from customer_manager.actors.kit.members import FastInboxActor
+from customer_manager.actors.kit.pool import Pool
 from customer_manager.errors import (
     NotFound,
     ServiceError,
@@ -30,38 +29,13 @@ from customer_manager.errors import (
     error_response,
     internal_response,
 )
+from customer_manager.messages.ops import Handle, HandleMany, Op, OpName
 from customer_manager.messages.records import NIL
 from customer_manager.messages.wire import Request, Response
 
 log = logging.getLogger(__name__)
 
 QUEUE_TIMEOUT = 10.0  # seconds a request may wait for a free worker before 503
-
-OpName = Literal[
-    "list", "create", "get", "update", "delete", "update_billing_account", "is_valid_balance"
-]
-Reply = Callable[[Response], None]
-
-
-class Handle(msgspec.Struct, frozen=True, kw_only=True):
-    """Route ``request``; ``reply`` gets the Response exactly once, from any thread."""
-
-    request: Request
-    reply: Reply
-
-
-class HandleMany(msgspec.Struct, frozen=True):
-    """Several ``Handle``s in one message (the consumer's deliveries of one pump slice)."""
-
-    items: list[Handle]
-
-
-class Op(msgspec.Struct, frozen=True, kw_only=True):
-    """One operation for a worker pool: ``id`` is the path id (Nil if none/unparsable)."""
-
-    name: OpName
-    request: Request
-    id: uuid.UUID = NIL
 
 
 class Route(msgspec.Struct, frozen=True, kw_only=True):

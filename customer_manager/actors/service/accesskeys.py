@@ -18,10 +18,8 @@ import uuid
 
 import msgspec
 
-from customer_manager.actors.router import Op
-from customer_manager.actors.storage import StorageCall, key_outbox
-from customer_manager.actors.work import Forward
-from customer_manager.actors.worker import (
+from customer_manager.actors.kit.flow import Forward
+from customer_manager.actors.service.deps import (
     Deps,
     Handler,
     Worker,
@@ -30,8 +28,11 @@ from customer_manager.actors.worker import (
     write_then_reply,
     written,
 )
+from customer_manager.actors.service.outbox import key_outbox
+from customer_manager.actors.storage import StorageCall
 from customer_manager.errors import NotFound
 from customer_manager.messages.bodies import AccesskeyCreateBody, AccesskeyUpdateBody
+from customer_manager.messages.ops import Op
 from customer_manager.messages.query import Filters, ListQuery, hash_token, parse_list
 from customer_manager.messages.records import SENTINEL, Accesskey, Customer, after, now
 from customer_manager.messages.wire import Response, ok

@@ -18,12 +18,11 @@ import msgspec
 import pykka
 
 from customer_manager.actors.cache import Records
-from customer_manager.actors.kit import PoolMember
-from customer_manager.actors.pool import Pool
+from customer_manager.actors.kit.flow import Forward, wait
+from customer_manager.actors.kit.members import PoolMember
+from customer_manager.actors.kit.pool import Pool
 from customer_manager.actors.publisher import RelayRequest, rpc
-from customer_manager.actors.router import Op
 from customer_manager.actors.storage import StorageCall, Store
-from customer_manager.actors.work import Forward, wait
 from customer_manager.config import Settings
 from customer_manager.errors import (
     InvalidArgument,
@@ -34,6 +33,7 @@ from customer_manager.errors import (
     internal_response,
 )
 from customer_manager.messages.bodies import BodyError, decode_body
+from customer_manager.messages.ops import Op
 from customer_manager.messages.records import Accesskey, Customer
 from customer_manager.messages.wire import Request, Response, ok
 

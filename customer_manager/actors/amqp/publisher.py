@@ -29,16 +29,16 @@ import msgspec
 import pika
 import pykka
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from prometheus_client import Counter, Histogram
 
 from customer_manager import metrics
-from customer_manager.actors.amqp import AMQP_ERRORS, PumpActor
-from customer_manager.actors.confirms import ConfirmedChannel
-from customer_manager.actors.pool import Pool
+from customer_manager.actors.amqp.confirms import ConfirmedChannel
+from customer_manager.actors.amqp.link import AMQP_ERRORS, PumpActor
+from customer_manager.actors.kit.pool import Pool
 from customer_manager.actors.publisher import Relaying
 from customer_manager.actors.storage import Store
-from customer_manager.config import EVENT_EXCHANGE, Settings
+from customer_manager.config import Settings
 from customer_manager.errors import ServiceError, Unavailable
+from customer_manager.messages.queues import EVENT_EXCHANGE
 from customer_manager.messages.wire import Request, Response, encode
 from customer_manager.storage.base import OutboxEntry
 
@@ -54,16 +54,6 @@ class _EventType(msgspec.Struct):
 
 
 _event_type_decoder = msgspec.json.Decoder(_EventType)
-
-OUTGOING_TIME = Histogram(
-    "customer_manager_request_process_time",
-    "Outgoing RPC round-trip time in milliseconds",
-    ["target", "resource", "method"],
-    buckets=(50, 100, 500, 1000, 3000),
-)
-OUTBOX_RELAYED = Counter(
-    "customer_manager_outbox_relayed_total", "Outbox entries (events, webhooks) published"
-)
 
 
 class _Pending(msgspec.Struct, kw_only=True):
@@ -225,7 +215,7 @@ class AmqpPublisher(Relaying, PumpActor):
             except Exception as exc:  # they will be published again: at-least-once
                 log.warning("outbox done failed: %s", _describe(exc))
                 return 0
-            OUTBOX_RELAYED.inc(len(published))
+            metrics.outbox_relayed_total.inc(len(published))
         if len(entries) == self._batch and len(published) == len(entries):
             self._next_relay = 0.0  # more waiting: continue next slice
         return len(published)
@@ -283,6 +273,6 @@ def _observe(pending: _Pending) -> None:
     service = pending.queue.split(".")[1].removesuffix("-manager") if "." in pending.queue else ""
     path = pending.request.uri.split("?", 1)[0].removeprefix("/v1/")
     elapsed_ms = int((time.monotonic() - pending.started) * 1000)
-    OUTGOING_TIME.labels(pending.queue, f"{service}/{path}", pending.request.method).observe(
-        elapsed_ms
-    )
+    metrics.request_process_time.labels(
+        pending.queue, f"{service}/{path}", pending.request.method
+    ).observe(elapsed_ms)

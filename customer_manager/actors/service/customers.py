@@ -17,10 +17,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from customer_manager.actors.router import Op
-from customer_manager.actors.storage import customer_outbox, key_outbox
-from customer_manager.actors.work import Forward
-from customer_manager.actors.worker import (
+from customer_manager.actors.kit.flow import Forward
+from customer_manager.actors.service.deps import (
     Deps,
     Handler,
     Worker,
@@ -29,7 +27,7 @@ from customer_manager.actors.worker import (
     write_then_reply,
     written,
 )
-from customer_manager.config import AGENT_QUEUE, BILLING_QUEUE
+from customer_manager.actors.service.outbox import customer_outbox, key_outbox
 from customer_manager.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -42,7 +40,9 @@ from customer_manager.messages.bodies import (
     CustomerFields,
     IsValidBalanceBody,
 )
+from customer_manager.messages.ops import Op
 from customer_manager.messages.query import parse_list
+from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE
 from customer_manager.messages.records import NIL, SENTINEL, Customer, now
 from customer_manager.messages.wire import JSON, PUBLISHER, Request, Response, ok
 from customer_manager.storage.base import Deleted

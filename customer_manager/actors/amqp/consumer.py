@@ -23,26 +23,21 @@ import msgspec
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
-from prometheus_client import Counter, Gauge
 
-from customer_manager.actors.amqp import AMQP_ERRORS, PumpActor
-from customer_manager.actors.router import Handle, match
-from customer_manager.config import DELAY_EXCHANGE, EVENT_EXCHANGE, REQUEST_QUEUE, Settings
+from customer_manager import metrics
+from customer_manager.actors.amqp.link import AMQP_ERRORS, PumpActor
+from customer_manager.actors.service.router import match
+from customer_manager.config import Settings
 from customer_manager.errors import InvalidArgument, Unavailable, error_response
+from customer_manager.messages.ops import Handle
+from customer_manager.messages.queues import DELAY_EXCHANGE, EVENT_EXCHANGE, REQUEST_QUEUE
 from customer_manager.messages.wire import EnvelopeError, Request, Response, decode_request, encode
 
 log = logging.getLogger(__name__)
 
 CONSUMER_TAG = "call-manager"
 MAX_BODY = 1 << 20
-Reply = Callable[[Response], None]
 Dispatch = Callable[[list[Handle]], None]
-
-IN_FLIGHT = Gauge("customer_manager_requests_in_flight", "Requests received, not yet answered")
-REDELIVERED = Counter(
-    "customer_manager_requests_redelivered_total",
-    "Requests received with the AMQP redelivered flag (left unacked by a lost consumer)",
-)
 
 
 def uri_template(method: str, uri: str) -> str:
@@ -194,9 +189,9 @@ class ConsumerActor(PumpActor):
             started=time.monotonic(),
         )
         self._in_flight += 1
-        IN_FLIGHT.inc()
+        metrics.requests_in_flight.inc()
         if method.redelivered:
-            REDELIVERED.inc()
+            metrics.requests_redelivered_total.inc()
         if len(body) > self._max_body:
             too_big = InvalidArgument(f"body exceeds {self._max_body} bytes", "INVALID_BODY")
             self._complete(item, error_response(too_big))
@@ -264,7 +259,7 @@ class ConsumerActor(PumpActor):
             return
         self._in_flight -= 1
         self._handled += 1
-        IN_FLIGHT.dec()
+        metrics.requests_in_flight.dec()
         self._observe(item, item.response)
 
     def _observe(self, item: _Delivery, response: Response) -> None:

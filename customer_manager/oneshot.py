@@ -65,7 +65,7 @@ def ensure_schema(settings: Settings) -> None:
 def _publisher_factory(settings: Settings) -> Any:
     if not settings.rabbitmq_address:
         return None
-    from customer_manager.actors.amqp_publisher import AmqpPublisher
+    from customer_manager.actors.amqp.publisher import AmqpPublisher
 
     return lambda storage_pool: AmqpPublisher.start(settings, storage_pool)
 
@@ -81,7 +81,7 @@ def _error_message(response: Response) -> str:
 def run_request(settings: Settings, request: Request) -> bytes:
     """Send ``request`` through a local actor system; return the reply's JSON data or raise a
     ClickException (exit 1) with a message a person can act on."""
-    from customer_manager.actors.router import call
+    from customer_manager.actors.service.router import call
     from customer_manager.bootstrap import bootstrap
 
     ensure_schema(settings)

@@ -25,9 +25,9 @@ import pika
 import pika.exceptions
 import pykka
 from pika.adapters.blocking_connection import BlockingConnection
-from prometheus_client import Counter
 
-from customer_manager.actors import pika_tuning
+from customer_manager import metrics
+from customer_manager.actors.amqp import pika_tuning
 from customer_manager.config import mask_url
 
 log = logging.getLogger(__name__)
@@ -36,12 +36,6 @@ pika_tuning.install()
 AMQP_ERRORS: tuple[type[BaseException], ...] = (pika.exceptions.AMQPError, OSError)
 HEARTBEAT_SECONDS = 15
 BLOCKED_TIMEOUT_SECONDS = 30.0
-
-RECONNECTS = Counter(
-    "customer_manager_amqp_reconnects_total",
-    "AMQP connections re-established after a loss",
-    ["connection"],
-)
 
 
 class Backoff:
@@ -119,7 +113,7 @@ class AmqpLink:
             self.lost(exc)
             return False
         if self.generation > 1:
-            RECONNECTS.labels(self.name).inc()
+            metrics.amqp_reconnects_total.labels(self.name).inc()
         self._backoff.reset()
         log.info("amqp %s connected to %s", self.name, self.safe_url)
         return True

@@ -8,7 +8,7 @@ and the pool then calls ``done(value, error)`` exactly once, from that thread.
 
 pykka 4 futures have no done-callbacks, so completion is the callback carried by the work:
 nobody has to block on a future. ``Pool.ask`` builds a blocking call on top of it (the
-timeout is mandatory). A handler may instead return a ``Forward`` (``actors/work.py``): the
+timeout is mandatory). A handler may instead return a ``Forward`` (``actors/kit/flow.py``): the
 work then finishes in another pool.
 
 Failure handling (no request lost, exactly one completion):
@@ -40,8 +40,8 @@ import msgspec
 import pykka
 
 from customer_manager import metrics
-from customer_manager.actors.timing import Backoff, Ticker
-from customer_manager.actors.work import Done, Waiter, Work, deliver
+from customer_manager.actors.kit.flow import Done, Waiter, Work, deliver
+from customer_manager.actors.kit.timing import Backoff, Ticker
 from customer_manager.errors import Unavailable
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""What travels through a pool (``actors/pool.py``): the ``Work`` envelope, its completion
+"""What travels through a pool (``actors/kit/pool.py``): the ``Work`` envelope, its completion
 (``deliver``), ``Forward`` continuations and the one-shot ``Waiter`` behind ``Pool.ask``.
 
 A pool calls ``deliver(work.done, value, error)`` exactly once per work. If a handler returned
@@ -21,7 +21,7 @@ import msgspec
 from customer_manager.errors import Unavailable
 
 if TYPE_CHECKING:
-    from customer_manager.actors.pool import Pool
+    from customer_manager.actors.kit.pool import Pool
 
 log = logging.getLogger(__name__)
 
