@@ -26,10 +26,12 @@ StorageFactory = Callable[[], Storage]
 
 
 class StorageCall(msgspec.Struct, frozen=True, kw_only=True):
-    """Call ``Storage.<method>(*args)`` on a member's storage."""
+    """Call ``Storage.<method>(*args)`` on a member's storage (a write with
+    ``request_key=`` when one is given)."""
 
     method: str
     args: tuple[Any, ...] = ()
+    request_key: str = ""
 
 
 class StorageActor(PoolMember):
@@ -53,7 +55,10 @@ class StorageActor(PoolMember):
     def handle(self, message: Any) -> Any:
         assert isinstance(message, StorageCall) and self._storage is not None
         try:
-            return getattr(self._storage, message.method)(*message.args)
+            method = getattr(self._storage, message.method)
+            if message.request_key:
+                return method(*message.args, request_key=message.request_key)
+            return method(*message.args)
         except ServiceError:
             raise
         except (ConnectionError, OSError, TimeoutError) as exc:
@@ -75,6 +80,7 @@ class Store:
     def __init__(self, pool: Pool, timeout: float = STORAGE_TIMEOUT) -> None:
         self.pool, self.timeout = pool, timeout
 
-    def call(self, method: str, *args: Any) -> Any:
+    def call(self, method: str, *args: Any, request_key: str = "") -> Any:
         """Run ``Storage.<method>(*args)`` in the pool; Unavailable if it takes too long."""
-        return self.pool.ask(StorageCall(method=method, args=args), timeout=self.timeout)
+        call = StorageCall(method=method, args=args, request_key=request_key)
+        return self.pool.ask(call, timeout=self.timeout)

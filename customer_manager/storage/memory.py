@@ -30,6 +30,7 @@ from customer_manager.storage.base import (
     OutboxFn,
     OutboxMessage,
 )
+from customer_manager.storage.replies import ReplyLog, deletion_of, record_of, remembered
 
 T = TypeVar("T", Customer, Accesskey)
 
@@ -97,6 +98,7 @@ class MemoryStorage:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._replies = ReplyLog()
         self._customers: dict[uuid.UUID, Customer] = {}
         self._keys: dict[uuid.UUID, Accesskey] = {}
         self._hashes: dict[uuid.UUID, str] = {}
@@ -151,6 +153,7 @@ class MemoryStorage:
 
     # -- customers --------------------------------------------------------------------------
 
+    @remembered(record_of(Customer))
     def customer_insert(self, customer: Customer, outbox: OutboxFn[Customer]) -> Customer:
         with self._lock:
             if customer.id in self._customers:
@@ -170,6 +173,7 @@ class MemoryStorage:
             rows = list(self._customers.values())
         return _page(rows, query, {})
 
+    @remembered(record_of(Customer))
     def customer_update(
         self,
         customer_id: uuid.UUID,
@@ -188,6 +192,7 @@ class MemoryStorage:
             self._enqueue(messages)
             return updated
 
+    @remembered(deletion_of(Customer))
     def customer_delete(
         self,
         customer_id: uuid.UUID,
@@ -239,6 +244,7 @@ class MemoryStorage:
             rows, hashes = list(self._keys.values()), dict(self._hashes)
         return _page(rows, query, hashes)
 
+    @remembered(record_of(Accesskey))
     def accesskey_update(
         self,
         key_id: uuid.UUID,
@@ -256,6 +262,7 @@ class MemoryStorage:
             self._enqueue(messages)
             return updated
 
+    @remembered(deletion_of(Accesskey))
     def accesskey_delete(self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey]) -> Deleted:
         with self._lock:
             current = self._key(key_id)

@@ -155,9 +155,23 @@ _SQLITE_V1: list[Step] = [
     "CREATE INDEX IF NOT EXISTS idx_customer_outbox_claim ON customer_outbox (claim_until)",
 ]
 
+# v2: the results of write requests, so a repeat is answered as its first run was
+# (storage/replies.py); entries older than REPLY_WINDOW are purged with the outbox claims.
+_MYSQL_V2: list[Step] = [
+    "CREATE TABLE IF NOT EXISTS customer_replies ("
+    " request_key char(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,"
+    " reply mediumblob NOT NULL, tm_create datetime(6) NOT NULL,"
+    " INDEX idx_customer_replies_tm_create (tm_create))" + _MYSQL_TABLE_OPTS,
+]
+_SQLITE_V2: list[Step] = [
+    "CREATE TABLE IF NOT EXISTS customer_replies ("
+    " request_key TEXT NOT NULL PRIMARY KEY, reply BLOB NOT NULL, tm_create TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_customer_replies_tm_create ON customer_replies (tm_create)",
+]
+
 MIGRATIONS: dict[Dialect, dict[int, list[Step]]] = {
-    "mysql": {1: _MYSQL_V1},
-    "sqlite": {1: _SQLITE_V1},
+    "mysql": {1: _MYSQL_V1, 2: _MYSQL_V2},
+    "sqlite": {1: _SQLITE_V1, 2: _SQLITE_V2},
 }
 
 

@@ -17,12 +17,13 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from customer_manager.errors import NotFound
+from customer_manager.errors import AlreadyExists, NotFound
 from customer_manager.messages.query import ListQuery
 from customer_manager.messages.records import SENTINEL, Accesskey, Customer, next_update, now, ts
-from customer_manager.storage import schema
+from customer_manager.storage import replies, schema
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import (
+    REPLY_WINDOW,
     Deleted,
     OutboxEntry,
     OutboxFn,
@@ -117,8 +118,40 @@ class SQLStorage(abc.ABC):
             raise NotFound(f"{table.noun} {row_id} not found", table.not_found)
         return table.reader(found[0])
 
+    def _once(self, work: Work[T], noun: str, request_key: str, replay: replies.Replay) -> T:
+        """Run the write ``work``, storing its result under ``request_key`` in the same
+        transaction; if the key has a result already, return ``replay(result)`` instead. A
+        repeat racing its first run fails on a unique key once that commits: then the
+        stored result is returned too (storage/replies.py)."""
+        if not request_key:
+            return self._run(work, noun)
+
+        def remembered(tx: Tx) -> T:
+            earlier = tx.scalar(q.REPLY_GET, (request_key,))
+            if earlier is not None:
+                replayed: T = replay(bytes(earlier))
+                return replayed
+            result = work(tx)
+            tx.rows(q.REPLY_PUT, (request_key, replies.encode(result), now()))
+            return result
+
+        try:
+            return self._run(remembered, noun)
+        except AlreadyExists:
+            earlier = self._run(lambda tx: tx.scalar(q.REPLY_GET, (request_key,)), write=False)
+            if earlier is None:
+                raise
+            found: T = replay(bytes(earlier))
+            return found
+
     def _insert(
-        self, table: q.Table[R], sql: str, record: R, params: list[Any], outbox: OutboxFn[R]
+        self,
+        table: q.Table[R],
+        sql: str,
+        record: R,
+        params: list[Any],
+        outbox: OutboxFn[R],
+        request_key: str = "",
     ) -> R:
         def work(tx: Tx) -> R:
             tx.rows(sql, params)
@@ -126,7 +159,7 @@ class SQLStorage(abc.ABC):
             tx.written.append(record)
             return record  # every column was written from it: no need to read the row back
 
-        return self._run(work, table.noun)
+        return self._once(work, table.noun, request_key, replies.record_of(table.record))
 
     def _update(
         self,
@@ -135,6 +168,7 @@ class SQLStorage(abc.ABC):
         changes: Mapping[str, Any],
         stamp: str,
         outbox: OutboxFn[R],
+        request_key: str = "",
     ) -> R:
         wrong = set(changes) - table.mutable
         if wrong:
@@ -151,7 +185,7 @@ class SQLStorage(abc.ABC):
             tx.written.append(row)
             return row
 
-        return self._run(work, table.noun)
+        return self._once(work, table.noun, request_key, replies.record_of(table.record))
 
     def _soft_delete(
         self, tx: Tx, table: q.Table[R], row_id: uuid.UUID, stamp: str, outbox: OutboxFn[R]
@@ -172,9 +206,11 @@ class SQLStorage(abc.ABC):
 
     # -- customers --------------------------------------------------------------------------
 
-    def customer_insert(self, customer: Customer, outbox: OutboxFn[Customer]) -> Customer:
+    def customer_insert(
+        self, customer: Customer, outbox: OutboxFn[Customer], *, request_key: str = ""
+    ) -> Customer:
         params = q.customer_params(customer)
-        return self._insert(q.CUSTOMERS, q.CUSTOMER_INSERT, customer, params, outbox)
+        return self._insert(q.CUSTOMERS, q.CUSTOMER_INSERT, customer, params, outbox, request_key)
 
     def customer_get(self, customer_id: uuid.UUID) -> Customer:
         return self._run(lambda tx: self._get(tx, q.CUSTOMERS, customer_id), write=False)
@@ -188,8 +224,10 @@ class SQLStorage(abc.ABC):
         changes: Mapping[str, Any],
         now: str,
         outbox: OutboxFn[Customer],
+        *,
+        request_key: str = "",
     ) -> Customer:
-        return self._update(q.CUSTOMERS, customer_id, changes, now, outbox)
+        return self._update(q.CUSTOMERS, customer_id, changes, now, outbox, request_key)
 
     def customer_delete(
         self,
@@ -197,6 +235,8 @@ class SQLStorage(abc.ABC):
         now: str,
         outbox: OutboxFn[Customer],
         key_outbox: OutboxFn[Accesskey],
+        *,
+        request_key: str = "",
     ) -> Deleted:
         def work(tx: Tx) -> Deleted:
             row, changed = self._soft_delete(tx, q.CUSTOMERS, customer_id, now, outbox)
@@ -211,7 +251,7 @@ class SQLStorage(abc.ABC):
             ]
             return Deleted(record=row, changed=True, keys=keys)
 
-        return self._run(work)
+        return self._once(work, "customer", request_key, replies.deletion_of(Customer))
 
     # -- access keys ------------------------------------------------------------------------
 
@@ -234,15 +274,19 @@ class SQLStorage(abc.ABC):
         changes: Mapping[str, Any],
         now: str,
         outbox: OutboxFn[Accesskey],
+        *,
+        request_key: str = "",
     ) -> Accesskey:
-        return self._update(q.ACCESSKEYS, key_id, changes, now, outbox)
+        return self._update(q.ACCESSKEYS, key_id, changes, now, outbox, request_key)
 
-    def accesskey_delete(self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey]) -> Deleted:
+    def accesskey_delete(
+        self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey], *, request_key: str = ""
+    ) -> Deleted:
         def work(tx: Tx) -> Deleted:
             row, changed = self._soft_delete(tx, q.ACCESSKEYS, key_id, now, outbox)
             return Deleted(record=row, changed=changed)
 
-        return self._run(work, "accesskey")
+        return self._once(work, "accesskey", request_key, replies.deletion_of(Accesskey))
 
     # -- outbox -----------------------------------------------------------------------------
 
@@ -251,6 +295,7 @@ class SQLStorage(abc.ABC):
         stamp, until = ts(moment), ts(moment + timedelta(seconds=lease_seconds))
 
         def work(tx: Tx) -> list[OutboxEntry]:
+            tx.rows(q.REPLIES_PURGE, (ts(moment - timedelta(seconds=REPLY_WINDOW)),))
             tx.rows(self.claim_sql, (owner, until, stamp, owner, limit))
             return [
                 OutboxEntry(

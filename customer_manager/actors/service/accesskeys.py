@@ -147,6 +147,7 @@ def update(deps: Deps, op: Op) -> Forward:
         now(),
         key_outbox("accesskey_updated", customer),
         not_found=lambda: accesskey_not_found(op.id),
+        request_key=op.request_key,
     )
 
 
@@ -156,7 +157,9 @@ def delete(deps: Deps, op: Op) -> Response:
         return ok(key)
     outbox = key_outbox("accesskey_deleted", owner(deps, key))
     try:
-        result: Deleted = deps.store.call("accesskey_delete", op.id, now(), outbox)
+        result: Deleted = deps.store.call(
+            "accesskey_delete", op.id, now(), outbox, request_key=op.request_key
+        )
     except NotFound:
         raise accesskey_not_found(op.id) from None
     return written(deps, result.record)  # deleted already: the cache may not know it yet

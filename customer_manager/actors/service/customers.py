@@ -151,7 +151,13 @@ def create(deps: Deps, op: Op) -> Forward:
         tm_update=SENTINEL,
         tm_delete=SENTINEL,
     )
-    return write_then_reply(deps, "customer_insert", customer, customer_outbox("customer_created"))
+    return write_then_reply(
+        deps,
+        "customer_insert",
+        customer,
+        customer_outbox("customer_created"),
+        request_key=op.request_key,
+    )
 
 
 def get(deps: Deps, op: Op) -> Forward:
@@ -167,25 +173,26 @@ def list_(deps: Deps, op: Op) -> Response:
 def update(deps: Deps, op: Op) -> Forward:
     fields = body(op.request.data, CustomerFields)
     check_webhook(fields)
-    return _update(deps, op.id, msgspec.structs.asdict(fields))
+    return _update(deps, op, msgspec.structs.asdict(fields))
 
 
 def update_billing_account(deps: Deps, op: Op) -> Forward:
     account_id = body(op.request.data, BillingAccountBody).billing_account_id
     if deps.settings.billing_account_check:
         check_billing_account(deps, deps.customer(op.id), account_id)
-    return _update(deps, op.id, {"billing_account_id": account_id})
+    return _update(deps, op, {"billing_account_id": account_id})
 
 
-def _update(deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any]) -> Forward:
+def _update(deps: Deps, op: Op, changes: dict[str, Any]) -> Forward:
     return write_then_reply(
         deps,
         "customer_update",
-        customer_id,
+        op.id,
         changes,
         now(),
         customer_outbox("customer_updated"),
-        not_found=lambda: customer_not_found(customer_id),
+        not_found=lambda: customer_not_found(op.id),
+        request_key=op.request_key,
     )
 
 
@@ -200,6 +207,7 @@ def delete(deps: Deps, op: Op) -> Response:
             now(),
             customer_outbox("customer_deleted"),
             key_outbox("accesskey_deleted", customer),
+            request_key=op.request_key,
         )
     except NotFound:
         raise customer_not_found(op.id) from None

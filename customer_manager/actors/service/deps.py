@@ -143,10 +143,12 @@ def write_then_reply(
     method: str,
     *args: Any,
     not_found: Callable[[], NotFound] | None = None,
+    request_key: str = "",
 ) -> Forward:
     """``Storage.<method>(*args)`` (a write returning the record) in the storage pool, and
     then, without coming back to this worker (work.Forward): refresh the cache, relay the
-    outbox and reply with the record. ``not_found`` replaces a storage NotFound."""
+    outbox and reply with the record. ``not_found`` replaces a storage NotFound;
+    ``request_key`` (Op.request_key): a repeat gets the first run's record."""
 
     def stored(record: Any, error: BaseException | None) -> Forward:
         if isinstance(error, NotFound) and not_found is not None:
@@ -156,7 +158,7 @@ def write_then_reply(
             raise error
         return deps.cache.forward_put(record, lambda: _relayed(deps, record))
 
-    call = StorageCall(method=method, args=args)
+    call = StorageCall(method=method, args=args, request_key=request_key)
     return Forward(deps.store.pool, call, stored, deps.store.timeout)
 
 
