@@ -25,7 +25,8 @@ def connect(url: str, name: str) -> pika.BlockingConnection:
 
 
 def envelope(method: str, uri: str, data: Any = None) -> bytes:
-    """A Request envelope as VoIPbin callers send it (SPEC A §2.1); ``data`` omitted if None."""
+    """A Request envelope as VoIPbin callers send it (docs/api.md#request-envelope); ``data``
+    omitted if None."""
     body: dict[str, Any] = {
         "uri": uri,
         "method": method,

@@ -1,4 +1,4 @@
-"""The one composition root: builds every actor from Settings (DESIGN §1).
+"""The one composition root: builds every actor from Settings (docs/architecture.md#rooms).
 
 ``bootstrap`` starts, in dependency order: storage pool, cache pool, publisher, worker pools,
 router. Nothing here reads the environment or runs migrations on its own: ``main.py`` and
@@ -15,33 +15,34 @@ from typing import Any
 
 import pykka
 
-from customer_manager.actors.cache import Records, start_cache_pool
+from customer_manager.actors.cache import CacheClient, start_cache_pool
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.actors.publisher import NullPublisher
 from customer_manager.actors.service.accesskeys import AccessKeyActor
 from customer_manager.actors.service.customers import CustomerActor
 from customer_manager.actors.service.deps import Deps
 from customer_manager.actors.service.router import RouterActor
-from customer_manager.actors.storage import StorageFactory, Store, start_storage_pool
+from customer_manager.actors.storage import StorageClient, StorageFactory, start_storage_pool
 from customer_manager.config import Settings
+from customer_manager.storage.base import Storage
 from customer_manager.storage.cache_backend import Cache, LocalCache, RedisCache
 
 log = logging.getLogger(__name__)
 
-PublisherFactory = Callable[[Store], "pykka.ActorRef[Any]"]
+PublisherFactory = Callable[[StorageClient], "pykka.ActorRef[Any]"]
 
 
 class System:
     """The running actor system. ``router`` takes ``Handle`` messages (router.py);
-    ``storage`` is the Store over the storage pool; ``publisher`` the publisher actor."""
+    ``storage`` is the StorageClient of the storage pool; ``publisher`` the publisher actor."""
 
     def __init__(
         self,
         *,
         router: pykka.ActorRef[Any],
         publisher: pykka.ActorRef[Any],
-        storage: Store,
-        cache: Records,
+        storage: StorageClient,
+        cache: CacheClient,
         backend: Cache,
         workers: list[Pool],
     ) -> None:
@@ -50,7 +51,7 @@ class System:
 
     def migrate(self) -> int:
         """Apply pending migrations through a storage actor; returns the version in force."""
-        version: int = self.storage.call("migrate")
+        version: int = self.storage.call(Storage.migrate)
         return version
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -75,7 +76,8 @@ def _stop_ref(ref: pykka.ActorRef[Any], timeout: float) -> None:
 
 
 def default_cache(settings: Settings) -> Cache:
-    """Redis when ``redis_address`` is set, else the in-process cache (B.4)."""
+    """Redis when ``redis_address`` is set, else the in-process cache
+    (docs/storage.md#in-process-cache)."""
     if settings.redis_address:
         return RedisCache(settings.redis_address, settings.redis_password, settings.redis_database)
     return LocalCache()
@@ -98,12 +100,12 @@ def bootstrap(
     actor (default ``open_storage(settings)``); ``publisher_factory(store)`` starts the
     publisher actor (default NullPublisher)."""
     backend = cache if cache is not None else default_cache(settings)
-    store = Store(
+    store = StorageClient(
         start_storage_pool(storage_factory or _default_storage(settings), settings.storage_workers)
     )
-    records = Records(start_cache_pool(backend, settings.cache_workers))
+    records = CacheClient(start_cache_pool(backend, settings.cache_workers))
     publisher = publisher_factory(store) if publisher_factory else NullPublisher.start()
-    deps = Deps(store, records, publisher.proxy(), settings)
+    deps = Deps(store, records, publisher, settings)
     customers = Pool(
         "customer", settings.customer_workers, lambda pool: CustomerActor.start(pool, deps)
     ).start()

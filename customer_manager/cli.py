@@ -1,4 +1,5 @@
-"""``customer-control``: the operations of the RPC API from a shell (SPEC A §12, B.2, B.4).
+"""``customer-control``: the operations of the RPC API from a shell
+(docs/configuration.md#customer-control).
 
 Each command builds the same Request an RPC caller would send, hands it to a local actor
 system (router, pools, storage, cache, publisher; no consumer) and prints the reply's data

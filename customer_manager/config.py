@@ -1,4 +1,4 @@
-"""Settings (frozen) and the go-sql-driver DSN parser (SPEC A §7.2, §10.1).
+"""Settings (frozen) and the go-sql-driver DSN parser (docs/configuration.md#settings).
 
 Only ``main.py`` and ``cli.py`` read the environment; everything else receives a Settings.
 """
@@ -95,5 +95,5 @@ def parse_dsn(dsn: str) -> MySQLParams:
 
 
 def mask_url(url: str) -> str:
-    """An AMQP/Redis URL with its password replaced by ``***`` (B.3 #19)."""
+    """An AMQP/Redis URL with its password replaced by ``***`` (docs/configuration.md#logs)."""
     return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)

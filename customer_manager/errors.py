@@ -1,4 +1,5 @@
-"""Our errors and the one table that turns them into VoIPbin error replies (SPEC B.3 #1).
+"""Our errors and the one table that turns them into VoIPbin error replies
+(docs/api.md#errors).
 
 Handlers raise these; only the edge (router / worker reply) turns them into a Response.
 Messages must never contain secrets (tokens, passwords).
@@ -11,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from customer_manager import metrics
 from customer_manager.messages import gojson
 from customer_manager.messages.wire import Response, VoipbinError
 
@@ -76,10 +78,13 @@ class Internal(ServiceError):
 
 
 def error_response(exc: ServiceError) -> Response:
-    """The reply for ``exc``: its status code and the typed VoIPbin error body."""
+    """The reply for ``exc``: its status code and the typed VoIPbin error body. Every error
+    reply is made here, so here it is counted (``error_replies_total``)."""
     body = VoipbinError(status=exc.status, reason=exc.reason, message=exc.message)
+    code = STATUS_CODES[exc.status]
+    metrics.child(metrics.error_replies_total, str(code), exc.reason).inc()
     return Response(
-        status_code=STATUS_CODES[exc.status],
+        status_code=code,
         data_type="voipbin_error",
         data=msgspec.Raw(gojson.encode(body)),
     )

@@ -1,4 +1,5 @@
-"""The click options for Settings that the daemon and the CLI share (SPEC A §10.1, B.2).
+"""The click options for Settings that the daemon and the CLI share
+(docs/configuration.md#settings).
 
 Flag names keep the Go underscores; each reads the Go environment variable. Only these
 settings come from the environment (the Go CLI's "any flag from env" quirk is not kept).

@@ -1,11 +1,15 @@
-"""Metrics, liveness and readiness over HTTP (SPEC A §11, B.3 #23).
+"""Metrics, liveness and readiness over HTTP (docs/configuration.md#metrics-and-health).
 
 One small ``http.server`` on PROMETHEUS_LISTEN_ADDRESS serves:
 
 * ``PROMETHEUS_ENDPOINT`` (e.g. ``/metrics``): the default Prometheus registry;
 * ``/healthz``: liveness, 200 while the process serves HTTP;
 * ``/readyz``: readiness, 200 only while every check passes, else 503; the body names the
-  checks, e.g. ``{"storage":true,"cache":true,"amqp":false}``.
+  checks, e.g. ``{"storage":true,"cache":true,"publisher":true,"consumer":false}``.
+
+Every run of the checks sets ``customer_manager_ready{check}``; a scrape runs them itself
+only when no probe did in the last ``READY_MAX_AGE`` seconds (Kubernetes probes every 5 s, so
+there a scrape never waits for a check).
 
 Threading contract: the server runs in its own daemon threads (one per request). The checks
 are called from those threads, so they must be thread-safe and bounded in time (ask actors
@@ -17,14 +21,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from customer_manager import metrics
+
 log = logging.getLogger(__name__)
 
 Check = Callable[[], bool]
+READY_MAX_AGE = 10.0
 
 
 def parse_listen(address: str) -> tuple[str, int]:
@@ -52,6 +60,7 @@ class HealthServer:
         self.address = parse_listen(listen)
         self.metrics_path = metrics_path or "/metrics"
         self.checks = dict(checks)
+        self._checked_at = float("-inf")
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -70,6 +79,19 @@ class HealthServer:
         log.info("metrics and health on %s:%d", self.address[0], self.port)
         return self
 
+    def check(self) -> dict[str, bool]:
+        """Run the checks and publish their results as ``customer_manager_ready``."""
+        results = run_checks(self.checks)
+        for name, ok in results.items():
+            metrics.ready.labels(name).set(1 if ok else 0)
+        self._checked_at = time.monotonic()
+        return results
+
+    def check_if_stale(self) -> None:
+        """``check()`` unless the checks ran in the last ``READY_MAX_AGE`` seconds."""
+        if time.monotonic() - self._checked_at > READY_MAX_AGE:
+            self.check()
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
@@ -83,11 +105,12 @@ class HealthServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == server.metrics_path:
+                    server.check_if_stale()
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
                 elif path == "/healthz":
                     self._send(200, "text/plain; charset=utf-8", b"ok\n")
                 elif path == "/readyz":
-                    results = run_checks(server.checks)
+                    results = server.check()
                     body = json.dumps(results, separators=(",", ":")).encode()
                     self._send(200 if all(results.values()) else 503, "application/json", body)
                 else:

@@ -1,9 +1,10 @@
 """The daemon ``customer-manager``: settings -> schema -> actors -> consume until SIGTERM.
 
-Startup (SPEC A §10.2 with B.3 fixes): JSON logs on stderr with secrets masked, the schema
-migrated (SQLite) or checked (MySQL; ``--migrate`` applies it), the actor system from
-``bootstrap``, the AMQP publisher and consumer, and the metrics/health HTTP endpoint.
-SIGTERM, SIGINT or SIGHUP drains (B.3 #17): stop consuming, answer what is in flight, stop
+Startup (docs/configuration.md#startup-and-shutdown): JSON logs on stderr with secrets
+masked, the schema migrated (SQLite) or checked (MySQL; ``--migrate`` applies it), the actor
+system from ``bootstrap``, the AMQP publisher and consumer, and the metrics/health HTTP
+endpoint.
+SIGTERM, SIGINT or SIGHUP drains: stop consuming, answer what is in flight, stop
 the actors, exit 0. A startup failure exits 1.
 
 Threading contract: ``main`` runs in the process's main thread, which only waits for a signal;
@@ -35,6 +36,7 @@ from customer_manager.health import HealthServer
 from customer_manager.logs import configure_logging
 from customer_manager.messages.ops import HandleMany
 from customer_manager.oneshot import ensure_schema, schema_command
+from customer_manager.storage.base import Storage
 
 log = logging.getLogger("customer_manager")
 
@@ -42,7 +44,8 @@ ASK_TIMEOUT = 5.0
 
 
 def describe(settings: Settings) -> dict[str, Any]:
-    """The settings as logged at startup: no password, no DSN in clear (B.3 #19)."""
+    """The settings as logged at startup: no password, no DSN in clear
+    (docs/configuration.md#logs)."""
     shown = {f: getattr(settings, f) for f in settings.__struct_fields__}
     shown["database_dsn"] = parse_dsn(settings.database_dsn).safe() if settings.database_dsn else ""
     shown["redis_password"] = "***" if settings.redis_password else ""
@@ -74,7 +77,7 @@ class Daemon:
         )
 
     def _storage_ok(self) -> bool:
-        self.system.storage.call("ping")
+        self.system.storage.call(Storage.ping)
         return True
 
     def _cache_ok(self) -> bool:

@@ -1,15 +1,28 @@
-"""Prometheus metrics (SPEC A §11, DESIGN §7), defined once at module level.
+"""Prometheus metrics (docs/configuration.md#metrics-and-health), defined once at module level.
 
 prometheus-client metrics are thread-safe; any thread may observe or increment them.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+from customer_manager import __version__
 
 BUCKETS_MS = (50, 100, 500, 1000, 3000)
+
+build = Info("customer_manager_build", "The running version (one series per process, value 1).")
+build.info({"version": __version__})
+
+ready = Gauge(
+    "customer_manager_ready",
+    "Readiness check results (1 passing, 0 failing), as /readyz last ran them; a scrape runs"
+    " them again when no probe did in the last few seconds.",
+    ["check"],
+)
 
 receive_request_process_time = Histogram(
     "customer_manager_receive_request_process_time",
@@ -62,13 +75,25 @@ actor_restarts_total = Counter(
     ["pool"],
 )
 
+error_replies_total = Counter(
+    "customer_manager_error_replies_total",
+    "Error replies sent, by status code and VoIPbin error reason.",
+    ["status", "reason"],
+)
+
+cache_reads_total = Counter(
+    "customer_manager_cache_reads_total",
+    "Cache reads by operation and result: hit, or miss (absent, unreadable or failed).",
+    ["operation", "result"],
+)
+
 cache_errors_total = Counter(
     "customer_manager_cache_errors_total",
     "Cache backend errors that were swallowed (the read behaved as a miss).",
     ["operation"],
 )
 
-# Event publication (A §11 names and labels; measured at the outbox relay, B.3 #18).
+# Event publication (the Go names and labels; measured at the outbox relay).
 notify_process_time = Histogram(
     "customer_manager_notify_process_time",
     "Event publish time (broker confirm included), in milliseconds.",
@@ -92,6 +117,26 @@ outbox_backlog = Gauge(
     "customer_manager_outbox_backlog",
     "Outbox entries (events and webhooks) not yet published, as last counted by the relay.",
 )
+
+
+class Since:
+    """Seconds since a moment another thread records (``since``, Unix time; None: 0)."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def __call__(self) -> float:
+        since = self.since
+        return 0.0 if since is None else max(0.0, time.time() - since)
+
+
+outbox_oldest = Since()
+outbox_oldest_age_seconds = Gauge(
+    "customer_manager_outbox_oldest_age_seconds",
+    "Age of the oldest outbox entry not yet published (0 when none), read at scrape time"
+    " from the creation time the relay last found.",
+)
+outbox_oldest_age_seconds.set_function(outbox_oldest)
 
 pool_queued = Gauge(
     "customer_manager_pool_queued",

@@ -1,4 +1,5 @@
-"""A one-shot local actor system for ``customer-control`` (SPEC B.1, B.4).
+"""A one-shot local actor system for ``customer-control``
+(docs/configuration.md#customer-control).
 
 The CLI does not talk to storage itself: it starts the same router, pools, storage, cache and
 publisher as the daemon (no consumer), sends one Request and stops everything again.

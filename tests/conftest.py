@@ -1,7 +1,8 @@
-"""Shared fixtures: real servers for contract and integration tests.
+"""Shared fixtures: real servers for contract and integration tests, and outside commands.
 
-Without a server a test skips with the reason; with ``CI=true`` it fails instead, because CI
-must run every integration test (the servers are started by ``.ci/run``).
+Without a server (or a command) a test skips with the reason; with ``CI=true`` it fails
+instead, because CI must run every test (``.ci/run`` starts the servers and installs the
+commands).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 from collections.abc import Iterator
 
@@ -37,6 +39,23 @@ def need_server(name: str, host: str, port: int) -> None:
     if IN_CI:
         pytest.fail(f"{reason}, and CI=true forbids skipping integration tests")
     pytest.skip(reason)
+
+
+def need_command(name: str, where: str) -> str:
+    """The path of command ``name``; skip (or, in CI, fail) without it. ``where``: how to get it."""
+    found = shutil.which(name)
+    if found:
+        return found
+    reason = f"{name} is not installed ({where})"
+    if IN_CI:
+        pytest.fail(f"{reason}, and CI=true forbids skipping")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Prometheus's rule checker (Debian: ``apt-get install prometheus``)."""
+    return need_command("promtool", "Debian's prometheus package ships it; .ci/run installs it")
 
 
 @contextlib.contextmanager

@@ -1,10 +1,10 @@
-"""CacheActor pool and the ``Records`` client workers use (SPEC A §8).
+"""CacheActor pool and the ``CacheClient`` workers use (docs/storage.md#redis-cache).
 
 Members share one thread-safe Cache backend (storage/cache_backend.py); the pool only bounds and
-isolates the blocking I/O. ``Records`` asks the pool with a short mandatory timeout, or
-(``forward_*``) hands it the read together with what to do with the result (work.Forward);
-every failure (timeout, backend error, undecodable value) behaves as a miss or a skipped
-write, so the cache can never fail a request.
+isolates the blocking I/O. Every ``CacheClient`` call is the first hop of a ``Flow``
+(kit/flow.py) whose result never is an error: a failure (timeout, backend error, undecodable
+value) is counted and behaves as a miss or a skipped write, so the cache can never fail a
+request.
 
 Keys: ``customer:<id>`` and ``customer_accesskey:<id>`` hold the records in Go JSON (shared
 with Go instances, read tolerantly); ``customer_accesskey_token:<sha256>`` maps a token
@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
 import msgspec
 
 from customer_manager import metrics
-from customer_manager.actors.kit.flow import Forward
+from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.messages import gojson
@@ -94,93 +93,73 @@ def record_key(record: Customer | Accesskey) -> str:
     return customer_key(record.id) if isinstance(record, Customer) else accesskey_key(record.id)
 
 
-def _put(record: Customer | Accesskey, *, fill: bool) -> CacheOp:
-    """The versioned SET of ``record`` (``Cache.set``)."""
-    value, ver = gojson.encode(record), version(record.tm_update)
-    return CacheOp(op="set", key=record_key(record), value=value, version=ver, fill=fill)
-
-
-class Records:
-    """Typed cache access for workers. Never raises; any failure is a miss."""
+class CacheClient:
+    """Typed cache access for workers; safe to share between threads."""
 
     def __init__(self, pool: Pool, timeout: float = CACHE_TIMEOUT) -> None:
         self.pool, self.timeout = pool, timeout
 
-    def put(self, record: Customer | Accesskey) -> None:
-        """Refresh the record's entry unless the cache holds a newer version of it (writes
-        and read fills may land in any order: the newest version stays)."""
-        self._call(_put(record, fill=False))
+    def customer(self, customer_id: uuid.UUID) -> Flow[Customer | None]:
+        """The cached customer, or None."""
+        return self._read(CacheOp(op="get", key=customer_key(customer_id)), Customer)
 
-    def forget(self, records: Iterable[Customer | Accesskey]) -> None:
-        """Drop the entries of ``records`` (a write whose outcome is unknown: the next read
-        fills them from the database)."""
-        for record in records:
-            self._call(CacheOp(op="delete", key=record_key(record)))
-
-    def put_token(self, token_hash: str, key_id: uuid.UUID) -> None:
-        self._call(CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode()))
-
-    # -- without waiting: the cache actor runs ``then`` (see work.Forward) ---------------------
-
-    def forward_customer(self, customer_id: uuid.UUID, then: Then[Customer]) -> Forward:
-        """``then(customer or None)`` in the cache actor's thread after the read."""
-        return self._forward(CacheOp(op="get", key=customer_key(customer_id)), Customer, then)
-
-    def forward_accesskey(self, key_id: uuid.UUID, then: Then[Accesskey]) -> Forward:
-        return self._forward(
-            CacheOp(op="get", key=accesskey_key(key_id)), Accesskey, _tokenless(then)
+    def accesskey(self, key_id: uuid.UUID) -> Flow[Accesskey | None]:
+        """The cached access key (never with a token), or None."""
+        return self._read(CacheOp(op="get", key=accesskey_key(key_id)), Accesskey).then(
+            _without_token
         )
 
-    def forward_accesskey_by_token(self, token_hash: str, then: Then[Accesskey]) -> Forward:
+    def accesskey_by_token(self, token_hash: str) -> Flow[Accesskey | None]:
+        """The cached access key whose token has this hash (one backend round trip)."""
         op = CacheOp(op="get_key_of_token", key=token_key(token_hash))
-        return self._forward(op, Accesskey, _tokenless(then))
+        return self._read(op, Accesskey).then(_without_token)
 
-    def forward_put(
-        self, record: Customer | Accesskey, then: Callable[[], Any], *, populate: bool = False
-    ) -> Forward:
-        """``put`` and then ``then()`` (a failed write is logged and skipped, as in ``put``);
-        ``populate``: a read filling the cache after a miss (skipped while Redis is down)."""
-        return self._forward_set(_put(record, fill=populate), then)
+    def put(self, record: Customer | Accesskey, *, populate: bool = False) -> Flow[None]:
+        """Refresh the record's entry unless the cache holds a newer version of it (writes
+        and read fills land in any order: the newest version stays). ``populate``: a fill
+        after a read miss (skipped while Redis is marked down)."""
+        value, newest = gojson.encode(record), version(record.tm_update)
+        op = CacheOp(op="set", key=record_key(record), value=value, version=newest, fill=populate)
+        return self._write(op)
 
-    def forward_put_token(
-        self, token_hash: str, key_id: uuid.UUID, then: Callable[[], Any]
-    ) -> Forward:
-        """``put_token`` and then ``then()``."""
-        op = CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode())
-        return self._forward_set(op, then)
+    def forget(self, records: list[Customer | Accesskey]) -> Flow[None]:
+        """Drop the entries of ``records`` (a write whose outcome is unknown: the next read
+        fills them from the database)."""
+        if not records:
+            return Flow.of(None)
+        first, *rest = records
+        dropped = self._write(CacheOp(op="delete", key=record_key(first)))
+        return dropped.then(lambda _: self.forget(rest))
+
+    def put_token(self, token_hash: str, key_id: uuid.UUID) -> Flow[None]:
+        """Map a token hash to its key id (the auth path's first lookup)."""
+        return self._write(CacheOp(op="set", key=token_key(token_hash), value=str(key_id).encode()))
 
     # -- internals --------------------------------------------------------------------------
 
-    def _forward_set(self, op: CacheOp, then: Callable[[], Any]) -> Forward:
-        def written(_value: Any, error: BaseException | None) -> Any:
+    def _read(self, op: CacheOp, cls: type[R]) -> Flow[R | None]:
+        def decoded(raw: Any, error: BaseException | None) -> R | None:
             if error is not None:
-                self._failed(op, error)
-            return then()
+                _failed(op, error)
+            found = _decode(raw, cls) if error is None else None
+            metrics.child(
+                metrics.cache_reads_total, op.op, "miss" if found is None else "hit"
+            ).inc()
+            return found
 
-        return Forward(self.pool, op, written, self.timeout)
+        return Flow(self.pool, op, self.timeout, decoded)
 
-    def _forward(self, op: CacheOp, cls: type[R], then: Then[R]) -> Forward:
-        def read(raw: Any, error: BaseException | None) -> Any:
+    def _write(self, op: CacheOp) -> Flow[None]:
+        def written(_value: Any, error: BaseException | None) -> None:
             if error is not None:
-                self._failed(op, error)
-            return then(_decode(raw, cls))
+                _failed(op, error)
 
-        return Forward(self.pool, op, read, self.timeout)
-
-    def _call(self, op: CacheOp) -> Any:
-        try:
-            return self.pool.ask(op, timeout=self.timeout)
-        except Exception as exc:
-            self._failed(op, exc)
-        return None
-
-    @staticmethod
-    def _failed(op: CacheOp, exc: BaseException) -> None:
-        metrics.cache_errors_total.labels(op.op).inc()
-        log.warning("cache %s failed: %s", op.op, type(exc).__name__)
+        return Flow(self.pool, op, self.timeout, written)
 
 
-Then = Callable[[R | None], Any]
+def _failed(op: CacheOp, exc: BaseException) -> None:
+    metrics.cache_errors_total.labels(op.op).inc()
+    log.warning("cache %s failed: %s", op.op, type(exc).__name__)
 
 
 def _decode(raw: Any, cls: type[R]) -> R | None:
@@ -194,12 +173,8 @@ def _decode(raw: Any, cls: type[R]) -> R | None:
         return None
 
 
-def _tokenless(then: Then[Accesskey]) -> Then[Accesskey]:
-    return lambda key: then(_without_token(key) if key is not None else None)
-
-
-def _without_token(key: Accesskey) -> Accesskey:
-    """A Go instance caches the plain token (Part A): keep only its prefix (B.3 #9)."""
-    if not key.token:
+def _without_token(key: Accesskey | None) -> Accesskey | None:
+    """A Go instance caches the plain token: keep only its prefix (docs/storage.md#tokens)."""
+    if key is None or not key.token:
         return key
     return msgspec.structs.replace(key, token="", token_prefix=key.token_prefix or key.token[:11])

@@ -1,4 +1,5 @@
-"""The publisher port: events, webhooks and outgoing RPC (SPEC B.1, B.3 #18, #20, #21).
+"""The publisher port: events, webhooks and outgoing RPC (docs/events.md,
+docs/api.md#outgoing-calls).
 
 Contract of a publisher actor (``AmqpPublisher`` in production, ``NullPublisher`` without a
 broker, a recording fake in tests), called through its pykka proxy:
@@ -8,34 +9,61 @@ broker, a recording fake in tests), called through its pykka proxy:
   from storage (``Storage.outbox_claim``), publishes each ``OutboxMessage`` and then marks
   it done; it also runs periodically. Events and webhooks are never sent directly by
   workers: they are written to the outbox with the change and relayed from there.
-* ``call(queue, request, timeout) -> pykka.Future[Response]``: send ``request`` to another
-  service's request ``queue`` and return *at once* with a future that is set with the reply
-  (or with ``Unavailable`` when no reply came within ``timeout`` seconds). The actor never
-  blocks on a reply, so one slow peer cannot stall events or other calls.
-* ``ready() -> bool``: True while connected to the broker (readiness, B.3 #23).
+* ``call(queue, request, timeout, done)``: send ``request`` to another service's request
+  ``queue`` and return at once; ``done(response, None)`` is called with the reply, or
+  ``done(None, Unavailable)`` when none came within ``timeout`` seconds, exactly once, from
+  the publisher's thread. The actor never blocks on a reply, so one slow peer cannot stall
+  events or other calls. ``OutgoingCall`` messages (from ``RpcClient``) are mapped to it.
+* ``ready() -> bool``: True while connected to the broker (readiness,
+  docs/configuration.md#metrics-and-health).
 
-Workers use the ``rpc`` helper below, which waits on that future with a bounded timeout.
+Workers use ``RpcClient.request``, the first hop of a ``Flow`` (kit/flow.py): the step after
+it runs in the publisher's thread when the reply arrives, and the worker never waits.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pykka
 
+from customer_manager.actors.kit.flow import Done, Flow, wait
 from customer_manager.errors import Unavailable
 from customer_manager.messages.wire import Request, Response
 
 
-def rpc(publisher: Any, queue: str, request: Request, timeout: float) -> Response:
-    """Call another service through ``publisher`` (a pykka proxy); raise Unavailable if it
-    does not answer within ``timeout`` seconds or the publisher is gone."""
-    try:
-        inner = publisher.call(queue, request, timeout).get(timeout=timeout)
-        response: Response = inner.get(timeout=timeout + 0.5)
-    except (pykka.Timeout, pykka.ActorDeadError):
-        raise Unavailable(f"{queue} did not answer within {timeout:g} s") from None
-    return response
+class OutgoingCall(msgspec.Struct, frozen=True, kw_only=True):
+    """``call(queue, request, timeout, done)`` as a message to the publisher actor."""
+
+    queue: str
+    request: Request
+    timeout: float
+    done: Done
+
+
+class RpcClient:
+    """Outgoing RPC through the publisher actor, as a Flow hop; safe to share between threads."""
+
+    def __init__(self, publisher: pykka.ActorRef[Any], timeout: float) -> None:
+        self._publisher, self.timeout = publisher, timeout
+
+    def request(self, queue: str, request: Request) -> Flow[Response]:
+        """The reply of the service behind ``queue``; Unavailable if none came in time."""
+        return Flow(self, (queue, request), self.timeout)
+
+    def submit(self, message: tuple[str, Request], done: Done, *, timeout: float) -> None:
+        queue, request = message
+        call = OutgoingCall(queue=queue, request=request, timeout=timeout, done=done)
+        try:
+            self._publisher.tell(call)
+        except pykka.ActorDeadError:
+            done(None, Unavailable(f"the publisher is gone; cannot call {queue}"))
+
+
+def rpc(publisher: pykka.ActorRef[Any], queue: str, request: Request, timeout: float) -> Response:
+    """Call another service and wait for the reply (CLI and tests, never a Flow step)."""
+    return wait(RpcClient(publisher, timeout).request(queue, request), timeout + 1.0, queue)
 
 
 class RelayRequest:
@@ -65,25 +93,30 @@ class Relaying(pykka.ThreadingActor):
     def flush(self) -> None:
         raise NotImplementedError
 
+    def call(self, queue: str, request: Request, timeout: float, done: Done) -> None:
+        raise NotImplementedError
+
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RelayRequest):
             message.pending = False
             self.flush()
             return None
+        if isinstance(message, OutgoingCall):
+            self.call(message.queue, message.request, message.timeout, message.done)
+            return None
         return super().on_receive(message)
 
 
 class NullPublisher(Relaying):
-    """The publisher when no broker is configured (embedded CLI, B.4): events and webhooks
-    stay in the outbox for a later relay; outgoing calls fail with Unavailable."""
+    """The publisher when no broker is configured (docs/configuration.md#customer-control):
+    events and webhooks stay in the outbox for a later relay; outgoing calls fail with
+    Unavailable."""
 
     def flush(self) -> None:
         return None
 
-    def call(self, queue: str, request: Request, timeout: float) -> pykka.Future[Response]:
-        future: pykka.Future[Response] = pykka.ThreadingFuture()
-        future.set_exception((Unavailable, Unavailable(f"no broker to reach {queue}"), None))
-        return future
+    def call(self, queue: str, request: Request, timeout: float, done: Done) -> None:
+        done(None, Unavailable(f"no broker to reach {queue}"))
 
     def ready(self) -> bool:
         return True

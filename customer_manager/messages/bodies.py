@@ -1,4 +1,5 @@
-"""Request bodies (SPEC A §4.3, B.3) and Go's decoding rules for them (A §2.1).
+"""Request bodies (docs/api.md#routes) and Go's decoding rules for them
+(docs/api.md#request-envelope).
 
 Go's decoder matches keys case-insensitively (exact match preferred), ignores unknown keys,
 turns ``null`` into the zero value and rejects wrong types. Bodies are small, so we decode
@@ -57,7 +58,8 @@ class IsValidBalanceBody(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AccesskeyCreateBody(msgspec.Struct, frozen=True, kw_only=True):
-    """Body of ``POST /v1/accesskeys``; ``expire`` in seconds, ≤ 0 means never (B.3 #11)."""
+    """Body of ``POST /v1/accesskeys``; ``expire`` in seconds, ≤ 0 means never
+    (docs/api.md#access-key-create)."""
 
     customer_id: uuid.UUID = NIL
     name: STR255 = ""

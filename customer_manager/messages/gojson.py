@@ -1,4 +1,4 @@
-"""Go ``encoding/json`` compatible output (SPEC A §2.5).
+"""Go ``encoding/json`` compatible output (docs/api.md#encoding-rules).
 
 msgspec writes compact JSON in struct field order with raw UTF-8, as Go does. Go also escapes
 ``<``, ``>``, ``&``, U+2028 and U+2029. Those characters can only occur inside JSON strings, so

@@ -1,5 +1,5 @@
-"""List parameters: page size and cursor from the URI (SPEC A §6.1, B.3 #6, #8) and the
-filters from ``data`` (A §6.2, B.3 #7, #10, #11)."""
+"""List parameters: page size and cursor from the URI (docs/api.md#pagination) and the
+filters from ``data`` (docs/api.md#filters)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
     """One page request: rows with ``(tm_create, id) < (before, before_id)``, newest first.
 
     ``before_id`` is ``None`` for a plain timestamp token: then the condition is just
-    ``tm_create < before`` (Part A). ``before`` is always a 6-digit wire timestamp."""
+    ``tm_create < before`` (as in Go). ``before`` is always a 6-digit wire timestamp."""
 
     page_size: int = DEFAULT_PAGE_SIZE
     before: str
@@ -49,7 +49,7 @@ class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
     paged: bool = False  # a page_token was given (else ``before`` is "now")
 
 
-# Allowed filter keys per table and their JSON type (A §3.6 plus B.3 #10, #11).
+# Allowed filter keys per table and their JSON type (docs/api.md#filters).
 _ALLOWED: dict[Table, dict[str, type]] = {
     "customer": {
         "id": uuid.UUID,
@@ -87,7 +87,8 @@ def parse_timestamp(text: str) -> str:
 
 
 def make_page_token(tm_create: str, row_id: uuid.UUID) -> str:
-    """The tie-safe cursor for the page after a row (B.3 #8): ``<tm_create>|<id>``."""
+    """The tie-safe cursor for the page after a row (docs/api.md#pagination):
+    ``<tm_create>|<id>``."""
     return f"{tm_create}{TOKEN_SEPARATOR}{row_id}"
 
 
@@ -119,7 +120,7 @@ def _filters(table: Table, raw: bytes) -> Filters:
     for key, value in obj.items():
         kind = allowed.get(key)
         if kind is None:
-            continue  # unknown keys are ignored, as in Part A
+            continue  # unknown keys are ignored, as in Go
         given[_filter_name(key)] = _filter_value(key, kind, value)
     return Filters(**given)
 

@@ -1,4 +1,5 @@
-"""The records: Customer (SPEC A §3.1) and Accesskey (A §3.2 as changed by B.3 #9).
+"""The records: Customer (docs/api.md#customer-record) and Accesskey
+(docs/api.md#access-key-record).
 
 Field order is the Go JSON key order. ``omit_defaults`` reproduces ``omitempty`` for strings;
 UUID fields have no default, so they are always emitted (a nil UUID is printed, as in Go).
@@ -21,6 +22,11 @@ def ts(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.strftime(TS_FORMAT)
+
+
+def unix(stamp: str) -> float:
+    """A wire timestamp (UTC) as Unix time."""
+    return datetime.strptime(stamp, TS_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 def now() -> str:
@@ -74,8 +80,8 @@ class Customer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class Accesskey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """An API token's record. ``token`` is set only in the create reply (B.3 #9); stored,
-    cached and published records carry ``token_prefix`` and never the token itself.
+    """An API token's record. ``token`` is set only in the create reply; stored, cached and
+    published records carry ``token_prefix`` and never the token itself (docs/storage.md#tokens).
     ``token_hash`` is kept out of JSON by the codec in ``storage`` (never on the wire)."""
 
     id: uuid.UUID

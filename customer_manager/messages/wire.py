@@ -1,4 +1,5 @@
-"""The RabbitMQ envelopes (SPEC A §2) and the VoIPbin error body (B.3 #1).
+"""The RabbitMQ envelopes (docs/api.md#request-envelope, docs/events.md#event-envelope) and
+the VoIPbin error body (docs/api.md#errors).
 
 ``data`` is embedded raw JSON (Go ``json.RawMessage``): ``msgspec.Raw``, copied verbatim.
 An empty ``Raw`` means "absent" and is omitted on output.
@@ -18,7 +19,8 @@ PUBLISHER = "customer-manager"
 
 
 class Request(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """An RPC request as received (A §2.1) or sent to another service (A §2.4)."""
+    """An RPC request as received (docs/api.md#request-envelope) or sent to another service
+    (docs/api.md#outgoing-calls)."""
 
     uri: str = ""
     method: str = ""
@@ -28,7 +30,8 @@ class Request(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class Response(msgspec.Struct, frozen=True, kw_only=True):
-    """An RPC reply (A §2.2): ``status_code`` and ``data_type`` always, ``data`` if not empty."""
+    """An RPC reply (docs/api.md#reply-envelope): ``status_code`` and ``data_type`` always,
+    ``data`` if not empty."""
 
     status_code: int
     data_type: str = ""
@@ -36,7 +39,7 @@ class Response(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
-    """A change event (A §2.3), published on the fanout exchange."""
+    """A change event (docs/events.md#event-envelope), published on the fanout exchange."""
 
     type: str
     publisher: str = PUBLISHER
@@ -45,7 +48,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VoipbinError(msgspec.Struct, frozen=True, kw_only=True):
-    """The typed error body (B.3 #1)."""
+    """The typed error body (docs/api.md#errors)."""
 
     status: str
     reason: str
@@ -77,7 +80,7 @@ class EnvelopeError(ValueError):
 
 
 def decode_request(body: bytes) -> Request:
-    """Decode a Request envelope with Go's rules (A §2.1).
+    """Decode a Request envelope with Go's rules (docs/api.md#request-envelope).
 
     The fast path is one typed decode. Anything unusual (``null`` fields, keys in other case,
     invalid UTF-8) takes the slow path, which normalises a generic decode first.

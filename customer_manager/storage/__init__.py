@@ -1,4 +1,4 @@
-"""Storage backends behind the ``Storage`` protocol (DESIGN §5)."""
+"""Storage backends behind the ``Storage`` protocol (docs/storage.md#backends)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from customer_manager.storage.base import Storage
 
 
 def open_storage(settings: Settings) -> Storage:
-    """MySQL when ``database_dsn`` is set, else SQLite at ``sqlite_path`` (SPEC B.4).
+    """MySQL when ``database_dsn`` is set, else SQLite at ``sqlite_path``
+    (docs/configuration.md#embedded-store).
     Connecting is lazy for MySQL (the first call connects); call ``ping()`` to check."""
     if settings.database_dsn:
         from customer_manager.storage.mysql import MySQLStorage

@@ -1,9 +1,9 @@
-"""The Storage port: what the actors need from a database (DESIGN §5).
+"""The Storage port: what the actors need from a database (docs/storage.md#backends).
 
 Every backend (MySQL, SQLite, memory) satisfies ``Storage`` and passes one contract suite.
 Implementations are *not* thread-safe: each StorageActor owns one instance (one connection).
 
-Writes are transactional with their outbox messages (SPEC B.3 #18): a mutation calls the
+Writes are transactional with their outbox messages (docs/storage.md#outbox): a mutation calls the
 given ``outbox`` function with the record as re-read inside the transaction and stores the
 returned messages in the same commit. A relay publishes and then removes them.
 
@@ -48,6 +48,14 @@ class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True):
     message: OutboxMessage
 
 
+class OutboxStats(msgspec.Struct, frozen=True, kw_only=True):
+    """The entries not yet published: how many, and when the oldest of them was written (a
+    wire timestamp, UTC; "" when there is none)."""
+
+    size: int
+    oldest: str = ""
+
+
 R = TypeVar("R", Customer, Accesskey)
 OutboxFn = Callable[[R], Sequence[OutboxMessage]]
 
@@ -59,7 +67,7 @@ ACCESSKEY_MUTABLE = frozenset(AccesskeyUpdateBody.__struct_fields__)
 class Deleted(msgspec.Struct, frozen=True, kw_only=True):
     """Result of a soft delete. ``changed`` is False when the row was already deleted (then
     nothing was written and no outbox message stored). ``keys`` are the access keys that a
-    customer delete soft-deleted with it (B.3 #13)."""
+    customer delete soft-deleted with it (docs/storage.md#soft-delete)."""
 
     record: Customer | Accesskey
     changed: bool
@@ -95,7 +103,7 @@ class Storage(Protocol):
         request_key: str = "",
     ) -> Customer:
         """Set ``changes`` (keys from CUSTOMER_MUTABLE) and ``tm_update``; works on deleted
-        rows too (Part A). NotFound if there is no such row."""
+        rows too (as in Go). NotFound if there is no such row."""
         ...
 
     def customer_delete(
@@ -146,4 +154,7 @@ class Storage(Protocol):
         ...
 
     def outbox_done(self, ids: Sequence[int]) -> None: ...
-    def outbox_size(self) -> int: ...
+    def outbox_stats(self) -> OutboxStats: ...
+    def outbox_size(self) -> int:
+        """``outbox_stats().size``."""
+        ...

@@ -1,4 +1,5 @@
-"""Cache backends (SPEC A §8): RedisCache (production) and LocalCache (embedded default).
+"""Cache backends (docs/storage.md#redis-cache): RedisCache (production) and LocalCache
+(embedded default).
 
 Both are thread-safe (redis-py's connection pool; a lock for the dict), so one instance is
 shared by every CacheActor. A cache never raises from get/set/delete: every backend error is
@@ -69,7 +70,8 @@ class Cache(Protocol):
 
 
 class LocalCache:
-    """An in-process dict with per-key expiry (for the embedded default, B.4, and tests)."""
+    """An in-process dict with per-key expiry (for the embedded default and tests;
+    docs/storage.md#in-process-cache)."""
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self._lock = threading.Lock()
@@ -127,7 +129,8 @@ def _newer(current: tuple[float, bytes, str | None] | None, version: str | None,
 
 
 class RedisCache:
-    """Redis via redis-py. Keys and values as the Go service writes them (SPEC A §8).
+    """Redis via redis-py. Keys and values as the Go service writes them
+    (docs/storage.md#keys-and-values).
 
     Fails fast: no client retries, and after a failure Redis is skipped for DOWN_SECONDS,
     so an outage costs a request nothing but cache misses. A write (set or delete) that

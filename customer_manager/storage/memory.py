@@ -1,4 +1,5 @@
-"""MemoryStorage: the in-process fake that satisfies the Storage protocol (DESIGN §5).
+"""MemoryStorage: the in-process fake that satisfies the Storage protocol
+(docs/storage.md#backends).
 
 It follows the same rules as the SQL backends (the contract suite runs against all three):
 active-email uniqueness (case-insensitive, empty emails never collide), token-hash
@@ -29,6 +30,7 @@ from customer_manager.storage.base import (
     OutboxEntry,
     OutboxFn,
     OutboxMessage,
+    OutboxStats,
 )
 from customer_manager.storage.replies import ReplyLog, deletion_of, record_of, remembered
 
@@ -37,6 +39,7 @@ T = TypeVar("T", Customer, Accesskey)
 
 class _Lease(msgspec.Struct, kw_only=True):
     message: OutboxMessage
+    created: str
     owner: str = ""
     until: float = 0.0
 
@@ -125,8 +128,9 @@ class MemoryStorage:
     # -- helpers ----------------------------------------------------------------------------
 
     def _enqueue(self, messages: Sequence[OutboxMessage]) -> None:
+        stamp = now()
         for message in messages:
-            self._outbox[self._next_outbox_id] = _Lease(message=message)
+            self._outbox[self._next_outbox_id] = _Lease(message=message, created=stamp)
             self._next_outbox_id += 1
 
     def _check_email(self, customer: Customer) -> None:
@@ -296,8 +300,12 @@ class MemoryStorage:
                 self._outbox.pop(entry_id, None)
 
     def outbox_size(self) -> int:
+        return self.outbox_stats().size
+
+    def outbox_stats(self) -> OutboxStats:
         with self._lock:
-            return len(self._outbox)
+            first = next(iter(self._outbox.values()), None)  # ids ascend in insertion order
+            return OutboxStats(size=len(self._outbox), oldest=first.created if first else "")
 
 
 def _gone(record: T, stamp: str) -> T:

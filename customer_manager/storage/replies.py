@@ -7,7 +7,7 @@ A write given a ``request_key`` stores its result (the record as the first run r
 Go JSON) with the change, in the same transaction; the SQL backends keep it in
 ``customer_replies`` and purge entries older than REPLY_WINDOW with the outbox claims. The
 reply is rebuilt from that record, so it is the first reply exactly. Access-key creates are
-not remembered: their reply carries the token, which is never stored (B.3 #9).
+not remembered: their reply carries the token, which is never stored (docs/storage.md#tokens).
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
-"""Versioned schema migrations for MySQL/MariaDB and SQLite (SPEC A §7.1 as changed by B.3).
+"""Versioned schema migrations for MySQL/MariaDB and SQLite (docs/storage.md#migrations).
 
 ``MIGRATIONS[dialect][version]`` is an ordered list of steps; ``customer_schema_version``
 records the versions applied. Every step is idempotent, so a migration interrupted half-way
 (MySQL DDL commits implicitly) is simply re-run.
 
-MySQL adopts an existing Go schema: the tables are created with Part A's columns only if
+MySQL adopts an existing Go schema: the tables are created with the Go columns only if
 missing, and the columns and indexes we add are added only where missing (``Ensure``), so a
 Go instance and a Python instance can share the tables during a migration. Active-email
-uniqueness (B.3 #14) is a STORED generated column ``email_active`` (the email while active,
-else NULL; NULLs never collide) with a UNIQUE index; its ``utf8mb4_general_ci`` collation
-makes it case-insensitive. SQLite uses a partial unique index with ``COLLATE NOCASE``.
-Empty emails never collide (they are invalid on create anyway).
+uniqueness (docs/storage.md#email-uniqueness) is a STORED generated column ``email_active``
+(the email while active, else NULL; NULLs never collide) with a UNIQUE index; its
+``utf8mb4_general_ci`` collation makes it case-insensitive. SQLite uses a partial unique
+index with ``COLLATE NOCASE``. Empty emails never collide (they are invalid on create
+anyway).
 """
 
 from __future__ import annotations

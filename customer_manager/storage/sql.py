@@ -1,10 +1,11 @@
-"""SQLStorage: the Storage operations shared by MySQL and SQLite (DESIGN §5).
+"""SQLStorage: the Storage operations shared by MySQL and SQLite (docs/storage.md#sql-semantics).
 
 A subclass supplies the connection, the transaction runner ``_run`` (which maps driver errors
 to ours) and a few dialect bits: the case-insensitive email suffix, row locking and the outbox
 claim statement. Every operation is one transaction; a mutation stores its outbox messages
-in the same commit (B.3 #18), computed from the inserted record (every column is written from
-it, so it is not read back) or from the row as re-read after an update or delete.
+in the same commit (docs/storage.md#outbox), computed from the inserted record (every
+column is written from it, so it is not read back) or from the row as re-read after an
+update or delete.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from customer_manager.storage.base import (
     OutboxEntry,
     OutboxFn,
     OutboxMessage,
+    OutboxStats,
 )
 
 T = TypeVar("T")
@@ -313,4 +315,11 @@ class SQLStorage(abc.ABC):
             self._run(lambda tx: tx.rows(sql, [int(i) for i in ids]))
 
     def outbox_size(self) -> int:
-        return int(self._run(lambda tx: tx.scalar(q.OUTBOX_SIZE), write=False))
+        return self.outbox_stats().size
+
+    def outbox_stats(self) -> OutboxStats:
+        def work(tx: Tx) -> OutboxStats:
+            ((size, oldest),) = tx.rows(q.OUTBOX_STATS)
+            return OutboxStats(size=int(size), oldest=q.read_ts(oldest))
+
+        return self._run(work, write=False)

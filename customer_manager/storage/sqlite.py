@@ -1,4 +1,5 @@
-"""SQLiteStorage: the embedded default store (SPEC B.4) on the stdlib ``sqlite3``.
+"""SQLiteStorage: the embedded default store (docs/configuration.md#embedded-store) on the
+stdlib ``sqlite3``.
 
 A file database runs in WAL mode so several instances (several StorageActors, or a CLI next
 to a daemon) can share it: writes take the write lock up front (``BEGIN IMMEDIATE``) and wait

@@ -20,7 +20,7 @@ from customer_manager.storage.base import ACCESSKEY_MUTABLE, CUSTOMER_MUTABLE
 R = TypeVar("R", Customer, Accesskey)
 
 # The selected columns are the record fields, in JSON order; an access key stores its
-# token's prefix, never the token (B.3 #9).
+# token's prefix, never the token (docs/storage.md#tokens).
 CUSTOMER_COLUMNS: tuple[str, ...] = Customer.__struct_fields__
 ACCESSKEY_COLUMNS = tuple(f for f in Accesskey.__struct_fields__ if f != "token")
 _UUID_COLUMNS = frozenset({"id", "customer_id", "billing_account_id"})
@@ -110,7 +110,7 @@ OUTBOX_CLAIMED = (
     " WHERE claim_owner = %s AND claim_until = %s ORDER BY id"
 )
 OUTBOX_DONE = "DELETE FROM customer_outbox WHERE id IN ({marks})"
-OUTBOX_SIZE = "SELECT COUNT(*) FROM customer_outbox"
+OUTBOX_STATS = "SELECT COUNT(*), MIN(tm_create) FROM customer_outbox"
 
 
 def param(value: Any) -> Any:
@@ -119,7 +119,7 @@ def param(value: Any) -> Any:
 
 
 def read_uuid(value: Any) -> uuid.UUID:
-    """A binary(16) value; NULL or empty is the nil UUID (A §7.2)."""
+    """A binary(16) value; NULL or empty is the nil UUID (docs/storage.md#encodings)."""
     if not value:
         return NIL
     return uuid.UUID(bytes=bytes(value))
@@ -148,7 +148,8 @@ def update_sql(table: Table[Any], names: Sequence[str]) -> str:
 
 
 def list_sql(table: Table[Any], query: ListQuery, nocase: str) -> tuple[str, list[Any]]:
-    """The page query (B.3 #8): ``(tm_create, id) < (before, before_id)``, newest first."""
+    """The page query (docs/storage.md#listing-query): ``(tm_create, id) < (before,
+    before_id)``, newest first."""
     where = ["tm_create < %s"]
     params: list[Any] = [query.before]
     if query.before_id is not None:

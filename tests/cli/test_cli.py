@@ -53,7 +53,7 @@ def test_customer_lifecycle(cli: Any) -> None:
             "vip",
         )
     )
-    assert upd["detail"] == "vip" and "name" not in upd  # full replace, as in Part A
+    assert upd["detail"] == "vip" and "name" not in upd  # full replace, as in Go
     bill = "11111111-2222-3333-4444-555555555555"
     got = ok(
         cli("customer", "update-billing-account", "--id", made["id"], "--billing-account-id", bill)

@@ -1,4 +1,5 @@
-"""Contract for the cache backends: LocalCache and RedisCache behave alike (SPEC A §8)."""
+"""Contract for the cache backends: LocalCache and RedisCache behave alike
+(docs/storage.md#redis-cache)."""
 
 from __future__ import annotations
 

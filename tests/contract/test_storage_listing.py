@@ -1,4 +1,4 @@
-"""Storage contract: listing filters and tie-safe pagination (SPEC A §6, B.3 #6-8, #10, #11)."""
+"""Storage contract: listing filters and tie-safe pagination (docs/api.md#lists)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Storage contract: the transactional outbox (claim with lease, done, size)."""
+"""Storage contract: the transactional outbox (claim with lease, done, size and age)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import time
 
 from storage_kit import Recorder, customer
 
-from customer_manager.storage.base import Storage
+from customer_manager.messages.records import now
+from customer_manager.storage.base import OutboxStats, Storage
 
 
-def _fill(storage: Storage, n: int) -> list[bytes]:
+def _fill(storage: Storage, n: int, prefix: str = "w") -> list[bytes]:
     events = Recorder("customer_created")
     for i in range(n):
-        storage.customer_insert(customer(f"w{i}@example.com"), events)
+        storage.customer_insert(customer(f"{prefix}{i}@example.com"), events)
     return [f'{{"type":"customer_created","id":"{c.id}"}}'.encode() for c in events.seen]
 
 
@@ -41,3 +42,24 @@ def test_done_removes_and_expired_leases_are_reclaimed(storage: Storage) -> None
     assert [e.id for e in again] == [held[1].id]
     storage.outbox_done([held[1].id, *(e.id for e in again)])
     assert storage.outbox_size() == 1
+
+
+def test_stats_count_the_entries_and_date_the_oldest(storage: Storage) -> None:
+    """What the relay exports as customer_manager_outbox_backlog and _oldest_age_seconds: the
+    oldest entry not yet published (claimed or not) is the first one written."""
+    assert storage.outbox_stats() == OutboxStats(size=0, oldest="")
+    before = now()
+    _fill(storage, 1)
+    between = now()
+    time.sleep(0.01)
+    _fill(storage, 2, prefix="later")
+    stats = storage.outbox_stats()
+    assert stats.size == storage.outbox_size() == 3
+    assert before <= stats.oldest <= between  # wire timestamps sort as they read
+    held = storage.outbox_claim("a", 10, 30)
+    assert storage.outbox_stats() == stats  # a claimed entry is not published yet
+    storage.outbox_done([held[0].id])
+    later = storage.outbox_stats()
+    assert later.size == 2 and between < later.oldest <= now()
+    storage.outbox_done([e.id for e in held[1:]])
+    assert storage.outbox_stats() == OutboxStats(size=0, oldest="")

@@ -1,4 +1,5 @@
-"""Scenario 1 (B.3 #15, #16, #18): a 5 s broker outage under steady load.
+"""Scenario 1: a 5 s broker outage under steady load (docs/api.md#queues-and-delivery,
+docs/events.md#outbox-relay).
 
 The daemon's two connections (consumer, publisher) go through a TcpProxy that drops them
 and refuses new ones for 5 s while a client sends creates at a steady rate directly to the

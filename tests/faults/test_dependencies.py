@@ -1,7 +1,7 @@
 """Scenarios 3 and 4: Redis and MySQL outages, each through a TcpProxy in front of the
 real server (the shared servers keep running for the other tests).
 
-3. Redis cut (B.3 #23, SPEC A §8): reads and writes are answered from MySQL, /readyz is
+3. Redis cut (docs/storage.md#redis-outages): reads and writes are answered from MySQL, /readyz is
    false, and after recovery the cache fills again without ever serving an entry that a
    write during the outage made stale.
 4. MySQL cut, then a network stall: requests get 503 UNAVAILABLE within a bounded time,
@@ -69,6 +69,7 @@ def test_redis_down_requests_served_from_mysql_and_no_stale_entry_after(
             timed(client, "GET", "/v1/customers?page_size=5"),
         ]
         status_down, checks_down = ready(daemon)
+        gauges_down = http_get(daemon.health.port, "/metrics")[1]  # what the alerts read
         stale = json.loads(redis_db.get(key) or b"{}")  # the service could not refresh it
         proxy.resume()
 
@@ -83,6 +84,7 @@ def test_redis_down_requests_served_from_mysql_and_no_stale_entry_after(
         refill_s = wait_until(cached_again, 15, "the cache never filled again")
         final = client.call("GET", f"/v1/customers/{cid}")
         status_up = wait_until(lambda: ready(daemon)[0] == 200, 10, "/readyz stayed false")
+        gauges_up = http_get(daemon.health.port, "/metrics")[1]
     finally:
         proxy.close()
     codes = [r["status_code"] for r, _ in during]
@@ -97,6 +99,9 @@ def test_redis_down_requests_served_from_mysql_and_no_stale_entry_after(
     assert codes == [200] * 5
     assert during[2][0]["data"]["name"] == "after-outage"
     assert status_down == 503 and checks_down["cache"] is False and checks_down["storage"]
+    assert 'customer_manager_ready{check="cache"} 0.0' in gauges_down
+    assert 'customer_manager_ready{check="storage"} 1.0' in gauges_down
+    assert 'customer_manager_ready{check="cache"} 1.0' in gauges_up
     assert stale.get("name", "") != "after-outage"  # Redis really held a stale entry
     assert set(served) == {"after-outage"}, f"a stale entry was served: {served}"
     assert final["data"]["name"] == "after-outage"

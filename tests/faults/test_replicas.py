@@ -1,9 +1,10 @@
 """Scenarios 2, 5 and 7: two replicas on one queue and one MySQL.
 
 2. ``kill -9`` of a replica holding unacked requests: the broker redelivers them to the
-   survivor, which answers them (B.3 #15).
-5. SIGTERM of a replica under a steady load: it drains, nothing is lost (B.3 #17).
-7. 50 simultaneous creates with one email across two replicas: one 200, 49 × 409 (B.3 #14).
+   survivor, which answers them (docs/api.md#queues-and-delivery).
+5. SIGTERM of a replica under a steady load: it drains, nothing is lost.
+7. 50 simultaneous creates with one email across two replicas: one 200, 49 × 409
+   (docs/storage.md#email-uniqueness).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Scenario 8 (B.3 #19): a full flow with a MySQL user that has a password, a Redis that
-requires one, and an access-key token. No daemon log line, no event on the fanout exchange
-and no value cached in Redis contains either password or the token (only its prefix)."""
+"""Scenario 8 (docs/configuration.md#logs): a full flow with a MySQL user that has a
+password, a Redis that requires one, and an access-key token. No daemon log line, no event on
+the fanout exchange and no value cached in Redis contains either password or the token (only
+its prefix)."""
 
 from __future__ import annotations
 

@@ -56,7 +56,8 @@ def consumer_count(url: str, queue: str = REQUEST_QUEUE) -> int:
 
 
 def envelope(method: str, uri: str, data: Any = None, publisher: str = "api-manager") -> bytes:
-    """A Request as VoIPbin callers send it (A §2.1): ``data`` omitted when None."""
+    """A Request as VoIPbin callers send it (docs/api.md#request-envelope): ``data``
+    omitted when None."""
     body: dict[str, Any] = {"uri": uri, "method": method, "publisher": publisher}
     body["data_type"] = "application/json"
     if data is not None:

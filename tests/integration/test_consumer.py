@@ -1,4 +1,5 @@
-"""ConsumerActor against the real broker, with a fake router (SPEC A §1.2-§1.3, B.3 #3, #15-#17).
+"""ConsumerActor against the real broker, with a fake router
+(docs/api.md#queues-and-delivery).
 
 The fake router echoes ``{"method","uri"}`` back as a 200 reply after ``delay`` seconds, from
 its own actor thread, exactly as the real router calls ``reply`` from a worker thread.

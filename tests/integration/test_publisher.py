@@ -16,11 +16,12 @@ import msgspec
 import pika
 import pytest
 from amqp_kit import EventTap, Peer, TcpProxy
+from prometheus_client import REGISTRY
 
 from customer_manager.actors.amqp.publisher import DIRECT_REPLY_TO, AmqpPublisher
 from customer_manager.actors.publisher import rpc
 from customer_manager.actors.service.outbox import customer_outbox
-from customer_manager.actors.storage import Store, start_storage_pool
+from customer_manager.actors.storage import StorageClient, start_storage_pool
 from customer_manager.config import Settings
 from customer_manager.errors import Unavailable
 from customer_manager.messages.queues import AGENT_QUEUE, EVENT_EXCHANGE, WEBHOOK_QUEUE
@@ -32,10 +33,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def store() -> Iterator[tuple[MemoryStorage, Store]]:
+def store() -> Iterator[tuple[MemoryStorage, StorageClient]]:
     memory = MemoryStorage()
     pool = start_storage_pool(lambda: memory, 1)
-    yield memory, Store(pool, timeout=5)
+    yield memory, StorageClient(pool, timeout=5)
     pool.stop(5)
 
 
@@ -63,14 +64,19 @@ def wait_until(predicate: Any, timeout: float) -> bool:
     return True
 
 
-def start_publisher(url: str, store: Store) -> Any:
+def gauge(name: str) -> float | None:
+    value: float | None = REGISTRY.get_sample_value(name)
+    return value
+
+
+def start_publisher(url: str, store: StorageClient) -> Any:
     publisher = AmqpPublisher.start(Settings(rabbitmq_address=url), store, relay_interval=0.5)
     assert wait_until(lambda: publisher.proxy().ready().get(timeout=5), 10)
     return publisher
 
 
 def test_outbox_relay_publishes_events_and_webhooks(
-    amqp_url: str, store: tuple[MemoryStorage, Store]
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient]
 ) -> None:
     memory, st = store
     tap = EventTap(amqp_url, EVENT_EXCHANGE)
@@ -100,7 +106,9 @@ def test_outbox_relay_publishes_events_and_webhooks(
     tap.close()
 
 
-def test_outbox_waits_for_the_broker(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
+def test_outbox_waits_for_the_broker(
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient]
+) -> None:
     memory, st = store
     target = pika.URLParameters(amqp_url)
     proxy = TcpProxy((target.host, target.port))
@@ -108,25 +116,36 @@ def test_outbox_waits_for_the_broker(amqp_url: str, store: tuple[MemoryStorage, 
     tap = EventTap(amqp_url, EVENT_EXCHANGE)
     publisher = start_publisher(f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F", st)
     try:
+        assert wait_until(lambda: gauge("customer_manager_outbox_backlog") == 0, 5)
+        assert gauge("customer_manager_outbox_oldest_age_seconds") == 0
         proxy.pause()
         assert wait_until(lambda: not publisher.proxy().ready().get(timeout=5), 10)
+        written = time.time()
         for i in range(5):
             add_customer(memory, f"outage{i}", webhook=False)
         publisher.proxy().flush()
         time.sleep(1.5)  # several relay intervals with the broker down
         assert memory.outbox_size() == 5
         assert tap.wait_for(1, 0.2) == []
+        # the relay counts the outbox broker or not: the gauges the alerts read
+        assert gauge("customer_manager_outbox_backlog") == 5
+        age = gauge("customer_manager_outbox_oldest_age_seconds")
+        assert age is not None and 1.5 <= age <= time.time() - written
         proxy.resume()
         events = tap.wait_for(5, 20)
         assert sorted(e["data"]["name"] for e in events) == [f"outage{i}" for i in range(5)]
         assert wait_until(lambda: memory.outbox_size() == 0, 5)
+        assert wait_until(lambda: gauge("customer_manager_outbox_backlog") == 0, 5)
+        assert gauge("customer_manager_outbox_oldest_age_seconds") == 0
     finally:
         publisher.stop()
         proxy.close()
         tap.close()
 
 
-def test_outgoing_rpc_reply_and_timeout(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
+def test_outgoing_rpc_reply_and_timeout(
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient]
+) -> None:
     _, st = store
     agents = [{"id": str(uuid.uuid4()), "username": "taken@example.com"}]
 
@@ -139,12 +158,12 @@ def test_outgoing_rpc_reply_and_timeout(amqp_url: str, store: tuple[MemoryStorag
     publisher = start_publisher(amqp_url, st).proxy()
     with Peer(amqp_url, AGENT_QUEUE, agent_manager) as peer:
         for email, count in (("taken@example.com", 1), ("free@example.com", 0)):
-            response = rpc(publisher, AGENT_QUEUE, _agent_request(email), 3.0)
+            response = rpc(publisher.actor_ref, AGENT_QUEUE, _agent_request(email), 3.0)
             assert response.status_code == 200
             assert len(msgspec.json.decode(response.data)) == count
         started = time.monotonic()
         with pytest.raises(Unavailable):
-            rpc(publisher, AGENT_QUEUE, _agent_request("silent@example.com"), 3.0)
+            rpc(publisher.actor_ref, AGENT_QUEUE, _agent_request("silent@example.com"), 3.0)
         assert 2.9 <= time.monotonic() - started < 4.0
     props = peer.props[0]
     assert props.reply_to.startswith(DIRECT_REPLY_TO)
@@ -157,14 +176,14 @@ def test_outgoing_rpc_reply_and_timeout(amqp_url: str, store: tuple[MemoryStorag
     )
 
 
-def test_call_fails_fast_without_broker(store: tuple[MemoryStorage, Store]) -> None:
+def test_call_fails_fast_without_broker(store: tuple[MemoryStorage, StorageClient]) -> None:
     _, st = store
     settings = Settings(rabbitmq_address="amqp://guest:guest@127.0.0.1:1/%2F")
     publisher = AmqpPublisher.start(settings, st).proxy()
     assert publisher.ready().get(timeout=5) is False
     started = time.monotonic()
     with pytest.raises(Unavailable):
-        rpc(publisher, AGENT_QUEUE, _agent_request("x@example.com"), 3.0)
+        rpc(publisher.actor_ref, AGENT_QUEUE, _agent_request("x@example.com"), 3.0)
     assert time.monotonic() - started < 1.0
 
 
@@ -179,8 +198,10 @@ def _agent_request(email: str) -> Request:
     )
 
 
-def test_event_metrics_and_backlog_gauge(amqp_url: str, store: tuple[MemoryStorage, Store]) -> None:
-    """A §11 event metrics count each relayed event; the backlog gauge returns to 0."""
+def test_event_metrics_and_backlog_gauge(
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient]
+) -> None:
+    """The event metrics count each relayed event; the backlog gauge returns to 0."""
     from prometheus_client import REGISTRY
 
     def sent() -> float:
@@ -202,7 +223,7 @@ def test_event_metrics_and_backlog_gauge(amqp_url: str, store: tuple[MemoryStora
 
 
 def test_a_burst_larger_than_a_batch_goes_out_complete_and_in_order(
-    amqp_url: str, store: tuple[MemoryStorage, Store]
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient]
 ) -> None:
     """250 events (2.5 relay batches, each confirmed by the broker as a whole) arrive once
     each, in write order, and the outbox ends empty."""

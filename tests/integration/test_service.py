@@ -76,7 +76,7 @@ def test_every_route_end_to_end(
         Peer(amqp_url, BILLING_QUEUE, billing) as bill,
         Peer(amqp_url, WEBHOOK_QUEUE, lambda r: None) as hooks,
     ):
-        # the literal A §2.1 create has webhook_uri "test.com": 400 under B.3 #5
+        # the Go example create has webhook_uri "test.com": 400 here (docs/api.md#customer-create)
         literal = client.call("POST", "/v1/customers", customer_body(email, "test.com"))
         assert literal["status_code"] == 400
         created = client.call("POST", "/v1/customers", customer_body(email))
@@ -136,7 +136,7 @@ def test_every_route_end_to_end(
         assert deleted["data"]["tm_delete"] != SENTINEL
         assert mysql_row(migrated_dsn, "customer_customers", cid)["tm_delete"] is not None
 
-        missing = client.call("GET", "/v1/customers")  # no "?": no route (A §4.1)
+        missing = client.call("GET", "/v1/customers")  # no "?": no route (docs/api.md#routes)
         assert missing["status_code"] == 404
         assert missing["data"]["reason"] == "ROUTE_NOT_FOUND"
 
@@ -221,8 +221,9 @@ def test_two_daemons_share_the_queue(
 def test_billing_account_check_through_billing_manager(
     client: Client, daemons: list[Daemon], service_settings: Callable[..., Settings], amqp_url: str
 ) -> None:
-    """B.3 #21 on the real broker: GET /v1/accounts/<id> on billing-manager's queue; only an
-    active account of this customer is accepted (400 otherwise, 503 when it is silent)."""
+    """The billing account check on the real broker (docs/api.md#billing-manager-account):
+    GET /v1/accounts/<id> on billing-manager's queue; only an active account of this customer
+    is accepted (400 otherwise, 503 when it is silent)."""
     daemons.append(start_daemon(service_settings(agent_check="off", billing_account_check=True)))
     created = client.call("POST", "/v1/customers", customer_body(f"b{uuid.uuid4().hex}@x.com"))
     cid = created["data"]["id"]

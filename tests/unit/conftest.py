@@ -10,7 +10,7 @@ import pytest
 from fakes import RecordingPublisher, Script, reply
 from harness import Build, Harness
 
-from customer_manager.actors.storage import Store
+from customer_manager.actors.storage import StorageClient
 from customer_manager.bootstrap import System, bootstrap
 from customer_manager.config import Settings
 from customer_manager.messages.queues import AGENT_QUEUE
@@ -39,7 +39,7 @@ def build() -> Iterator[Build]:
             **settings,
         }
 
-        def publisher(store: Store) -> Any:
+        def publisher(store: StorageClient) -> Any:
             return RecordingPublisher.start(store, dict(scripts or {}))
 
         system = bootstrap(

@@ -1,4 +1,5 @@
-"""Access-key routes through the real actors (Part A §4.3 R1–R5, SPEC B.3 #9–#12)."""
+"""Access-key routes through the real actors (docs/api.md#access-key-list to
+docs/api.md#access-key-delete)."""
 
 from __future__ import annotations
 

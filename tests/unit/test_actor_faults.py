@@ -96,7 +96,7 @@ def test_200_concurrent_requests_get_exactly_one_reply_each(build: Build) -> Non
 def test_reads_are_served_from_storage_when_every_cache_call_fails(
     build: Build, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The cache actors answer hits themselves (work.Forward); when the cache fails, the read
+    """The cache actors answer hits themselves (a Flow); when the cache fails, the read
     goes on to storage, and a failed fill does not fail the request."""
     h = build()
     customer = h.json("POST", "/v1/customers", {"email": "cache-down@example.com"})

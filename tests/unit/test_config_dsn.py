@@ -1,4 +1,4 @@
-"""config.parse_dsn: go-sql-driver DSNs (SPEC A §7.2) and MySQLParams.safe()."""
+"""config.parse_dsn: go-sql-driver DSNs (docs/configuration.md#settings) and MySQLParams.safe()."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Customer routes through the real actors (Part A §4.3 R6–R12, SPEC B.3)."""
+"""Customer routes through the real actors (docs/api.md#customer-list to
+docs/api.md#customer-balance-check)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def test_create_stores_publishes_and_checks_agents(h: Harness) -> None:
         "tm_update",
         "tm_delete",
     ]
-    assert created["billing_account_id"] == NIL  # the body's value is ignored (Part A)
+    assert created["billing_account_id"] == NIL  # the body's value is ignored, as in Go
     assert created["tm_update"] == created["tm_delete"] == SENTINEL
     assert uuid.UUID(created["id"]).version == 4
     stored = h.memory.customer_get(uuid.UUID(created["id"]))
@@ -176,7 +177,7 @@ def test_get_missing_is_404(h: Harness) -> None:
 
 def test_list_paging_and_filters(h: Harness) -> None:
     ids = [h.customer(f"u{i}@x.com")["id"] for i in range(5)]
-    assert h.json("GET", "/v1/customers?page_token=&page_size=0") != []  # B.3 #6: 0 → 100
+    assert h.json("GET", "/v1/customers?page_token=&page_size=0") != []  # 0 → 100
     page = h.json("GET", "/v1/customers?page_size=2")
     assert [c["id"] for c in page] == ids[::-1][:2]
     token = page[-1]["tm_create"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pykka
 import pytest
 
 from customer_manager import metrics
-from customer_manager.actors.kit.flow import Forward
+from customer_manager.actors.kit.flow import BlockingInStep, Flow
 from customer_manager.actors.kit.members import Crash, PoolMember
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.actors.kit.timing import Ticker
@@ -48,46 +49,61 @@ def test_ask_returns_value_and_raises_handler_error() -> None:
     assert pool.in_flight() == 0
 
 
-class Forwarder(PoolMember):
-    """Hands ``(target, message, then)`` on to ``target`` instead of answering itself."""
+class Flows(PoolMember):
+    """Answers a message ``build`` with the Flow that ``build()`` returns."""
 
     def handle(self, message: Any) -> Any:
-        target, inner, then = message
-        return Forward(target, inner, then, 5.0)
+        return message()
 
 
-def test_forward_finishes_the_work_in_the_other_pool() -> None:
-    front = Pool("front", 2, lambda pool: Forwarder.start(pool)).start()
+def test_flow_finishes_the_work_in_the_other_pool() -> None:
+    front = Pool("front", 2, lambda pool: Flows.start(pool)).start()
     back = echo_pool(2)
     back_urns = {ref.actor_urn for ref in back.members()}
-    seen: list[str] = []
+    steps: list[str] = []
 
-    def then(value: Any, error: BaseException | None) -> Any:
-        seen.append(threading.current_thread().name)
-        assert error is None and value[1] in back_urns  # handled by a back member
+    def step(value: Any) -> Any:
+        steps.append(threading.current_thread().name)
+        assert value[1] in back_urns  # the step runs where the value was made
         return ("then", value[0])
 
-    assert front.ask((back, 7, then), timeout=5) == ("then", 7)
-    assert len(seen) == 1 and front.in_flight() == back.in_flight() == 0
+    assert front.ask(lambda: Flow(back, 7, 5.0).then(step), timeout=5) == ("then", 7)
+    assert len(steps) == 1 and front.in_flight() == back.in_flight() == 0
 
-    # ``then`` sees the other pool's error, may raise its own, or forward again
-    def to_error(value: Any, error: BaseException | None) -> Any:
-        assert isinstance(error, ValueError)
-        raise LookupError("mapped")
-
-    with pytest.raises(LookupError, match="mapped"):
-        front.ask((back, "boom", to_error), timeout=5)
-
-    def again(value: Any, error: BaseException | None) -> Any:
-        return Forward(back, value[0] + 1, lambda v, e: v[0], 5.0)
-
-    assert front.ask((back, 1, again), timeout=5) == 2
+    # errors skip the steps; recover maps them; a step may hop again; Flow.of has no hop
+    with pytest.raises(ValueError, match="boom"):
+        front.ask(lambda: Flow(back, "boom", 5.0).then(step), timeout=5)
+    recovered = lambda: Flow(back, "boom", 5.0).then(step).recover(ValueError, str)  # noqa: E731
+    assert front.ask(recovered, timeout=5) == "boom"
+    again = lambda: Flow(back, 1, 5.0).then(lambda v: Flow(back, v[0] + 1, 5.0))  # noqa: E731
+    assert front.ask(lambda: again().then(lambda v: v[0]), timeout=5) == 2
+    tapped: list[Any] = []
+    kept = lambda: Flow.of(3).tap(lambda v: Flow(back, v, 5.0).then(tapped.append))  # noqa: E731
+    assert front.ask(kept, timeout=5) == 3 and tapped[0][0] == 3  # the tap ran, the value kept
 
     # a stopped target pool completes the work with Unavailable, never leaves it hanging
     back.stop(5)
     with pytest.raises(Unavailable):
-        front.ask((back, 1, lambda v, e: (_ for _ in ()).throw(e) if e else v), timeout=5)
+        front.ask(lambda: Flow(back, 1, 5.0), timeout=5)
     front.stop(5)
+
+
+def test_a_step_that_waits_for_an_actor_fails_at_once() -> None:
+    """A step runs inside another pool's member: waiting there could stall that pool, so the
+    kit refuses the wait at once instead of letting it run into a timeout."""
+    front = Pool("front", 1, lambda pool: Flows.start(pool)).start()
+    back = echo_pool(1)
+
+    def blocking_step(value: Any) -> Any:
+        return back.ask(value[0], timeout=5)  # waits for a member of the pool it runs in
+
+    started = time.monotonic()
+    with pytest.raises(BlockingInStep):
+        front.ask(lambda: Flow(back, 1, 5.0).then(blocking_step), timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert back.ask(2, timeout=5)[0] == 2  # the pool lived on
+    front.stop(5)
+    back.stop(5)
 
 
 def test_least_in_flight_avoids_a_busy_member() -> None:

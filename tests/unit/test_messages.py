@@ -1,4 +1,5 @@
-"""Golden tests: our Structs reproduce the literal JSON of SPEC Part A §2 and §3."""
+"""Golden tests: our Structs reproduce the literal JSON of the Go service
+(docs/api.md#encoding-rules, docs/api.md#records)."""
 
 from __future__ import annotations
 

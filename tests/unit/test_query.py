@@ -1,4 +1,4 @@
-"""List parameters: SPEC A §6 with the B.3 #6–8, #10, #11 changes."""
+"""List parameters: paging and filters (docs/api.md#lists)."""
 
 from __future__ import annotations
 

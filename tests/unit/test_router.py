@@ -1,4 +1,5 @@
-"""Route matching (Part A §4.1), unmatched routes (B.3 #2) and the request metric (§11)."""
+"""Route matching and unmatched routes (docs/api.md#routes) and the request metric
+(docs/configuration.md#metrics-and-health)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from harness import Harness
 
 from customer_manager import metrics
-from customer_manager.actors.service.router import ROUTES, match, path_id
 from customer_manager.messages.ops import request_key
+from customer_manager.messages.routes import ROUTES, match, path_id
 from customer_manager.messages.wire import Request, encode
 
 ID = "2cfbb148-7dc7-11ec-85df-47cf2c8492f0"

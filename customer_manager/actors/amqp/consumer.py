@@ -1,11 +1,11 @@
-"""ConsumerActor: the RabbitMQ edge of the service (SPEC A §1.2-§1.3, B.3 #3, #15-#17).
+"""ConsumerActor: the RabbitMQ edge of the service (docs/api.md#queues-and-delivery).
 
 It owns one connection (``PumpActor``), declares the topology, consumes the request queue
 with consumer tag ``call-manager`` and hands the requests decoded in one pump slice to
 ``dispatch`` as one list of ``Handle(request, reply)`` (in production: one message to the
 router, so a burst of deliveries costs the router one wake-up). The ``reply`` callback may be called
 from any thread, exactly once; it queues the Response and wakes the pump, and the consumer's
-own thread then publishes the reply to ``reply_to`` and only then acks (B.3 #15).
+own thread then publishes the reply to ``reply_to`` and only then acks.
 
 Threading contract: everything except the ``reply`` callbacks runs in the actor's thread.
 Deliveries never block that thread: nothing here waits on a future.
@@ -25,12 +25,13 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from customer_manager import metrics
+from customer_manager.actors.amqp.delay import declare_delay_exchange, delay_plugin_present
 from customer_manager.actors.amqp.link import AMQP_ERRORS, PumpActor
-from customer_manager.actors.service.router import match
 from customer_manager.config import Settings
 from customer_manager.errors import InvalidArgument, Unavailable, error_response
 from customer_manager.messages.ops import Handle
-from customer_manager.messages.queues import DELAY_EXCHANGE, EVENT_EXCHANGE, REQUEST_QUEUE
+from customer_manager.messages.queues import EVENT_EXCHANGE, REQUEST_QUEUE
+from customer_manager.messages.routes import match
 from customer_manager.messages.wire import EnvelopeError, Request, Response, decode_request, encode
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ Dispatch = Callable[[list[Handle]], None]
 
 
 def uri_template(method: str, uri: str) -> str:
-    """The route label of a request for logs (A §11 ``type``): no ids, no query string."""
+    """The route label of a request for logs (the ``type`` label of
+    docs/configuration.md#metrics-and-health): no ids, no query string."""
     route = match(Request(method=method, uri=uri))
     return route.label if route is not None else "notfound"
 
@@ -120,11 +122,15 @@ class ConsumerActor(PumpActor):
     # -- connection ----------------------------------------------------------------------
 
     def on_connect(self, connection: BlockingConnection) -> None:
-        """Declare the topology (A §1.2), apply QoS, publish held replies, consume last."""
+        """Declare the topology (docs/api.md#queues-and-delivery), apply QoS, publish held
+        replies, consume last."""
         channel = connection.channel()
         channel.exchange_declare(EVENT_EXCHANGE, "fanout", durable=True)
         channel.queue_declare(REQUEST_QUEUE, durable=True)
-        self._declare_delay(connection, channel)
+        if self._delay_plugin is None:
+            self._delay_plugin = delay_plugin_present(connection, self.link.params)
+        if self._delay_plugin:
+            declare_delay_exchange(channel)
         channel.basic_qos(prefetch_count=self._prefetch)
         self._channel, self._generation = channel, self.link.generation
         held, self._held = self._held, []
@@ -132,45 +138,6 @@ class ConsumerActor(PumpActor):
             self._finish(item)
         if not self._draining:
             channel.basic_consume(REQUEST_QUEUE, self._on_message, consumer_tag=CONSUMER_TAG)
-
-    def _declare_delay(self, connection: BlockingConnection, channel: BlockingChannel) -> None:
-        """Declare and bind ``bin-manager.delay`` if the broker has the delayed-message plugin.
-
-        An unknown exchange type closes the whole connection (503), so the plugin is probed on
-        a throwaway connection, once; a passive declare first avoids even that when the
-        exchange already exists.
-        """
-        if self._delay_plugin is None:
-            self._delay_plugin = _delay_exchange_exists(connection) or self._probe_plugin()
-            if not self._delay_plugin:
-                log.warning("broker lacks x-delayed-message; %s not declared", DELAY_EXCHANGE)
-        if self._delay_plugin:
-            channel.exchange_declare(
-                DELAY_EXCHANGE,
-                "x-delayed-message",
-                durable=True,
-                arguments={"x-delayed-type": "direct"},
-            )
-            channel.queue_bind(REQUEST_QUEUE, DELAY_EXCHANGE, routing_key=REQUEST_QUEUE)
-
-    def _probe_plugin(self) -> bool:
-        try:
-            probe = pika.BlockingConnection(self.link.params)
-        except AMQP_ERRORS:
-            return False
-        try:
-            probe.channel().exchange_declare(
-                DELAY_EXCHANGE,
-                "x-delayed-message",
-                durable=True,
-                arguments={"x-delayed-type": "direct"},
-            )
-        except AMQP_ERRORS:
-            return False
-        finally:
-            if probe.is_open:
-                probe.close()
-        return True
 
     # -- deliveries ----------------------------------------------------------------------
 
@@ -289,26 +256,3 @@ class ConsumerActor(PumpActor):
     def on_stop(self) -> None:
         self._channel = None
         super().on_stop()
-
-
-class _ProbeNoise(logging.Filter):
-    """Drops pika's own warnings about the delayed-exchange probe (expected, logged once)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        return DELAY_EXCHANGE not in text and "x-delayed-message" not in text
-
-
-for _name in ("pika.channel", "pika.adapters.blocking_connection"):
-    logging.getLogger(_name).addFilter(_ProbeNoise())
-
-
-def _delay_exchange_exists(connection: BlockingConnection) -> bool:
-    """Passive declare on a throwaway channel (a 404 closes only that channel)."""
-    try:
-        channel = connection.channel()
-        channel.exchange_declare(DELAY_EXCHANGE, passive=True)
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    channel.close()
-    return True

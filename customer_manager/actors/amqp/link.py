@@ -1,4 +1,5 @@
-"""Shared AMQP plumbing for the consumer and the publisher actor (DESIGN §4).
+"""Shared AMQP plumbing for the consumer and the publisher actor
+(docs/api.md#queues-and-delivery).
 
 ``AmqpLink`` owns one pika ``BlockingConnection`` and reconnects it with jittered backoff.
 ``PumpActor`` is a pykka actor that owns a link and pumps ``process_data_events`` in short

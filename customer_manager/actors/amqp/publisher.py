@@ -3,17 +3,19 @@
 It owns one connection (``PumpActor``) with one channel in publisher-confirm mode that also
 consumes direct reply-to (``amq.rabbitmq.reply-to``, auto-ack) for outgoing RPC.
 
-* Outbox relay (B.3 #18, #20): on ``flush()`` and every ``relay_interval`` seconds it claims
-  entries from storage, publishes each (confirmed by the broker) and marks them done. While
-  the broker is down nothing is claimed; a publish that fails leaves the rest of the batch
-  leased to this owner, which claims it again with its next batch once it is reconnected
-  (another replica gets it only when the lease runs out).
-* ``call(queue, request, timeout)`` publishes with a fresh correlation id and returns a
-  future at once; the reply (matched by correlation id) or a timeout (checked between pump
-  slices) sets it. A connection loss fails the pending calls with Unavailable.
+* Outbox relay (docs/events.md#outbox-relay): on ``flush()`` and every ``relay_interval``
+  seconds it claims entries from storage, publishes each (confirmed by the broker) and marks
+  them done. While the broker is down nothing is claimed; a publish that fails leaves the
+  rest of the batch leased to this owner, which claims it again with its next batch once it
+  is reconnected (another replica gets it only when the lease runs out). Every
+  ``relay_interval`` seconds too, broker or not, it counts the outbox for the backlog and
+  oldest-entry-age gauges.
+* ``call(queue, request, timeout, done)`` publishes with a fresh correlation id and returns
+  at once; the reply (matched by correlation id) or a timeout (checked between pump slices)
+  calls ``done``. A connection loss fails the pending calls with Unavailable.
 
-Threading contract: every method runs in the actor's thread (proxy calls from workers are
-messages); the futures it returns are set from that thread.
+Threading contract: every method runs in the actor's thread (``OutgoingCall`` and proxy calls
+are messages); ``done`` callbacks are called from that thread.
 """
 
 from __future__ import annotations
@@ -27,20 +29,21 @@ from typing import Any
 
 import msgspec
 import pika
-import pykka
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 
 from customer_manager import metrics
 from customer_manager.actors.amqp.confirms import ConfirmedChannel
 from customer_manager.actors.amqp.link import AMQP_ERRORS, PumpActor
+from customer_manager.actors.kit.flow import Done
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.actors.publisher import Relaying
-from customer_manager.actors.storage import Store
+from customer_manager.actors.storage import StorageClient
 from customer_manager.config import Settings
 from customer_manager.errors import ServiceError, Unavailable
 from customer_manager.messages.queues import EVENT_EXCHANGE
+from customer_manager.messages.records import unix
 from customer_manager.messages.wire import Request, Response, encode
-from customer_manager.storage.base import OutboxEntry
+from customer_manager.storage.base import OutboxEntry, OutboxStats, Storage
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ _event_type_decoder = msgspec.json.Decoder(_EventType)
 
 
 class _Pending(msgspec.Struct, kw_only=True):
-    future: pykka.Future[Response]
+    done: Done
     deadline: float
     started: float
     queue: str
@@ -72,7 +75,7 @@ def default_owner() -> str:
 class AmqpPublisher(Relaying, PumpActor):
     """Events, webhooks and outgoing RPC over one connection (see the module docstring).
 
-    ``storage`` is the storage pool (or a ``Store`` on it) that holds the outbox.
+    ``storage`` is the storage pool (or a ``StorageClient`` on it) that holds the outbox.
     """
 
     slice_seconds = 0.1  # also the precision of outgoing-call timeouts
@@ -80,7 +83,7 @@ class AmqpPublisher(Relaying, PumpActor):
     def __init__(
         self,
         settings: Settings,
-        storage: Store | Pool,
+        storage: StorageClient | Pool,
         *,
         owner: str = "",
         relay_interval: float = 1.0,
@@ -89,13 +92,13 @@ class AmqpPublisher(Relaying, PumpActor):
         connection_name: str = "customer-manager-publisher",
     ) -> None:
         super().__init__(settings.rabbitmq_address, connection_name)
-        self._store = storage if isinstance(storage, Store) else Store(storage)
+        self._store = storage if isinstance(storage, StorageClient) else StorageClient(storage)
         self._owner = owner or settings.instance_id or default_owner()
         self._interval, self._batch, self._lease = relay_interval, batch, lease_seconds
         self._channel: BlockingChannel | None = None
         self._events: ConfirmedChannel | None = None
         self._pending: dict[str, _Pending] = {}
-        self._next_relay = 0.0
+        self._next_relay = self._next_count = 0.0
 
     # -- the publisher contract ----------------------------------------------------------
 
@@ -117,12 +120,11 @@ class AmqpPublisher(Relaying, PumpActor):
                 break
         return total
 
-    def call(self, queue: str, request: Request, timeout: float) -> pykka.Future[Response]:
-        future: pykka.Future[Response] = pykka.ThreadingFuture()
+    def call(self, queue: str, request: Request, timeout: float, done: Done) -> None:
         channel = self._channel
         if channel is None or not self.link.connected:
-            _fail(future, Unavailable(f"broker unreachable, cannot call {queue}"))
-            return future
+            done(None, Unavailable(f"broker unreachable, cannot call {queue}"))
+            return
         corr, now = uuid.uuid4().hex, time.monotonic()
         props = pika.BasicProperties(
             content_type=TEXT, reply_to=DIRECT_REPLY_TO, correlation_id=corr
@@ -131,12 +133,11 @@ class AmqpPublisher(Relaying, PumpActor):
             channel.basic_publish("", queue, encode(request), props)
         except AMQP_ERRORS as exc:
             self._lost(exc)
-            _fail(future, Unavailable(f"broker unreachable, cannot call {queue}"))
-            return future
+            done(None, Unavailable(f"broker unreachable, cannot call {queue}"))
+            return
         self._pending[corr] = _Pending(
-            future=future, deadline=now + timeout, started=now, queue=queue, request=request
+            done=done, deadline=now + timeout, started=now, queue=queue, request=request
         )
-        return future
 
     # -- connection ----------------------------------------------------------------------
 
@@ -158,12 +159,14 @@ class AmqpPublisher(Relaying, PumpActor):
             self._channel = self._events = None
             self._fail_pending("connection to the broker lost")
         self._expire()
-        if time.monotonic() >= self._next_relay:
-            self._next_relay = time.monotonic() + self._interval
+        now = time.monotonic()
+        if now >= self._next_relay:
+            self._next_relay = now + self._interval
             if self._channel is not None:
                 self._relay()
-            if self._next_relay > 0:  # not in the middle of a backlog being relayed
-                self._count_backlog()
+        if now >= self._next_count:  # on its own clock: fresh in a long backlog, broker down
+            self._next_count = now + self._interval
+            self._count_backlog()
 
     def on_stop(self) -> None:
         self._fail_pending("publisher stopped")
@@ -180,21 +183,23 @@ class AmqpPublisher(Relaying, PumpActor):
             return  # late reply to a call that timed out
         _observe(pending)
         try:
-            pending.future.set(_response_decoder.decode(body))
+            response = _response_decoder.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError):
-            _fail(pending.future, Unavailable(f"{pending.queue} sent an unreadable reply"))
+            pending.done(None, Unavailable(f"{pending.queue} sent an unreadable reply"))
+            return
+        pending.done(response, None)
 
     def _expire(self) -> None:
         now = time.monotonic()
         for corr in [c for c, p in self._pending.items() if p.deadline <= now]:
             pending = self._pending.pop(corr)
             waited = now - pending.started
-            _fail(pending.future, Unavailable(f"{pending.queue} did not answer in {waited:.1f} s"))
+            pending.done(None, Unavailable(f"{pending.queue} did not answer in {waited:.1f} s"))
 
     def _fail_pending(self, why: str) -> None:
         pending, self._pending = self._pending, {}
         for item in pending.values():
-            _fail(item.future, Unavailable(f"{why}; no reply from {item.queue}"))
+            item.done(None, Unavailable(f"{why}; no reply from {item.queue}"))
 
     # -- outbox relay --------------------------------------------------------------------
 
@@ -203,7 +208,7 @@ class AmqpPublisher(Relaying, PumpActor):
         how many were published and marked done."""
         try:
             entries: list[OutboxEntry] = self._store.call(
-                "outbox_claim", self._owner, self._batch, self._lease
+                Storage.outbox_claim, self._owner, self._batch, self._lease
             )
         except Exception as exc:  # storage down or stopping: try again next interval
             log.warning("outbox claim failed: %s", _describe(exc))
@@ -211,7 +216,7 @@ class AmqpPublisher(Relaying, PumpActor):
         published = self._publish_entries(entries)
         if published:
             try:
-                self._store.call("outbox_done", published)
+                self._store.call(Storage.outbox_done, published)
             except Exception as exc:  # they will be published again: at-least-once
                 log.warning("outbox done failed: %s", _describe(exc))
                 return 0
@@ -222,9 +227,12 @@ class AmqpPublisher(Relaying, PumpActor):
 
     def _count_backlog(self) -> None:
         try:
-            metrics.outbox_backlog.set(self._store.call("outbox_size"))
-        except Exception as exc:  # only a gauge: never fail the relay for it
+            stats: OutboxStats = self._store.call(Storage.outbox_stats)
+        except Exception as exc:  # only gauges: never fail the relay for them
             log.debug("outbox size unavailable: %s", _describe(exc))
+            return
+        metrics.outbox_backlog.set(stats.size)
+        metrics.outbox_oldest.since = unix(stats.oldest) if stats.oldest else None
 
     def _publish_entries(self, entries: list[OutboxEntry]) -> list[int]:
         """Publish a claimed batch with one wait for the broker's confirms; return the ids it
@@ -249,7 +257,7 @@ class AmqpPublisher(Relaying, PumpActor):
 
 
 def _observe_event(body: bytes, started: float) -> None:
-    """The event metrics of A §11 for one published event."""
+    """The event metrics (docs/configuration.md#metrics-and-health) of one published event."""
     try:
         kind = _event_type_decoder.decode(body).type
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -264,12 +272,9 @@ def _describe(exc: BaseException) -> str:
     return exc.message if isinstance(exc, ServiceError) else type(exc).__name__
 
 
-def _fail(future: pykka.Future[Response], exc: ServiceError) -> None:
-    future.set_exception((type(exc), exc, None))
-
-
 def _observe(pending: _Pending) -> None:
-    """The outgoing-RPC metric (A §11): ``resource`` is e.g. ``agent/agents``."""
+    """The outgoing-RPC metric (docs/configuration.md#metrics-and-health): ``resource`` is
+    e.g. ``agent/agents``."""
     service = pending.queue.split(".")[1].removesuffix("-manager") if "." in pending.queue else ""
     path = pending.request.uri.split("?", 1)[0].removeprefix("/v1/")
     elapsed_ms = int((time.monotonic() - pending.started) * 1000)

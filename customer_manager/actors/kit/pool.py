@@ -1,5 +1,5 @@
-"""Pools of actors, the part of the kit pykka lacks (DESIGN §3): routing, supervision,
-dead letters. Members are ``kit.PoolMember`` actors.
+"""Pools of actors, the part of the kit pykka lacks (docs/architecture.md#rooms): routing,
+supervision, dead letters. Members are ``kit.PoolMember`` actors.
 
 ``Pool`` runs N ``PoolMember`` actors. ``submit(message, done, timeout=...)`` wraps the
 message in a ``Work`` envelope and tells it to the member with the fewest works in flight
@@ -8,7 +8,7 @@ and the pool then calls ``done(value, error)`` exactly once, from that thread.
 
 pykka 4 futures have no done-callbacks, so completion is the callback carried by the work:
 nobody has to block on a future. ``Pool.ask`` builds a blocking call on top of it (the
-timeout is mandatory). A handler may instead return a ``Forward`` (``actors/kit/flow.py``): the
+timeout is mandatory). A handler may instead return a ``Flow`` (``actors/kit/flow.py``): the
 work then finishes in another pool.
 
 Failure handling (no request lost, exactly one completion):
@@ -36,11 +36,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import pykka
 
 from customer_manager import metrics
 from customer_manager.actors.kit.flow import Done, Waiter, Work, deliver
+from customer_manager.actors.kit.supervisor import Supervisor, Tick
 from customer_manager.actors.kit.timing import Backoff, Ticker
 from customer_manager.errors import Unavailable
 
@@ -49,32 +49,8 @@ log = logging.getLogger(__name__)
 StartMember = Callable[["Pool"], "pykka.ActorRef[Any]"]
 
 
-class Tick(msgspec.Struct, frozen=True):
-    """The supervisor's periodic message."""
-
-
 class MemberCrashed(RuntimeError):
     """The member that was running a work died."""
-
-
-class Supervisor(pykka.ThreadingActor):
-    """Restarts crashed members and expires stale works, once per ``Tick``. Stopping it
-    stops the pool (no more restarts; queued works complete with Unavailable)."""
-
-    def __init__(self, pool: Pool) -> None:
-        super().__init__()
-        self._pool = pool
-
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Tick):
-            try:
-                self._pool.supervise()
-            except Exception:
-                log.exception("supervision of pool %s failed", self._pool.name)
-        return None
-
-    def on_stop(self) -> None:
-        self._pool.shutdown()
 
 
 class Pool:

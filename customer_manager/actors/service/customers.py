@@ -1,10 +1,10 @@
-"""CustomerActor pool: the customer operations (SPEC A §5.1–5.9 as changed by B.3).
+"""CustomerActor pool: the customer operations (docs/api.md#customer-list to
+docs/api.md#customer-balance-check).
 
 Threading contract: a member handles one ``Op`` at a time in its own thread and returns
-exactly one Response or a ``Forward`` (worker.py; errors become error replies, a member never
-dies of a request). It blocks only on asks with timeouts: storage, cache, and outgoing calls
-via the publisher. Every write stores its event/webhook in the outbox with the change,
-refreshes the cache and then tells the publisher to relay (fire and forget).
+exactly one Response or a ``Flow`` of the steps that follow (deps.py); it never waits for
+another actor. Every write stores its event/webhook in the outbox with the change, refreshes
+the cache and then tells the publisher to relay (fire and forget).
 """
 
 from __future__ import annotations
@@ -17,21 +17,12 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from customer_manager.actors.kit.flow import Forward
-from customer_manager.actors.service.deps import (
-    Deps,
-    Handler,
-    Worker,
-    body,
-    customer_not_found,
-    write_then_reply,
-    written,
-)
+from customer_manager.actors.kit.flow import Flow
+from customer_manager.actors.service.deps import Deps, Handler, Worker, body
 from customer_manager.actors.service.outbox import customer_outbox, key_outbox
 from customer_manager.errors import (
     AlreadyExists,
     InvalidArgument,
-    NotFound,
     Unavailable,
 )
 from customer_manager.messages import gojson
@@ -45,7 +36,7 @@ from customer_manager.messages.query import parse_list
 from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE
 from customer_manager.messages.records import NIL, SENTINEL, Customer, now
 from customer_manager.messages.wire import JSON, PUBLISHER, Request, Response, ok
-from customer_manager.storage.base import Deleted
+from customer_manager.storage.base import Storage
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +49,8 @@ WEBHOOK_METHODS = frozenset({"", "POST", "GET", "PUT", "DELETE"})
 
 
 def valid_email(email: str) -> bool:
-    """Part A §5.9, without its crashes on empty parts."""
+    """The email rules of docs/api.md#customer-create (Go's, without its crashes on empty
+    parts)."""
     if not email or ".." in email or email.endswith(".") or email.count("@") != 1:
         return False
     local, domain = email.split("@")
@@ -68,7 +60,8 @@ def valid_email(email: str) -> bool:
 
 
 def check_webhook(fields: CustomerFields) -> None:
-    """B.3 #5: a known method, and an absolute http(s) URL when a uri is given."""
+    """A known method, and an absolute http(s) URL when a uri is given
+    (docs/api.md#customer-create)."""
     if fields.webhook_method not in WEBHOOK_METHODS:
         raise InvalidArgument(
             "webhook_method must be POST, GET, PUT or DELETE", "INVALID_WEBHOOK_METHOD"
@@ -84,8 +77,11 @@ def check_webhook(fields: CustomerFields) -> None:
             )
 
 
-def check_agents(deps: Deps, email: str) -> None:
-    """Part A §5.8.1: an active agent with this username means the email is taken."""
+def agents_free(deps: Deps, email: str) -> Flow[None]:
+    """An active agent with this username means the email is taken (409;
+    docs/api.md#agent-manager-username-check); no check with ``agent_check=off``."""
+    if deps.settings.agent_check == "off":
+        return Flow.of(None)
     filters = gojson.encode_sorted({"deleted": False, "username": email})
     request = Request(
         uri="/v1/agents?page_token=&page_size=100",
@@ -94,7 +90,10 @@ def check_agents(deps: Deps, email: str) -> None:
         data_type=JSON,
         data=msgspec.Raw(filters),
     )
-    reply = deps.call(AGENT_QUEUE, request)
+    return deps.call(AGENT_QUEUE, request).then(_no_agents)
+
+
+def _no_agents(reply: Response) -> None:
     if reply.status_code >= 300:
         raise Unavailable(f"agent-manager answered {reply.status_code}", "AGENT_CHECK_FAILED")
     try:
@@ -110,39 +109,43 @@ class _Account(msgspec.Struct, kw_only=True):
     tm_delete: str | None = None
 
 
-def check_billing_account(deps: Deps, customer: Customer, account_id: uuid.UUID) -> None:
-    """B.3 #21: the account must exist, be active and belong to this customer."""
+def billing_account_of(deps: Deps, customer: Customer, account_id: uuid.UUID) -> Flow[None]:
+    """The account must exist, be active and belong to this customer (400
+    INVALID_BILLING_ACCOUNT, docs/api.md#billing-manager-account); no check unless
+    ``billing_account_check`` is on."""
+    if not deps.settings.billing_account_check:
+        return Flow.of(None)
     request = Request(
         uri=f"/v1/accounts/{account_id}", method="GET", publisher=PUBLISHER, data_type=JSON
     )
-    reply = deps.call(BILLING_QUEUE, request)
-    try:
-        account = msgspec.json.decode(reply.data or b"null", type=_Account | None)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        account = None
-    active = account is not None and account.tm_delete in (None, "", SENTINEL)
-    if (
-        reply.status_code >= 300
-        or not active
-        or account is None
-        or (account.customer_id != customer.id)
-    ):
-        raise InvalidArgument(
-            f"billing account {account_id} is not an active account of customer {customer.id}",
-            "INVALID_BILLING_ACCOUNT",
-        )
+
+    def owned(reply: Response) -> None:
+        try:
+            account = msgspec.json.decode(reply.data or b"null", type=_Account | None)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            account = None
+        if (
+            reply.status_code >= 300
+            or account is None
+            or account.tm_delete not in (None, "", SENTINEL)  # deleted
+            or account.customer_id != customer.id
+        ):
+            raise InvalidArgument(
+                f"billing account {account_id} is not an active account of customer {customer.id}",
+                "INVALID_BILLING_ACCOUNT",
+            )
+
+    return deps.call(BILLING_QUEUE, request).then(owned)
 
 
 # -- operations -----------------------------------------------------------------------------
 
 
-def create(deps: Deps, op: Op) -> Forward:
+def create(deps: Deps, op: Op) -> Flow[Response]:
     fields = body(op.request.data, CustomerFields)
     if not valid_email(fields.email):
         raise InvalidArgument(f"invalid email {fields.email[:100]!r}", "INVALID_EMAIL")
     check_webhook(fields)
-    if deps.settings.agent_check != "off":
-        check_agents(deps, fields.email)
     customer = Customer(
         id=uuid.uuid4(),
         **msgspec.structs.asdict(fields),
@@ -151,89 +154,91 @@ def create(deps: Deps, op: Op) -> Forward:
         tm_update=SENTINEL,
         tm_delete=SENTINEL,
     )
-    return write_then_reply(
-        deps,
-        "customer_insert",
-        customer,
-        customer_outbox("customer_created"),
-        request_key=op.request_key,
+    return (
+        agents_free(deps, fields.email)
+        .then(
+            lambda _: deps.write(
+                Storage.customer_insert,
+                customer,
+                customer_outbox("customer_created"),
+                request_key=op.request_key,
+            )
+        )
+        .then(deps.saved)
+        .then(ok)
     )
 
 
-def get(deps: Deps, op: Op) -> Forward:
-    return deps.with_customer(op.id, ok)
+def get(deps: Deps, op: Op) -> Flow[Response]:
+    return deps.customer(op.id).then(ok)
 
 
-def list_(deps: Deps, op: Op) -> Response:
+def list_(deps: Deps, op: Op) -> Flow[Response]:
     query = parse_list("customer", op.request.uri, bytes(op.request.data), now())
-    rows: list[Customer] = deps.store.call("customer_list", query)
-    return ok(rows)
+    return deps.storage.run(Storage.customer_list, query).then(ok)
 
 
-def update(deps: Deps, op: Op) -> Forward:
+def update(deps: Deps, op: Op) -> Flow[Response]:
     fields = body(op.request.data, CustomerFields)
     check_webhook(fields)
     return _update(deps, op, msgspec.structs.asdict(fields))
 
 
-def update_billing_account(deps: Deps, op: Op) -> Forward:
+def update_billing_account(deps: Deps, op: Op) -> Flow[Response]:
     account_id = body(op.request.data, BillingAccountBody).billing_account_id
-    if deps.settings.billing_account_check:
-        check_billing_account(deps, deps.customer(op.id), account_id)
-    return _update(deps, op, {"billing_account_id": account_id})
-
-
-def _update(deps: Deps, op: Op, changes: dict[str, Any]) -> Forward:
-    return write_then_reply(
-        deps,
-        "customer_update",
-        op.id,
-        changes,
-        now(),
-        customer_outbox("customer_updated"),
-        not_found=lambda: customer_not_found(op.id),
-        request_key=op.request_key,
+    return (
+        deps.customer(op.id)
+        .then(lambda customer: billing_account_of(deps, customer, account_id))
+        .then(lambda _: _update(deps, op, {"billing_account_id": account_id}))
     )
 
 
-def delete(deps: Deps, op: Op) -> Response:
-    customer = deps.customer(op.id)
-    if customer.deleted:
-        return ok(customer)
-    try:
-        result: Deleted = deps.store.call(
-            "customer_delete",
-            op.id,
-            now(),
-            customer_outbox("customer_deleted"),
-            key_outbox("accesskey_deleted", customer),
-            request_key=op.request_key,
-        )
-    except NotFound:
-        raise customer_not_found(op.id) from None
-    for key in result.keys:
-        deps.cache.put(key)
-    # also when it was deleted already (a retry after an unknown outcome): the cache said not
-    return written(deps, result.record)
+def _update(deps: Deps, op: Op, changes: dict[str, Any]) -> Flow[Response]:
+    outbox = customer_outbox("customer_updated")
+    key = op.request_key
+    return (
+        deps.write(Storage.customer_update, op.id, changes, now(), outbox, request_key=key)
+        .then(deps.saved)
+        .then(ok)
+    )
 
 
-def is_valid_balance(deps: Deps, op: Op) -> Response:
-    """Part A §5.7. No answer from billing-manager is 503; a failed answer is 400."""
+def delete(deps: Deps, op: Op) -> Flow[Response]:
+    def remove(customer: Customer) -> Response | Flow[Response]:
+        if customer.deleted:
+            return ok(customer)
+        outboxes = customer_outbox("customer_deleted"), key_outbox("accesskey_deleted", customer)
+        key = op.request_key
+        removed = deps.write(Storage.customer_delete, op.id, now(), *outboxes, request_key=key)
+        return removed.then(deps.deleted)
+
+    return deps.customer(op.id).then(remove)
+
+
+def is_valid_balance(deps: Deps, op: Op) -> Flow[Response]:
+    """docs/api.md#customer-balance-check. No answer from billing-manager is 503; a failed
+    answer is 400."""
     fields = body(op.request.data, IsValidBalanceBody)
-    customer = deps.customer(op.id)
     data = {
         "billing_type": fields.reference_type,
         "country": fields.country,
         "count": max(fields.count, 1),
     }
-    request = Request(
-        uri=f"/v1/accounts/{customer.billing_account_id}/is_valid_balance",
-        method="POST",
-        publisher=PUBLISHER,
-        data_type=JSON,
-        data=msgspec.Raw(gojson.encode(data)),
-    )
-    reply = deps.call(BILLING_QUEUE, request)
+
+    def ask_billing(customer: Customer) -> Flow[Response]:
+        request = Request(
+            uri=f"/v1/accounts/{customer.billing_account_id}/is_valid_balance",
+            method="POST",
+            publisher=PUBLISHER,
+            data_type=JSON,
+            data=msgspec.Raw(gojson.encode(data)),
+        )
+        return deps.call(BILLING_QUEUE, request)
+
+    return deps.customer(op.id).then(ask_billing).then(_balance_reply)
+
+
+def _balance_reply(reply: Response) -> Response:
     try:
         valid = msgspec.json.decode(reply.data, type=_Valid).valid
     except (msgspec.DecodeError, msgspec.ValidationError):

@@ -1,10 +1,11 @@
-"""What the customer and access-key workers share: their dependencies and the serve loop.
+"""What the customer and access-key handlers share: their dependencies and the worker actor.
 
-Threading contract: a Worker handles one ``Op`` at a time in its own thread and returns
-exactly one Response, or a ``work.Forward`` that finishes the request in another pool (a cache
-hit answered by the cache actor, a write completed by storage and cache) without waiting for
-it here; errors become error replies, so a worker never dies of a request. ``Deps`` members
-are safe to share between threads (they only send messages to actors).
+A handler is ``handler(deps, op) -> Response | Flow[Response]``: it validates the request in
+the worker's thread, then returns the steps that follow as a ``Flow`` (kit/flow.py) written
+in the order they happen. It never waits for another actor. A handler (or a step) reports a
+failure by raising a ``ServiceError``; the router turns every error into the reply, in one
+place (router.py). ``Deps`` members are safe to share between threads: they only build Flows
+and send messages.
 """
 
 from __future__ import annotations
@@ -12,111 +13,119 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, ParamSpec, TypeVar, cast
 
 import msgspec
 import pykka
 
-from customer_manager.actors.cache import Records
-from customer_manager.actors.kit.flow import Forward, wait
+from customer_manager.actors.cache import CacheClient
+from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
 from customer_manager.actors.kit.pool import Pool
-from customer_manager.actors.publisher import RelayRequest, rpc
-from customer_manager.actors.storage import StorageCall, Store
+from customer_manager.actors.publisher import RelayRequest, RpcClient
+from customer_manager.actors.storage import Method, StorageClient
 from customer_manager.config import Settings
-from customer_manager.errors import (
-    InvalidArgument,
-    NotFound,
-    OutcomeUnknown,
-    ServiceError,
-    error_response,
-    internal_response,
-)
+from customer_manager.errors import InvalidArgument, NotFound, OutcomeUnknown
 from customer_manager.messages.bodies import BodyError, decode_body
 from customer_manager.messages.ops import Op
 from customer_manager.messages.records import Accesskey, Customer
 from customer_manager.messages.wire import Request, Response, ok
+from customer_manager.storage.base import Deleted, Storage
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", Customer, Accesskey)
-
-T = Any
+T = TypeVar("T")
+P = ParamSpec("P")
+B = TypeVar("B", bound=msgspec.Struct)
 
 
 class Deps:
-    """What a worker uses; every member is safe to share between threads."""
+    """What a handler uses (see the module doc)."""
 
-    def __init__(self, store: Store, cache: Records, publisher: Any, settings: Settings) -> None:
-        self.store, self.cache, self.publisher, self.settings = store, cache, publisher, settings
-        self._relay = RelayRequest(publisher.actor_ref)
-        self._read_timeout = cache.timeout + store.timeout  # a cache miss reads storage
+    def __init__(
+        self,
+        storage: StorageClient,
+        cache: CacheClient,
+        publisher: pykka.ActorRef[Any],
+        settings: Settings,
+    ) -> None:
+        self.storage, self.cache, self.settings = storage, cache, settings
+        self._rpc = RpcClient(publisher, settings.rpc_timeout)
+        self._relay = RelayRequest(publisher)
 
-    def flush(self) -> None:
-        """Ask the publisher to relay the outbox now; never waits, never fails the request."""
+    # -- reads: cache first, storage on a miss (the entry is filled then) --------------------
+
+    def customer(self, customer_id: uuid.UUID) -> Flow[Customer]:
+        """The customer, deleted ones too. 404 CUSTOMER_NOT_FOUND."""
+        return self.cache.customer(customer_id).then(
+            lambda hit: hit if hit is not None else self._fill(Storage.customer_get, customer_id)
+        )
+
+    def accesskey(self, key_id: uuid.UUID) -> Flow[Accesskey]:
+        """The access key, deleted and expired ones too. 404 ACCESSKEY_NOT_FOUND."""
+        return self.cache.accesskey(key_id).then(
+            lambda hit: hit if hit is not None else self._fill(Storage.accesskey_get, key_id)
+        )
+
+    def owner(self, key: Accesskey) -> Flow[Customer | None]:
+        """The key's customer (for its webhook), None if there is none."""
+        return self.customer(key.customer_id).recover(NotFound, lambda _: None)
+
+    def _fill(self, read: Callable[[Storage, uuid.UUID], R], record_id: uuid.UUID) -> Flow[R]:
+        return self.storage.run(read, record_id).tap(lambda row: self.cache.put(row, populate=True))
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def write(self, method: Method[P, T], *args: P.args, **kwargs: P.kwargs) -> Flow[T]:
+        """A storage write. If its outcome is unknown (the connection was lost at COMMIT),
+        the cache entries of the records it wrote are dropped before the error (503) goes
+        on, so none of them outlives what was stored."""
+        recovered = self.storage.run(method, *args, **kwargs).recover(OutcomeUnknown, self._forget)
+        return cast(Flow[T], recovered)  # the fallback's Flow only raises
+
+    def _forget(self, error: OutcomeUnknown) -> Flow[NoReturn]:
+        def fail(_: None) -> NoReturn:
+            raise error
+
+        return self.cache.forget(error.records).then(fail)
+
+    # -- after a write ------------------------------------------------------------------------
+
+    def saved(self, record: R) -> Flow[R]:
+        """Refresh the record's cache entry, then have the outbox relayed."""
+        return self.cache.put(record).then(lambda _: self._relayed(record))
+
+    def deleted(self, result: Deleted) -> Flow[Response]:
+        """The reply to a soft delete: the record; the cache refreshed (with the keys a
+        customer delete revoked) even if it was deleted already (a retry after an unknown
+        outcome: the cache said it was not); the outbox relayed if something changed."""
+        record = result.record
+        refreshed = self._refresh([*result.keys, record])
+        if not result.changed:
+            return refreshed.then(lambda _: ok(record))
+        return refreshed.then(lambda _: ok(self._relayed(record)))
+
+    def _refresh(self, records: list[Customer | Accesskey]) -> Flow[None]:
+        first, *rest = records
+        put = self.cache.put(first)
+        return put.then(lambda _: self._refresh(rest)) if rest else put
+
+    def _relayed(self, record: T) -> T:
         try:
-            self._relay.send()
+            self._relay.send()  # coalesced and fire-and-forget: never fails the request
         except pykka.ActorDeadError:
             log.warning("publisher is gone; the outbox is relayed when it is back")
+        return record
 
-    def customer(self, customer_id: uuid.UUID) -> Customer:
-        """Cache-first read (Part A §8), waiting for it; deleted customers too.
-        404 CUSTOMER_NOT_FOUND."""
-        found: Customer = wait(self.with_customer(customer_id, _itself), self._read_timeout, "read")
-        return found
+    # -- other services -------------------------------------------------------------------------
 
-    def accesskey(self, key_id: uuid.UUID) -> Accesskey:
-        """Cache-first read, waiting for it; deleted and expired keys too.
-        404 ACCESSKEY_NOT_FOUND."""
-        found: Accesskey = wait(self.with_accesskey(key_id, _itself), self._read_timeout, "read")
-        return found
-
-    def with_customer(self, customer_id: uuid.UUID, then: Callable[[Customer], Any]) -> Forward:
-        """The cache-first read of ``customer`` without waiting for it: ``then(customer)``
-        runs in the thread that has the record (a cache actor on a hit; on a miss, storage
-        reads it and the cache is filled first). 404 CUSTOMER_NOT_FOUND."""
-        return self._with(
-            self.cache.forward_customer, "customer_get", customer_id, customer_not_found, then
-        )
-
-    def with_accesskey(self, key_id: uuid.UUID, then: Callable[[Accesskey], Any]) -> Forward:
-        """``accesskey`` without waiting, as ``with_customer``. 404 ACCESSKEY_NOT_FOUND."""
-        return self._with(
-            self.cache.forward_accesskey, "accesskey_get", key_id, accesskey_not_found, then
-        )
-
-    def _with(
-        self,
-        cached: Callable[[uuid.UUID, Callable[[Any], Any]], Forward],
-        method: str,
-        record_id: uuid.UUID,
-        not_found: Callable[[uuid.UUID], NotFound],
-        then: Callable[[Any], Any],
-    ) -> Forward:
-        def read(hit: Any) -> Any:
-            if hit is not None:
-                return then(hit)
-            call = StorageCall(method=method, args=(record_id,))
-            return Forward(self.store.pool, call, stored, self.store.timeout)
-
-        def stored(row: Any, error: BaseException | None) -> Any:
-            if isinstance(error, NotFound):
-                raise not_found(record_id) from None
-            if error is not None:
-                raise error
-            return self.cache.forward_put(row, lambda: then(row), populate=True)
-
-        return cached(record_id, read)
-
-    def call(self, queue: str, request: Request) -> Response:
-        """An outgoing RPC (Part A §5.8); Unavailable if the peer does not answer."""
-        return rpc(self.publisher, queue, request, self.settings.rpc_timeout)
+    def call(self, queue: str, request: Request) -> Flow[Response]:
+        """An outgoing RPC (docs/api.md#outgoing-calls); Unavailable if the peer does not
+        answer in time."""
+        return self._rpc.request(queue, request)
 
 
-def _itself(record: Any) -> Any:
-    return record
-
-
-def body(raw: bytes | msgspec.Raw, cls: type[T]) -> T:
+def body(raw: bytes | msgspec.Raw, cls: type[B]) -> B:
     """Decode a request body; 400 INVALID_BODY if it does not fit."""
     try:
         return decode_body(bytes(raw), cls)
@@ -128,65 +137,7 @@ def customer_not_found(customer_id: uuid.UUID) -> NotFound:
     return NotFound(f"customer {customer_id} not found", "CUSTOMER_NOT_FOUND")
 
 
-def accesskey_not_found(key_id: uuid.UUID) -> NotFound:
-    return NotFound(f"accesskey {key_id} not found", "ACCESSKEY_NOT_FOUND")
-
-
-def written(deps: Deps, record: Any) -> Response:
-    """After a write: refresh the cache, relay the outbox, reply with the record."""
-    deps.cache.put(record)
-    return _relayed(deps, record)
-
-
-def write_then_reply(
-    deps: Deps,
-    method: str,
-    *args: Any,
-    not_found: Callable[[], NotFound] | None = None,
-    request_key: str = "",
-) -> Forward:
-    """``Storage.<method>(*args)`` (a write returning the record) in the storage pool, and
-    then, without coming back to this worker (work.Forward): refresh the cache, relay the
-    outbox and reply with the record. ``not_found`` replaces a storage NotFound;
-    ``request_key`` (Op.request_key): a repeat gets the first run's record."""
-
-    def stored(record: Any, error: BaseException | None) -> Forward:
-        if isinstance(error, NotFound) and not_found is not None:
-            raise not_found() from None
-        if error is not None:
-            forget_unknown(deps, error)
-            raise error
-        return deps.cache.forward_put(record, lambda: _relayed(deps, record))
-
-    call = StorageCall(method=method, args=args, request_key=request_key)
-    return Forward(deps.store.pool, call, stored, deps.store.timeout)
-
-
-def forget_unknown(deps: Deps, error: BaseException) -> None:
-    """After a write whose outcome is unknown (connection lost at COMMIT), drop the cache
-    entries of the records it wrote: a read then fills them with whatever was stored."""
-    if isinstance(error, OutcomeUnknown):
-        deps.cache.forget(error.records)
-
-
-def _relayed(deps: Deps, record: Any) -> Response:
-    deps.flush()
-    return ok(record)
-
-
-Handler = Callable[[Deps, Op], Response | Forward]
-
-
-def serve(handlers: dict[str, Handler], deps: Deps, op: Op) -> Response | Forward:
-    """Run a handler; ServiceError → its reply, anything else → logged once, 500."""
-    try:
-        return handlers[op.name](deps, op)
-    except ServiceError as exc:
-        forget_unknown(deps, exc)
-        return error_response(exc)
-    except Exception:
-        log.exception("%s %s failed", op.request.method, op.name)
-        return internal_response()
+Handler = Callable[[Deps, Op], Response | Flow[Response]]
 
 
 class Worker(PoolMember):
@@ -198,6 +149,6 @@ class Worker(PoolMember):
         super().__init__(pool)
         self._deps = deps
 
-    def handle(self, message: Any) -> Response | Forward:
+    def handle(self, message: Any) -> Response | Flow[Response]:
         assert isinstance(message, Op)
-        return serve(self.handlers, self._deps, message)
+        return self.handlers[message.name](self._deps, message)

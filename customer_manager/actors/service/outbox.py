@@ -1,5 +1,5 @@
 """The outbox messages that every write stores in the same transaction as the change
-(SPEC B.3 #18, #20): the Event on the event exchange and, when the customer has a
+(docs/events.md#outbox-relay): the Event on the event exchange and, when the customer has a
 ``webhook_uri``, a webhook request to webhook-manager. A relay publishes them later.
 """
 
@@ -18,13 +18,14 @@ from customer_manager.storage.base import OutboxMessage
 
 
 def event_message(event_type: str, record: Customer | Accesskey) -> OutboxMessage:
-    """The Event (Part A §2.3) for a change, on the fanout event exchange."""
+    """The Event (docs/events.md#event-envelope) for a change, on the fanout event exchange."""
     event = Event(type=event_type, data=msgspec.Raw(gojson.encode(public(record))))
     return OutboxMessage(exchange=EVENT_EXCHANGE, routing_key="", body=wire.encode(event))
 
 
 def webhook_message(event_type: str, customer: Customer, record: Customer | Accesskey) -> Any:
-    """The request to webhook-manager for a change (B.3 #20), or None if no webhook_uri."""
+    """The request to webhook-manager for a change (docs/events.md#webhooks), or None if no
+    webhook_uri."""
     if not customer.webhook_uri:
         return None
     data = {
