@@ -23,7 +23,7 @@ import click
 
 from customer_manager.actors.amqp.consumer import ConsumerActor
 from customer_manager.actors.amqp.publisher import AmqpPublisher
-from customer_manager.bootstrap import System, bootstrap
+from customer_manager.bootstrap import System, bootstrap, default_cache
 from customer_manager.config import (
     DEFAULT_PREFETCH,
     DEFAULT_RABBITMQ,
@@ -59,7 +59,9 @@ class Daemon:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.system: System = bootstrap(
-            settings, publisher_factory=lambda store: AmqpPublisher.start(settings, store)
+            settings,
+            cache=default_cache(settings, flush_at_start=True),
+            publisher_factory=lambda store: AmqpPublisher.start(settings, store),
         )
         router = self.system.router
         self.consumer = ConsumerActor.start(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -98,11 +98,8 @@ def test_local_cache_expires_and_evicts() -> None:
     assert sum(local.get(f"k{i}") is not None for i in range(25)) <= 10
 
 
-def test_write_missed_during_outage_is_never_served_stale(
-    redis_address: str, key: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    backend = RedisCache(redis_address, database=15)
-    backend.set(key, b"old", 60)
+def _outage(backend: RedisCache, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Break this thread's connection; return what ends the outage."""
     connection = backend._client.connection
     real_send = connection.send_packed_command
 
@@ -110,13 +107,43 @@ def test_write_missed_during_outage_is_never_served_stale(
         raise redis.ConnectionError("simulated outage")
 
     monkeypatch.setattr(connection, "send_packed_command", broken)
+
+    def end() -> None:
+        monkeypatch.setattr(connection, "send_packed_command", real_send)
+        monkeypatch.setattr("customer_manager.storage.cache_backend.DOWN_SECONDS", 0.0)
+        backend._down_until = 0.0
+
+    return end
+
+
+def test_after_an_outage_no_record_entry_is_served_stale(
+    redis_address: str, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own missed write, and another replica's (which it cannot know): every record
+    entry is dropped when Redis answers again; token entries stay (they never go stale).
+    Redis DB 13: the drop scans the whole database."""
+    backend, other = RedisCache(redis_address, database=13), f"customer_accesskey:{key}"
+    token = f"customer_accesskey_token:{key}"
+    for name in (key, other, token):
+        backend.set(name, b"old", 60)
+    end = _outage(backend, monkeypatch)
     backend.set(key, b"new", 60)  # the write of an update during the outage is lost
     assert backend.get(key) is None  # marked down: a miss, the caller reads the database
-    monkeypatch.setattr(connection, "send_packed_command", real_send)
-    monkeypatch.setattr("customer_manager.storage.cache_backend.DOWN_SECONDS", 0.0)
-    backend._down_until = 0.0
-    assert backend.get(key) is None  # back: the stale "old" entry was dropped first
+    end()
+    assert backend.get(key) is None and backend.get(other) is None  # dropped first
+    assert backend.get(token) == b"old"
+    backend.delete(token)
     backend.close()
+
+
+def test_a_daemon_drops_record_entries_at_its_first_use(redis_address: str, key: str) -> None:
+    """A replica killed during an outage never dropped what it missed: its successor does."""
+    writer = RedisCache(redis_address, database=13)
+    writer.set(key, b"left by a killed replica", 60)
+    successor = RedisCache(redis_address, database=13, flush_at_start=True)
+    assert successor.get(key) is None
+    writer.close()
+    successor.close()
 
 
 def test_get_indirect_follows_the_reference(cache: Cache, key: str) -> None:
