@@ -41,6 +41,7 @@ from customer_manager.storage.base import Storage
 log = logging.getLogger("customer_manager")
 
 ASK_TIMEOUT = 5.0
+STARTUP_WAIT = 60.0  # seconds to wait for an unreachable MySQL at start before exiting 1
 
 
 def describe(settings: Settings) -> dict[str, Any]:
@@ -150,7 +151,7 @@ def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
     log.info("customer-manager starting", extra={"settings": describe(settings)})
     if migrate:
         log.info(schema_command(settings, migrate=True))
-    ensure_schema(settings)
+    ensure_schema(settings, wait=STARTUP_WAIT)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _on_signal)
     daemon = Daemon(settings)

@@ -8,13 +8,14 @@ publisher as the daemon (no consumer), sends one Request and stops everything ag
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import click
 import msgspec
 
 from customer_manager.config import Settings
-from customer_manager.errors import ServiceError
+from customer_manager.errors import ServiceError, Unavailable
 from customer_manager.messages.wire import Request, Response
 from customer_manager.storage import open_storage
 from customer_manager.storage.base import SCHEMA_VERSION
@@ -43,24 +44,38 @@ def schema_command(settings: Settings, *, migrate: bool) -> str:
     return f"schema version {version} (this program needs {SCHEMA_VERSION}) on {_where(settings)}"
 
 
-def ensure_schema(settings: Settings) -> None:
-    """The embedded SQLite store migrates itself; MySQL must have been migrated already."""
-    try:
-        storage = open_storage(settings)
+def ensure_schema(settings: Settings, wait: float = 0.0) -> None:
+    """The embedded SQLite store migrates itself; MySQL must have been migrated already.
+    ``wait``: seconds to keep trying while MySQL is unreachable (a daemon starting during a
+    network partition waits for it instead of exiting at once)."""
+    deadline = time.monotonic() + wait
+    while True:
         try:
-            if not settings.database_dsn:
-                storage.migrate()
-                return
-            version = storage.schema_version()
-        finally:
-            storage.close()
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from None
+            version = _schema_version(settings)
+            break
+        except Unavailable as exc:
+            if time.monotonic() >= deadline:
+                raise click.ClickException(exc.message) from None
+            log.warning("%s; trying again", exc.message)
+            time.sleep(1.0)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from None
     if version < SCHEMA_VERSION:
         raise click.ClickException(
             f"the database schema is at version {version}, this program needs "
             f"{SCHEMA_VERSION}: run `customer-control db migrate` first"
         )
+
+
+def _schema_version(settings: Settings) -> int:
+    """The MySQL schema version (SQLite: migrated now, so the current one)."""
+    storage = open_storage(settings)
+    try:
+        if not settings.database_dsn:
+            return storage.migrate()
+        return storage.schema_version()
+    finally:
+        storage.close()
 
 
 def _publisher_factory(settings: Settings) -> Any:

@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from customer_manager.cli import main
 from customer_manager.messages.records import SENTINEL
+from customer_manager.storage.base import SCHEMA_VERSION
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
@@ -122,9 +123,9 @@ def test_mysql_needs_migrate_first(fresh_mysql_dsn: str) -> None:
 
 def test_db_migrate_is_idempotent(cli: Any) -> None:
     first = cli("db", "migrate")
-    assert first.exit_code == 0 and "schema version 1" in first.stdout
+    assert first.exit_code == 0 and f"schema version {SCHEMA_VERSION}" in first.stdout
     assert cli("db", "migrate").stdout == first.stdout
-    assert "schema version 1" in cli("db", "version").stdout
+    assert f"schema version {SCHEMA_VERSION}" in cli("db", "version").stdout
 
 
 def test_unreachable_mysql_names_the_host(cli: Any) -> None:
