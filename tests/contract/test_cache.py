@@ -13,6 +13,9 @@ import redis
 from customer_manager.messages.records import SENTINEL
 from customer_manager.storage.cache_backend import Cache, LocalCache, RedisCache
 
+# Not 15: daemons of the integration tests drop every record entry of DB 15 when they start.
+CACHE_DB = 13
+
 
 @pytest.fixture(params=["local", "redis"])
 def cache(request: pytest.FixtureRequest) -> Iterator[Cache]:
@@ -20,7 +23,7 @@ def cache(request: pytest.FixtureRequest) -> Iterator[Cache]:
         yield LocalCache()
         return
     address = request.getfixturevalue("redis_address")
-    backend = RedisCache(address, database=15)
+    backend = RedisCache(address, database=CACHE_DB)
     yield backend
     backend.close()
 
@@ -68,10 +71,10 @@ def test_a_versioned_set_never_replaces_a_newer_record(cache: Cache, key: str) -
 
 
 def test_redis_entry_has_the_go_ttl(redis_address: str, key: str) -> None:
-    backend = RedisCache(redis_address, database=15)
+    backend = RedisCache(redis_address, database=CACHE_DB)
     backend.set(key, b"v", 86400)
     host, port = redis_address.split(":")
-    raw = redis.Redis(host=host, port=int(port), db=15)
+    raw = redis.Redis(host=host, port=int(port), db=CACHE_DB)
     assert 86390 <= raw.ttl(key) <= 86400
     raw.delete(key)
     raw.close()
@@ -120,9 +123,8 @@ def test_after_an_outage_no_record_entry_is_served_stale(
     redis_address: str, key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its own missed write, and another replica's (which it cannot know): every record
-    entry is dropped when Redis answers again; token entries stay (they never go stale).
-    Redis DB 13: the drop scans the whole database."""
-    backend, other = RedisCache(redis_address, database=13), f"customer_accesskey:{key}"
+    entry is dropped when Redis answers again; token entries stay (they never go stale)."""
+    backend, other = RedisCache(redis_address, database=CACHE_DB), f"customer_accesskey:{key}"
     token = f"customer_accesskey_token:{key}"
     for name in (key, other, token):
         backend.set(name, b"old", 60)
@@ -138,9 +140,9 @@ def test_after_an_outage_no_record_entry_is_served_stale(
 
 def test_a_daemon_drops_record_entries_at_its_first_use(redis_address: str, key: str) -> None:
     """A replica killed during an outage never dropped what it missed: its successor does."""
-    writer = RedisCache(redis_address, database=13)
+    writer = RedisCache(redis_address, database=CACHE_DB)
     writer.set(key, b"left by a killed replica", 60)
-    successor = RedisCache(redis_address, database=13, flush_at_start=True)
+    successor = RedisCache(redis_address, database=CACHE_DB, flush_at_start=True)
     assert successor.get(key) is None
     writer.close()
     successor.close()
