@@ -19,7 +19,7 @@ lint: venv
 	$(BIN)/mypy --strict customer_manager
 
 test: venv lint
-	$(BIN)/python -m customer_manager._launch pytest -q -p no:cacheprovider
+	$(BIN)/python -m customer_manager.launch pytest -q -p no:cacheprovider
 
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/contract

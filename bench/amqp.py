@@ -13,6 +13,8 @@ from typing import Any
 
 import pika
 
+from customer_manager.tricks import pika_io
+
 DIRECT_REPLY = "amq.rabbitmq.reply-to"
 REQUEST_QUEUE = "bin-manager.customer-manager.request"
 OK_PREFIX = b'{"status_code":200'
@@ -85,7 +87,7 @@ class RpcClient:
         return [json.loads(got[c]) for c in cids]
 
     def server_version(self) -> str:
-        props = getattr(self.conn._impl, "server_properties", {}) or {}
+        props = pika_io.server_properties(self.conn)
         version = props.get("version", b"?")
         return version.decode() if isinstance(version, bytes) else str(version)
 

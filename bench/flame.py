@@ -26,7 +26,7 @@ _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 _PLUMBING = ("pykka/", "queue.py", "threading.py", "kit.py", "concurrent/")
 # Leaf frames that block (py-spy's idle detection does not catch these): time spent waiting.
 _WAITS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    # pykka's loop blocked in the C ``SimpleQueue.get`` of a FastInboxActor shows as this line
+    # pykka's loop blocked in its inbox's ``get`` shows as Condition.wait or as this line
     ("wait: actor inbox / future", ("Condition.wait", "Event.wait", "pykka/_actor.py:255)")),
     ("wait: amqp socket poll", ("PollPoller.poll (pika/adapters/select_connection.py:1240)",)),
     ("wait: redis reply", ("_read_from_socket (redis/_parsers/socket.py:64)",)),

@@ -16,6 +16,8 @@ from typing import Any
 
 import yappi
 
+from customer_manager.tricks import mysql_cext
+
 OUT = os.environ.get("YAPPI_OUT", "/tmp/cm-yappi.txt")
 
 
@@ -37,6 +39,7 @@ def _dump() -> None:
 
 
 def main() -> None:
+    mysql_cext.preload()  # as the console script does, before the daemon's imports load ssl
     yappi.set_clock_type("cpu")
     yappi.start(builtins=True)
     atexit.register(_dump)

@@ -17,6 +17,7 @@ from typing import Any, Literal, cast
 import click
 import msgspec
 
+from customer_manager import tricks
 from customer_manager.config import Settings
 from customer_manager.flags import settings_options
 from customer_manager.messages import gojson
@@ -69,6 +70,7 @@ def main(ctx: click.Context, /, verbose: bool, agent_check: str | None, **opts: 
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    tricks.install()
     default = "required" if opts["rabbitmq_address"] else "off"
     check = cast(Literal["required", "off"], agent_check or default)
     ctx.obj = Settings(

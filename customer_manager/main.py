@@ -1,9 +1,10 @@
 """The daemon ``customer-manager``: settings -> schema -> actors -> consume until SIGTERM.
 
 Startup (docs/configuration.md#startup-and-shutdown): JSON logs on stderr with secrets
-masked, the schema migrated (SQLite) or checked (MySQL; ``--migrate`` applies it), the actor
-system from ``bootstrap``, the AMQP publisher and consumer, and the metrics/health HTTP
-endpoint.
+masked, the library tricks (``tricks.install()``, which logs the MySQL driver; the console
+script ``customer_manager.launch:daemon`` loads the driver's C extension before this module),
+the schema migrated (SQLite) or checked (MySQL; ``--migrate`` applies it), the actor system
+from ``bootstrap``, the AMQP publisher and consumer, and the metrics/health HTTP endpoint.
 SIGTERM, SIGINT or SIGHUP drains: stop consuming, answer what is in flight, stop
 the actors, exit 0. A startup failure exits 1.
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import click
 
+from customer_manager import tricks
 from customer_manager.actors.amqp.consumer import ConsumerActor
 from customer_manager.actors.amqp.publisher import AmqpPublisher
 from customer_manager.bootstrap import System, bootstrap, default_cache
@@ -149,6 +151,7 @@ def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
     settings = Settings(**opts)
     configure_logging(settings)
     log.info("customer-manager starting", extra={"settings": describe(settings)})
+    tricks.install()  # the library tricks; logs the MySQL driver in use
     if migrate:
         log.info(schema_command(settings, migrate=True))
     ensure_schema(settings, wait=STARTUP_WAIT)

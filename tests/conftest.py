@@ -3,6 +3,11 @@
 Without a server (or a command) a test skips with the reason; with ``CI=true`` it fails
 instead, because CI must run every test (``.ci/run`` starts the servers and installs the
 commands).
+
+The library tricks are installed at start, as the daemon's main does (``tricks.install()``).
+The MySQL driver's C extension is loaded only when pytest runs through ``make test``
+(``python -m customer_manager.launch pytest``): pytest imports hashlib before any conftest. The
+header names the driver; under ``CI=true`` the pure-Python driver is an error.
 """
 
 from __future__ import annotations
@@ -17,10 +22,36 @@ from collections.abc import Iterator
 import pykka
 import pytest
 
+from customer_manager import tricks
+from customer_manager.tricks import mysql_cext
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 MYSQL_HOST, MYSQL_PORT = "127.0.0.1", 3306
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 AMQP_HOST, AMQP_PORT = "127.0.0.1", 5672
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    tricks.install()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"customer-manager: MySQL driver {mysql_cext.driver()}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if IN_CI and not mysql_cext.loaded():
+        got = mysql_cext.driver()
+        raise pytest.UsageError(f"CI runs MySQL on the C extension (make test), got {got}")
+
+
+@pytest.fixture
+def tricks_off() -> Iterator[None]:
+    """The library tricks turned off for one test (the public-API paths), on again after."""
+    for trick in tricks.TRICKS:
+        tricks.switches(trick)[1]()
+    yield
+    tricks.install()
 
 
 def _reachable(host: str, port: int) -> bool:

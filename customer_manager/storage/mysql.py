@@ -1,5 +1,5 @@
 """MySQLStorage: production storage on MySQL/MariaDB with mysql-connector-python (its C
-extension when it loads: ``customer_manager._cext``).
+extension when the entry point loaded it: ``customer_manager/tricks/mysql_cext.py``).
 
 One connection per instance (one StorageActor), autocommit off, one transaction per
 operation, READ COMMITTED. A lost connection is dropped and re-opened on the next use; an
@@ -57,17 +57,6 @@ def _same(sql: str) -> str:
     return sql
 
 
-def _set_io_timeout(conn: Any) -> None:
-    """On the pure-Python protocol, give the socket the IO_TIMEOUT once: with only the
-    ``read_timeout``/``write_timeout`` options it sets the socket timeout again before every
-    packet (two to six system calls per statement). A timeout still raises the driver's
-    ReadTimeoutError. The C extension (see ``customer_manager._cext``) has no such socket
-    and applies the options itself."""
-    sock = getattr(conn, "_socket", None)
-    if sock is not None:
-        sock.set_connection_timeout(IO_TIMEOUT)
-
-
 class MySQLStorage(SQLStorage):
     """Storage in MySQL/MariaDB (the schema shared with the Go service)."""
 
@@ -121,7 +110,6 @@ class MySQLStorage(SQLStorage):
                 use_pure=self._pure or not mysql.connector.HAVE_CEXT,
                 **where,
             )
-            _set_io_timeout(conn)
             cursor = conn.cursor()
             for statement in SESSION_SETUP:
                 cursor.execute(statement)

@@ -1,5 +1,6 @@
 """Contract for the cache backends: LocalCache and RedisCache behave alike
-(docs/storage.md#redis-cache)."""
+(docs/storage.md#redis-cache). RedisCache runs with the ``redis-direct-command`` trick (as
+installed) and without it."""
 
 from __future__ import annotations
 
@@ -12,16 +13,19 @@ import redis
 
 from customer_manager.messages.records import SENTINEL
 from customer_manager.storage.cache_backend import Cache, LocalCache, RedisCache
+from customer_manager.tricks import redis_direct
 
 # Not 15: daemons of the integration tests drop every record entry of DB 15 when they start.
 CACHE_DB = 13
 
 
-@pytest.fixture(params=["local", "redis"])
+@pytest.fixture(params=["local", "redis", "redis-public"])
 def cache(request: pytest.FixtureRequest) -> Iterator[Cache]:
     if request.param == "local":
         yield LocalCache()
         return
+    if request.param == "redis-public":
+        request.getfixturevalue("tricks_off")
     address = request.getfixturevalue("redis_address")
     backend = RedisCache(address, database=CACHE_DB)
     yield backend
@@ -157,3 +161,29 @@ def test_get_indirect_follows_the_reference(cache: Cache, key: str) -> None:
     assert cache.get_indirect(key, "customer_accesskey:") == b'{"id":"k"}'
     cache.delete(key)
     cache.delete(target)
+
+
+def test_direct_commands_get_the_raw_replies(redis_address: str, key: str) -> None:
+    """What the ``redis-direct-command`` trick relies on: a single-connection client has its
+    ``connection``, which packs, sends and reads a command; the raw replies of the commands
+    the cache sends; an error reply raises ResponseError; a dead socket raises ConnectionError
+    and the next command reconnects."""
+    redis_direct.enable()
+    host, port = redis_address.rsplit(":", 1)
+    client = redis.Redis(host=host, port=int(port), db=15, single_connection_client=True)
+    try:
+        assert redis_direct.command(client, "SET", key, b"v", "EX", 60, "NX") == b"OK"
+        assert redis_direct.command(client, "SET", key, b"w", "EX", 60, "NX") is None
+        assert redis_direct.command(client, "GET", key) == b"v"
+        script = "return redis.call('GET', KEYS[1])"
+        assert redis_direct.command(client, "EVAL", script, 1, key) == b"v"
+        assert redis_direct.command(client, "DEL", key) == 1
+        assert redis_direct.command(client, "GET", key) is None
+        with pytest.raises(redis.ResponseError):
+            redis_direct.command(client, "INCR", key, "not-an-argument")
+        client.connection._sock.close()  # type: ignore[union-attr]
+        with pytest.raises(redis.ConnectionError):
+            redis_direct.command(client, "GET", key)
+        assert redis_direct.command(client, "GET", key) is None
+    finally:
+        client.close()

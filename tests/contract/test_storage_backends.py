@@ -173,13 +173,20 @@ def test_sqlite_stores_start_together_on_a_new_file(tmp_path: Path) -> None:
 
 
 _PRODUCTION_PROCESS = """
-import sys
-import customer_manager  # what the entry points import first
+import logging, os, sys
+import customer_manager  # the package alone: no driver, no environment change
+assert "_mysql_connector" not in sys.modules
+assert not any(k.startswith("SSL_CERT_") for k in os.environ)
+from customer_manager.tricks import mysql_cext
+mysql_cext.preload()  # what the entry points in customer_manager.launch do first
+from customer_manager import tricks
 import mysql.connector, ssl
 from mysql.connector.connection_cext import CMySQLConnection
 from customer_manager.config import parse_dsn
 from customer_manager.storage.mysql import MySQLStorage
 
+logging.basicConfig(level=logging.INFO)
+tricks.install()  # what the daemon's main does
 assert mysql.connector.HAVE_CEXT, "the C extension did not load"
 store = MySQLStorage(parse_dsn(sys.argv[1]))
 store.ping()
@@ -191,10 +198,10 @@ print(ssl.OPENSSL_VERSION)
 
 
 def test_the_daemon_process_runs_mysql_on_the_c_extension(mysql_dsn: str) -> None:
-    """customer_manager._cext loads the driver's C extension before ssl (about 40 % less
-    CPU per create); without it the driver silently falls back to pure Python. A fresh
-    process, as the entry points start, must end up on it, with ssl still finding the
-    system's CA certificates."""
+    """customer_manager/tricks/mysql_cext.py loads the driver's C extension before ssl (about
+    40 % less CPU per create); without it the driver silently falls back to pure Python. A fresh
+    process, started as the entry points start, must end up on it, with ssl still finding the
+    system's CA certificates; importing the package alone must load and change nothing."""
     import subprocess
     import sys
 
@@ -208,6 +215,7 @@ def test_the_daemon_process_runs_mysql_on_the_c_extension(mysql_dsn: str) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("OpenSSL 3.")
+    assert "MySQL driver: C extension" in done.stderr  # tricks.install() logs the driver
 
 
 def test_tls_handshake_in_this_process(tmp_path: Path) -> None:

@@ -192,11 +192,13 @@ def test_dockerfile_builds_a_wheel_into_a_venv_and_copies_it(
 
 
 def test_both_console_scripts_come_from_the_package() -> None:
+    """They start in ``customer_manager.launch``, which loads the MySQL C extension first and
+    then runs ``customer_manager.main:main`` or ``customer_manager.cli:main``."""
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
     scripts = cfg["options.entry_points"]["console_scripts"]
-    assert re.search(r"^customer-manager\s*=\s*customer_manager\.main:main$", scripts, re.M)
-    assert re.search(r"^customer-control\s*=\s*customer_manager\.cli:main$", scripts, re.M)
+    assert re.search(r"^customer-manager\s*=\s*customer_manager\.launch:daemon$", scripts, re.M)
+    assert re.search(r"^customer-control\s*=\s*customer_manager\.launch:control$", scripts, re.M)
 
 
 def test_dockerfile_runs_the_daemon_as_non_root(runtime_stage: list[tuple[str, str]]) -> None:

@@ -59,13 +59,14 @@ def metric(text: str, name: str) -> float:
 
 
 class Replica:
-    """``python -m customer_manager.main`` as a subprocess, its stderr (JSON log lines) in a
-    file so it can be read while the process runs."""
+    """The daemon as a subprocess, started as its console script starts it (the MySQL C
+    extension loaded first: ``python -m customer_manager.launch customer_manager.main``), its
+    stderr (JSON log lines) in a file so it can be read while the process runs."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
         self.log_path = log_path
         self._log = log_path.open("w")
-        argv = [sys.executable, "-m", "customer_manager.main", *args]
+        argv = [sys.executable, "-m", "customer_manager.launch", "customer_manager.main", *args]
         self.proc = subprocess.Popen(
             argv, env=os.environ | env, stdout=subprocess.DEVNULL, stderr=self._log
         )

@@ -20,6 +20,7 @@ from customer_manager.actors.amqp.consumer import CONSUMER_TAG, ConsumerActor, u
 from customer_manager.config import Settings
 from customer_manager.messages.queues import EVENT_EXCHANGE, REQUEST_QUEUE
 from customer_manager.messages.wire import Request, Response, ok
+from customer_manager.tricks import pika_io
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +200,23 @@ def test_consumer_tag_and_uri_templates() -> None:
     )
     assert uri_template("GET", "/v1/customers") == "notfound"
     assert uri_template("PATCH", f"/v1/customers/{uid}") == "notfound"
+
+
+def test_answers_and_acks_without_the_pika_tricks(
+    amqp_url: str, client: Client, tricks_off: None
+) -> None:
+    """On a pika outside the measured range the tricks stay off: replies and acks go through
+    the BlockingChannel, with the same outcome."""
+    test_drain_answers_everything_in_flight(amqp_url, client)
+    assert queued(amqp_url) == 0  # every request was acked
+
+
+def test_the_broker_version_is_in_the_connections_core(amqp_url: str) -> None:
+    """``pika_io.server_properties`` (the bench reports the broker version from it)."""
+    conn = connect(amqp_url)
+    try:
+        version = pika_io.server_properties(conn)["version"]
+    finally:
+        conn.close()
+    text = version.decode() if isinstance(version, bytes) else version
+    assert isinstance(text, str) and text[:1].isdigit()

@@ -241,3 +241,11 @@ def test_a_burst_larger_than_a_batch_goes_out_complete_and_in_order(
     finally:
         publisher.stop()
         tap.close()
+
+
+def test_outbox_relay_without_the_pika_tricks(
+    amqp_url: str, store: tuple[MemoryStorage, StorageClient], tricks_off: None
+) -> None:
+    """On a pika outside the measured range the events go out one confirmed publish at a time
+    through the BlockingChannel, with the same outcome."""
+    test_outbox_relay_publishes_events_and_webhooks(amqp_url, store)

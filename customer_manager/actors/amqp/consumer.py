@@ -33,6 +33,7 @@ from customer_manager.messages.ops import Handle
 from customer_manager.messages.queues import EVENT_EXCHANGE, REQUEST_QUEUE
 from customer_manager.messages.routes import match
 from customer_manager.messages.wire import EnvelopeError, Request, Response, decode_request, encode
+from customer_manager.tricks import pika_io
 
 log = logging.getLogger(__name__)
 
@@ -213,18 +214,18 @@ class ConsumerActor(PumpActor):
             self._held.append(item)  # published after the reconnect
             return
         assert item.response is not None
-        # The channel's async core queues the frames without flushing per call; the next pump
-        # slice writes every reply and ack of this batch (BlockingChannel would poll the socket
-        # after each publish and each ack).
-        impl = channel._impl
+        # The channel's async core (trick pika-channel-core) queues the frames without flushing
+        # per call; the next pump slice writes every reply and ack of this batch (BlockingChannel
+        # polls the socket after each publish and each ack). Same signatures on both.
+        core = pika_io.channel_core(channel) or channel
         try:
             if item.reply_to:
                 props = pika.BasicProperties(
                     content_type="text/plain", correlation_id=item.correlation_id or None
                 )
-                impl.basic_publish("", item.reply_to, encode(item.response), props)
+                core.basic_publish("", item.reply_to, encode(item.response), props)
             if item.generation == self._generation:
-                impl.basic_ack(item.tag)
+                core.basic_ack(item.tag)
         except AMQP_ERRORS as exc:
             self._held.append(item)
             self.link.lost(exc)

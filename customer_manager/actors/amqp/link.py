@@ -4,8 +4,9 @@
 ``AmqpLink`` owns one pika ``BlockingConnection`` and reconnects it with jittered backoff.
 ``PumpActor`` is a pykka actor that owns a link and pumps ``process_data_events`` in short
 slices through a self-tell loop, so stop requests, asks and replies are handled between
-slices. Its inbox wakes the pump when any other message arrives, so an ask is answered at
-once rather than at the end of the current slice.
+slices. With the ``pykka-waking-inbox`` trick (``customer_manager/tricks/pykka_inbox.py``) its
+inbox wakes the pump when any other message arrives, so an ask is answered at once rather than
+at the end of the current slice.
 
 Threading contract: a link and its connection are created and used only in the owning
 actor's thread. The one exception is ``AmqpLink.wake()``, which any thread may call.
@@ -15,24 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import pika
 import pika.exceptions
-import pykka
 from pika.adapters.blocking_connection import BlockingConnection
 
 from customer_manager import metrics
-from customer_manager.actors.amqp import pika_tuning
 from customer_manager.config import mask_url
+from customer_manager.tricks.pykka_inbox import WakingInboxActor
 
 log = logging.getLogger(__name__)
-pika_tuning.install()
 
 AMQP_ERRORS: tuple[type[BaseException], ...] = (pika.exceptions.AMQPError, OSError)
 HEARTBEAT_SECONDS = 15
@@ -177,19 +175,7 @@ class _Pump:
 PUMP = _Pump()
 
 
-class WakingInbox(queue.Queue[Any]):
-    """A pykka inbox that wakes the owner's connection when a message (other than the pump
-    tick) arrives, so the actor handles it without waiting for the slice to end."""
-
-    wake: Callable[[], None] | None = None
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        super().put(item, block, timeout)
-        if self.wake is not None and getattr(item, "message", None) is not PUMP:
-            self.wake()
-
-
-class PumpActor(pykka.ThreadingActor):
+class PumpActor(WakingInboxActor):
     """A pykka actor that owns an ``AmqpLink`` and pumps it in slices of ``slice_seconds``.
 
     Subclasses implement ``on_connect`` (declare, consume) and may implement ``after_pump``
@@ -202,11 +188,7 @@ class PumpActor(pykka.ThreadingActor):
     def __init__(self, url: str, name: str) -> None:
         super().__init__()
         self.link = AmqpLink(url, name, self.on_connect)
-        cast(WakingInbox, self.actor_inbox).wake = self.link.wake
-
-    @staticmethod
-    def _create_actor_inbox() -> Any:
-        return WakingInbox()
+        self.set_waker(self.link.wake, quiet=PUMP)
 
     def on_connect(self, connection: BlockingConnection) -> None:
         raise NotImplementedError

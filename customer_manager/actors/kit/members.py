@@ -1,11 +1,12 @@
-"""The actor side of the kit (docs/architecture.md#rooms): actors with a fast inbox and the
-base of pool members. Pools themselves are in ``actors/kit/pool.py``, what travels through
-them in ``actors/kit/flow.py``, the ticker and backoff in ``actors/kit/timing.py``.
+"""The actor side of the kit (docs/architecture.md#rooms): the base of pool members. Pools
+themselves are in ``actors/kit/pool.py``, what travels through them in ``actors/kit/flow.py``,
+the ticker and backoff in ``actors/kit/timing.py``. Members keep pykka's own inbox: a C
+``SimpleQueue`` in its place saved ~8 µs a hop, within the run-to-run noise of the bench
+(bench/RESULTS.md item 8).
 """
 
 from __future__ import annotations
 
-import queue
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -24,17 +25,7 @@ class Crash(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = "crash requested"
 
 
-class FastInboxActor(pykka.ThreadingActor):
-    """A threading actor whose inbox is a ``queue.SimpleQueue`` (implemented in C): pykka only
-    puts, gets and checks ``empty()``, and a hop between actors costs ~8 µs less of CPU
-    (measured with 20,000 pool asks). ``_create_actor_inbox`` is pykka's hook for actor types."""
-
-    @staticmethod
-    def _create_actor_inbox() -> Any:
-        return queue.SimpleQueue()
-
-
-class PoolMember(FastInboxActor):
+class PoolMember(pykka.ThreadingActor):
     """Base of pool members. Subclasses override ``handle`` (and ``setup``/``teardown``).
 
     ``__init__`` runs in the caller's thread; ``setup``, ``handle`` and ``teardown`` in the

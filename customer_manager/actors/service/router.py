@@ -17,7 +17,6 @@ from typing import Any
 import pykka
 
 from customer_manager import metrics
-from customer_manager.actors.kit.members import FastInboxActor
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.errors import (
     NotFound,
@@ -35,7 +34,7 @@ log = logging.getLogger(__name__)
 QUEUE_TIMEOUT = 10.0  # seconds a request may wait for a free worker before 503
 
 
-class RouterActor(FastInboxActor):
+class RouterActor(pykka.ThreadingActor):
     """Routes ``Handle`` messages to the customer and access-key pools (module doc)."""
 
     def __init__(self, customers: Pool, accesskeys: Pool) -> None:
