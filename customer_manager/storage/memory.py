@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import msgspec
 
 from customer_manager.errors import AlreadyExists, NotFound
-from customer_manager.messages.query import Filters, ListQuery
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer, next_update, now
+from customer_manager.messages.query import ListQuery
+from customer_manager.messages.records import Accesskey, Customer, next_update, now
 from customer_manager.storage.base import (
     ACCESSKEY_MUTABLE,
     CUSTOMER_MUTABLE,
@@ -32,6 +32,8 @@ from customer_manager.storage.base import (
     OutboxMessage,
     OutboxStats,
 )
+from customer_manager.storage.memory_query import fold
+from customer_manager.storage.memory_query import page as _page
 from customer_manager.storage.replies import ReplyLog, deletion_of, record_of, remembered
 
 T = TypeVar("T", Customer, Accesskey)
@@ -42,58 +44,6 @@ class _Lease(msgspec.Struct, kw_only=True):
     created: str
     owner: str = ""
     until: float = 0.0
-
-
-def _fold(email: str) -> str:
-    return email.casefold()
-
-
-def _page(rows: Iterable[T], query: ListQuery, hashes: Mapping[uuid.UUID, str]) -> list[T]:
-    """Apply the cursor and filters, order by (tm_create, id) descending, cut to page_size."""
-    stamp = now()
-    keep = [r for r in rows if _before(r, query) and _matches(r, query.filters, hashes, stamp)]
-    keep.sort(key=lambda r: (r.tm_create, r.id.bytes), reverse=True)
-    return keep[: query.page_size]
-
-
-def _before(row: Customer | Accesskey, query: ListQuery) -> bool:
-    if row.tm_create < query.before:
-        return True
-    return (
-        query.before_id is not None
-        and row.tm_create == query.before
-        and row.id.bytes < query.before_id.bytes
-    )
-
-
-def _matches(
-    row: Customer | Accesskey, f: Filters, hashes: Mapping[uuid.UUID, str], stamp: str
-) -> bool:
-    """Every given filter that names a column of this row's table must hold."""
-    for name in ("id", "customer_id", "name", "phone_number", "billing_account_id"):
-        wanted = getattr(f, name)
-        if wanted is not None and hasattr(row, name) and getattr(row, name) != wanted:
-            return False
-    if isinstance(row, Customer) and f.email is not None and _fold(row.email) != _fold(f.email):
-        return False
-    if isinstance(row, Accesskey):
-        if f.token_hash is not None and hashes.get(row.id) != f.token_hash:
-            return False
-        if f.expired is not None and not _tri(row.tm_expire, stamp, f.expired, expired=True):
-            return False
-    return f.deleted is None or _tri(row.tm_delete, SENTINEL, f.deleted, expired=False)
-
-
-def _tri(value: str, bound: str, flag: bool, *, expired: bool) -> bool:
-    """SQL-like comparison where an empty (NULL) value matches neither side.
-
-    expired: flag → value <= bound, else value > bound.
-    deleted: flag → value < bound, else value >= bound."""
-    if not value:
-        return False
-    if expired:
-        return (value <= bound) if flag else (value > bound)
-    return (value < bound) if flag else (value >= bound)
 
 
 class MemoryStorage:
@@ -136,9 +86,9 @@ class MemoryStorage:
     def _check_email(self, customer: Customer) -> None:
         if customer.deleted or not customer.email:
             return
-        folded = _fold(customer.email)
+        folded = fold(customer.email)
         for other in self._customers.values():
-            if other.id != customer.id and not other.deleted and _fold(other.email) == folded:
+            if other.id != customer.id and not other.deleted and fold(other.email) == folded:
                 raise AlreadyExists(
                     f"email {customer.email} is already used", "EMAIL_ALREADY_EXISTS"
                 )

@@ -20,13 +20,16 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from customer_manager.errors import AlreadyExists
 from customer_manager.messages import gojson
-from customer_manager.messages.records import Accesskey, Customer
+from customer_manager.messages.records import Accesskey, Customer, now
+from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import REPLY_WINDOW, Deleted
 
 R = TypeVar("R", Customer, Accesskey)
 Replay = Callable[[bytes], Any]
 T = TypeVar("T")
+Run = Callable[..., Any]  # SQLStorage._run(work, noun, write)
 
 
 def encode(result: Any) -> bytes:
@@ -42,6 +45,35 @@ def record_of(cls: type[R]) -> Callable[[bytes], R]:
 def deletion_of(cls: type[R]) -> Callable[[bytes], Deleted]:
     """The stored result of a delete: the record it left (nothing was changed this time)."""
     return lambda raw: Deleted(record=msgspec.json.decode(raw, type=cls), changed=False)
+
+
+def once(run: Run, work: Callable[[Any], T], noun: str, request_key: str, replay: Replay) -> T:
+    """For the SQL backends: ``run`` (their transaction runner) the write ``work``, storing
+    its result under ``request_key`` in the same transaction; if the key has a result
+    already, return ``replay(result)`` instead. A repeat racing its first run fails on a
+    unique key once that commits: then the stored result is returned too."""
+    if not request_key:
+        done: T = run(work, noun)
+        return done
+
+    def remembered(tx: Any) -> T:
+        earlier = tx.scalar(q.REPLY_GET, (request_key,))
+        if earlier is not None:
+            replayed: T = replay(bytes(earlier))
+            return replayed
+        result = work(tx)
+        tx.rows(q.REPLY_PUT, (request_key, encode(result), now()))
+        return result
+
+    try:
+        first: T = run(remembered, noun)
+        return first
+    except AlreadyExists:
+        earlier = run(lambda tx: tx.scalar(q.REPLY_GET, (request_key,)), noun, False)
+        if earlier is None:
+            raise
+        found: T = replay(bytes(earlier))
+        return found
 
 
 class ReplyLog:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from customer_manager.errors import AlreadyExists, NotFound
+from customer_manager.errors import NotFound
 from customer_manager.messages.query import ListQuery
 from customer_manager.messages.records import SENTINEL, Accesskey, Customer, next_update, now, ts
 from customer_manager.storage import replies, schema
@@ -121,30 +121,8 @@ class SQLStorage(abc.ABC):
         return table.reader(found[0])
 
     def _once(self, work: Work[T], noun: str, request_key: str, replay: replies.Replay) -> T:
-        """Run the write ``work``, storing its result under ``request_key`` in the same
-        transaction; if the key has a result already, return ``replay(result)`` instead. A
-        repeat racing its first run fails on a unique key once that commits: then the
-        stored result is returned too (storage/replies.py)."""
-        if not request_key:
-            return self._run(work, noun)
-
-        def remembered(tx: Tx) -> T:
-            earlier = tx.scalar(q.REPLY_GET, (request_key,))
-            if earlier is not None:
-                replayed: T = replay(bytes(earlier))
-                return replayed
-            result = work(tx)
-            tx.rows(q.REPLY_PUT, (request_key, replies.encode(result), now()))
-            return result
-
-        try:
-            return self._run(remembered, noun)
-        except AlreadyExists:
-            earlier = self._run(lambda tx: tx.scalar(q.REPLY_GET, (request_key,)), write=False)
-            if earlier is None:
-                raise
-            found: T = replay(bytes(earlier))
-            return found
+        """``work`` remembered under ``request_key`` (replies.once)."""
+        return replies.once(self._run, work, noun, request_key, replay)
 
     def _insert(
         self,
