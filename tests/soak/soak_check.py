@@ -54,12 +54,20 @@ def check(history: list[Entry], final: Final) -> dict[str, list[Finding]]:
     }
 
 
-def _about(history: Iterable[Entry], target: str) -> list[Entry]:
-    return [e for e in history if e.target == target or (e.data or {}).get("key") == target]
+def _index(history: Iterable[Entry]) -> dict[str, list[Entry]]:
+    """The entries about each customer or access key."""
+    about: dict[str, list[Entry]] = defaultdict(list)
+    for e in history:
+        about[e.target].append(e)
+        key = (e.data or {}).get("key") if isinstance(e.data, dict) else None
+        if key:
+            about[key].append(e)
+    return about
 
 
 def lost_writes(history: list[Entry], final: Final) -> list[Finding]:
     found: list[Finding] = []
+    about = _index(history)
     for e in history:
         if e.status != 200:
             continue
@@ -67,7 +75,7 @@ def lost_writes(history: list[Entry], final: Final) -> list[Finding]:
         if e.kind == "create" and row is None:
             found.append(Finding(f"created customer {e.target} is missing", [e]))
         if e.kind == "delete" and (row is None or row["tm_delete"] == SENTINEL):
-            found.append(Finding(f"deleted customer {e.target} is live", _about(history, e.target)))
+            found.append(Finding(f"deleted customer {e.target} is live", about[e.target]))
         if e.kind == "key_create" and final.keys.get(e.data["key"]) is None:
             found.append(Finding(f"created access key {e.data['key']} is missing", [e]))
     by_customer: dict[str, list[Entry]] = defaultdict(list)
@@ -106,7 +114,8 @@ def _event_id(event: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def missing_events(history: list[Entry], events: list[dict[str, Any]]) -> list[Finding]:
-    seen = Counter(_event_id(e) for e in events)
+    seen = {_event_id(e) for e in events}
+    by_record = {(kind, record) for kind, record, _ in seen}
     found = []
     for e in history:
         if e.status != 200:
@@ -120,9 +129,8 @@ def missing_events(history: list[Entry], events: list[dict[str, Any]]) -> list[F
         if wanted is None:
             continue
         kind, target, detail = wanted
-        if not any(
-            t == kind and i == target and (detail is None or d == detail) for t, i, d in seen
-        ):
+        present = (kind, target) in by_record if detail is None else wanted in seen
+        if not present:
             found.append(Finding(f"no {kind} event for #{e.n}", [e]))
     return found
 
@@ -133,7 +141,7 @@ def duplicate_events(events: list[dict[str, Any]]) -> int:
 
 def stale_reads(history: list[Entry], final: Final) -> list[Finding]:
     """After quiescence the service's answer to a read must be the row in MySQL."""
-    found = []
+    found, about = [], _index(history)
     for (what, target), answer in final.reads.items():
         row = (final.customers if what == "customer" else final.keys).get(target)
         if what == "auth":
@@ -146,7 +154,7 @@ def stale_reads(history: list[Entry], final: Final) -> list[Finding]:
             found.append(
                 Finding(
                     f"{what} {target}: served {answer!r}, stored {expected!r}",
-                    _about(history, target)[-8:],
+                    about[target][-8:],
                 )
             )
     return found
