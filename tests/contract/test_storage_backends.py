@@ -13,7 +13,6 @@ from typing import Any
 
 import mysql.connector
 import pytest
-from storage_kit import customer, none, page
 
 from customer_manager.config import MySQLParams, Settings, parse_dsn
 from customer_manager.errors import Unavailable
@@ -22,6 +21,7 @@ from customer_manager.storage import open_storage
 from customer_manager.storage.base import SCHEMA_VERSION
 from customer_manager.storage.mysql import MySQLStorage
 from customer_manager.storage.sqlite import SQLiteStorage
+from tests.support.storage import customer, none, page
 
 GO_SCHEMA = (
     "CREATE TABLE customer_customers (id binary(16) PRIMARY KEY, name varchar(255),"

@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
-from storage_kit import Factory, Recorder, customer
 
 from customer_manager.errors import AlreadyExists
-from customer_manager.storage.base import Storage
-
-
-def _race(stores: list[Storage], action: Callable[[Storage], Any]) -> list[Any]:
-    """Run ``action`` on every store at the same moment; return results or exceptions."""
-    barrier = threading.Barrier(len(stores))
-
-    def run(store: Storage) -> Any:
-        barrier.wait()
-        try:
-            return action(store)
-        except Exception as exc:  # collected for the assertions
-            return exc
-
-    with ThreadPoolExecutor(len(stores)) as pool:
-        return list(pool.map(run, stores))
+from tests.support.storage import Factory, Recorder, customer, race
 
 
 @pytest.mark.parametrize("round_", range(5))
 def test_one_email_two_simultaneous_creates(backend: Factory, round_: int) -> None:
     stores = [backend(), backend()]
     email = f"race{round_}@example.com"
-    results = _race(stores, lambda s: s.customer_insert(customer(email), Recorder("c")))
+    results = race(stores, lambda s: s.customer_insert(customer(email), Recorder("c")))
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(errors) == 1, results
     assert isinstance(errors[0], AlreadyExists) and errors[0].reason == "EMAIL_ALREADY_EXISTS"
@@ -49,7 +30,7 @@ def test_concurrent_claims_never_share_an_entry(backend: Factory) -> None:
         stores[0].customer_insert(customer(f"claim{i}@example.com"), events)
     claimed: list[int] = []
     for _ in range(4):
-        results = _race(stores, lambda s: s.outbox_claim(f"owner-{threading.get_ident()}", 4, 30))
+        results = race(stores, lambda s: s.outbox_claim(f"owner-{threading.get_ident()}", 4, 30))
         for batch in results:
             assert not isinstance(batch, Exception), batch
             claimed += [e.id for e in batch]

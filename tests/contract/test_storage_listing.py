@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 
 import msgspec
-from storage_kit import accesskey, customer, none, page, token_hash
 
 from customer_manager.messages.query import ListQuery, make_page_token, parse_list
 from customer_manager.messages.records import after, now
 from customer_manager.storage.base import Storage
+from tests.support.storage import accesskey, customer, none, page, token_hash
 
 DAY = "2024-03-0{} 12:00:00.000000"
 

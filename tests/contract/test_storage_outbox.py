@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from storage_kit import Recorder, customer
-
 from customer_manager.messages.records import now
-from customer_manager.storage.base import OutboxStats, Storage
+from customer_manager.storage.base import OutboxEntry, OutboxStats, Storage
+from tests.support.storage import Recorder, customer
+from tests.support.waiting import wait_until
 
 
 def _fill(storage: Storage, n: int, prefix: str = "w") -> list[bytes]:
@@ -37,8 +37,13 @@ def test_done_removes_and_expired_leases_are_reclaimed(storage: Storage) -> None
     storage.outbox_done([])
     assert storage.outbox_size() == 2
     assert [e.message.body for e in storage.outbox_claim("b", 10, 30)] == bodies[2:]
-    time.sleep(0.1)
-    again = storage.outbox_claim("c", 10, 30)
+    again: list[OutboxEntry] = []
+
+    def reclaim() -> bool:  # "c" gets the entry of "a" once its 0.05 s lease has expired
+        again.extend(storage.outbox_claim("c", 10, 30))
+        return bool(again)
+
+    wait_until(reclaim, 5, "the expired lease reclaimed")
     assert [e.id for e in again] == [held[1].id]
     storage.outbox_done([held[1].id, *(e.id for e in again)])
     assert storage.outbox_size() == 1

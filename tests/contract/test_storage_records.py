@@ -7,11 +7,11 @@ from typing import Any
 
 import msgspec
 import pytest
-from storage_kit import Recorder, accesskey, customer, none, token_hash
 
 from customer_manager.errors import AlreadyExists, NotFound
 from customer_manager.messages.records import NIL, SENTINEL, now
 from customer_manager.storage.base import SCHEMA_VERSION, Storage
+from tests.support.storage import Recorder, accesskey, customer, none, token_hash
 
 
 def test_migrate_is_idempotent(storage: Storage) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from storage_kit import Factory, Recorder, accesskey, customer, none, token_hash
-from test_storage_concurrency import _race
 
 from customer_manager.errors import AlreadyExists
 from customer_manager.messages.records import now
 from customer_manager.storage.base import Storage
+from tests.support.storage import Factory, Recorder, accesskey, customer, none, race, token_hash
 
 
 def _key() -> str:
@@ -63,7 +62,7 @@ def test_a_create_and_its_repeat_racing_both_return_the_created_record(
 ) -> None:
     stores, request = [backend(), backend()], _key()
     email = f"racing{round_}@example.com"
-    results = _race(
+    results = race(
         stores, lambda s: s.customer_insert(customer(email), Recorder("c"), request_key=request)
     )
     assert not any(isinstance(r, Exception) for r in results), results

@@ -11,9 +11,7 @@ docs/configuration.md#metrics-and-health).
 from __future__ import annotations
 
 import configparser
-import copy
 import importlib
-import os
 import re
 import shutil
 import subprocess
@@ -26,32 +24,22 @@ import yaml
 from kubernetes_validate import utils as kv
 
 from customer_manager.config import Settings, parse_dsn
+from tests.support import IN_CI
+from tests.support.deploy import K8S, NAMESPACE, ROOT, Obj, by_kind, kustomize_build, load_docs
 
-ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "k8s"
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 # Exactly the environment the daemon reads (docs/configuration.md#settings).
 SECRET_ENV = {"DATABASE_DSN", "RABBITMQ_ADDRESS", "REDIS_ADDRESS", "REDIS_PASSWORD"}
 PLAIN_ENV = {"PROMETHEUS_ENDPOINT", "PROMETHEUS_LISTEN_ADDRESS", "REDIS_DATABASE"}
 DAEMON_ENV = SECRET_ENV | PLAIN_ENV
 METRICS_PORT = 2112
-NAMESPACE = "bin-manager"
 # Validate against an older cluster still in service and the newest schemas shipped.
 K8S_VERSIONS = ("1.30.0", kv.latest_version())
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PriorityClass"}
-
-Obj = dict[str, Any]
 
 
 # ------------------------------------------------------------------------------ helpers
-
-
-def load_docs(path: Path) -> list[Obj]:
-    with path.open(encoding="utf-8") as fh:
-        return [doc for doc in yaml.safe_load_all(fh) if doc is not None]
 
 
 def validate_k8s(obj: Obj) -> None:
@@ -59,36 +47,6 @@ def validate_k8s(obj: Obj) -> None:
     (an unknown kind/apiVersion is an error too, not a warning as in the CLI)."""
     for version in K8S_VERSIONS:
         kv.validate(obj, version, strict=True)
-
-
-def kustomize_build(directory: Path) -> list[Obj]:
-    """What ``kustomize build`` renders for the features k8s/ uses: ``resources`` (files)
-    and ``namespace``. Any other kustomization key is refused, so this stays honest."""
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text("utf-8"))
-    supported = {"apiVersion", "kind", "namespace", "resources"}
-    unsupported = set(kustomization) - supported
-    if unsupported:
-        raise ValueError(f"kustomize_build does not implement {sorted(unsupported)}")
-    if kustomization.get("kind") != "Kustomization":
-        raise ValueError("kustomization.yaml is not kind: Kustomization")
-    namespace = kustomization.get("namespace")
-    out: list[Obj] = []
-    for resource in kustomization["resources"]:
-        path = directory / resource
-        if not path.is_file():
-            raise FileNotFoundError(f"kustomization resource {resource} does not exist")
-        for doc in load_docs(path):
-            doc = copy.deepcopy(doc)
-            if namespace and doc["kind"] not in CLUSTER_SCOPED:
-                doc["metadata"]["namespace"] = namespace
-            out.append(doc)
-    return out
-
-
-def by_kind(objs: list[Obj]) -> dict[str, Obj]:
-    kinds = [o["kind"] for o in objs]
-    assert len(kinds) == len(set(kinds)), f"one object per kind expected, got {kinds}"
-    return {o["kind"]: o for o in objs}
 
 
 def hadolint_binary() -> str:

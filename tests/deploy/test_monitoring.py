@@ -9,36 +9,30 @@ running daemon in tests/integration/test_monitoring_metrics.py.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import promql_parser
 import pytest
 import yaml
-from test_deploy import K8S, NAMESPACE, by_kind, kustomize_build
 
-ROOT = Path(__file__).resolve().parents[2]
-MONITORING = K8S / "monitoring"
+from tests.support.deploy import (
+    K8S,
+    MONITORING,
+    NAMESPACE,
+    ROOT,
+    Obj,
+    by_kind,
+    kustomize_build,
+    monitoring_generator,
+)
+
 ALERT_TESTS = Path(__file__).with_name("alerts.test.yml")
 RUNBOOK = ROOT / "docs" / "runbook.md"
 
-Obj = dict[str, Any]
-
-
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cm_monitoring", MONITORING / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = load_generator()
+gen = monitoring_generator()
 
 
 def promtool_run(promtool: str, *args: str, cwd: Path | None = None) -> str:

@@ -13,15 +13,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import mysql.connector
-import pika
 import pytest
-from amqp_kit import Client, EventTap, TcpProxy
-from fault_kit import create_body, steady_load, wait_until
-from service_kit import start_daemon
 
-from customer_manager.config import Settings, parse_dsn
+from customer_manager.config import Settings
 from customer_manager.main import Daemon
+from tests.support.amqp import Client, EventTap
+from tests.support.faults import create_body, steady_load
+from tests.support.proxy import broker_proxy
+from tests.support.servers import mysql_connect
+from tests.support.service import start_daemon
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -29,10 +30,7 @@ RATE, DURATION, CUT_AT, OUTAGE = 40.0, 11.0, 2.0, 5.0
 
 
 def query(dsn: str, sql: str) -> list[tuple[Any, ...]]:
-    p = parse_dsn(dsn)
-    conn = mysql.connector.connect(
-        host=p.host, port=p.port, user=p.user, password=p.password, database=p.database
-    )
+    conn = mysql_connect(dsn)
     try:
         cursor = conn.cursor()
         cursor.execute(sql)
@@ -50,10 +48,7 @@ def test_broker_outage_5s_under_load_loses_nothing(
     amqp_url: str,
     report: Callable[..., None],
 ) -> None:
-    target = pika.URLParameters(amqp_url)
-    proxy = TcpProxy((target.host, target.port))
-    proxy.start()
-    url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
+    proxy, url = broker_proxy(amqp_url)
     settings = service_settings(
         rabbitmq_address=url, database_dsn=fresh_migrated_dsn, agent_check="off"
     )

@@ -15,7 +15,6 @@ from typing import Any
 import msgspec
 import mysql.connector
 import pytest
-from fault_kit import CommitCutter, dsn_via, unique_email
 
 from customer_manager.actors.service.router import call
 from customer_manager.bootstrap import System, bootstrap
@@ -24,6 +23,8 @@ from customer_manager.messages.records import SENTINEL
 from customer_manager.messages.wire import Request, Response
 from customer_manager.storage.cache_backend import LocalCache
 from customer_manager.storage.mysql import MySQLStorage
+from tests.support.faults import dsn_via, unique_email
+from tests.support.proxy import CommitCutter
 
 pytestmark = pytest.mark.integration
 

@@ -18,13 +18,15 @@ from typing import Any
 
 import pytest
 import redis
-from amqp_kit import Client, TcpProxy
-from fault_kit import dsn_via, http_get, unique_email, wait_until
-from service_kit import start_daemon
 
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
 from customer_manager.storage import mysql as mysql_storage
+from tests.support.amqp import Client
+from tests.support.faults import dsn_via, http_get, unique_email
+from tests.support.proxy import TcpProxy
+from tests.support.service import start_daemon
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from amqp_kit import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import REGISTRY
-from service_kit import start_daemon
 
 from customer_manager.bootstrap import System, bootstrap
 from customer_manager.config import Settings
@@ -27,6 +24,9 @@ from customer_manager.main import Daemon
 from customer_manager.messages.ops import Handle
 from customer_manager.messages.wire import EnvelopeError, Request, Response, decode_request
 from customer_manager.storage.cache_backend import LocalCache
+from tests.support.amqp import Client
+from tests.support.metrics import total
+from tests.support.service import start_daemon
 
 CASES = 3000  # per fuzz test; two tests -> 6,000 cases
 FUZZ = settings(
@@ -129,25 +129,16 @@ class Harness:
         return got[0]
 
 
-def counter(name: str) -> float:
-    return sum(
-        s.value
-        for m in REGISTRY.collect()
-        for s in m.samples
-        if s.name == name and s.name.endswith("_total")
-    )
-
-
 @pytest.fixture
 def harness(tmp_path: Path) -> Iterator[Harness]:
     settings_ = Settings(sqlite_path=str(tmp_path / "fuzz.sqlite3"), agent_check="off")
     system = bootstrap(settings_, cache=LocalCache())
     system.migrate()
-    restarts = counter("customer_manager_actor_restarts_total")
-    dead = counter("customer_manager_dead_letters_total")
+    restarts = total("customer_manager_actor_restarts_total")
+    dead = total("customer_manager_dead_letters_total")
     yield Harness(system)
-    assert counter("customer_manager_actor_restarts_total") == restarts, "a worker died"
-    assert counter("customer_manager_dead_letters_total") == dead
+    assert total("customer_manager_actor_restarts_total") == restarts, "a worker died"
+    assert total("customer_manager_dead_letters_total") == dead
     system.stop()
 
 

@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from amqp_kit import Client, TcpProxy, envelope
-from fault_kit import unique_email
 
 from customer_manager.actors.amqp.consumer import ConsumerActor
 from customer_manager.bootstrap import bootstrap
@@ -25,6 +23,9 @@ from customer_manager.messages.query import Filters, ListQuery
 from customer_manager.messages.records import now
 from customer_manager.storage.cache_backend import LocalCache
 from customer_manager.storage.mysql import MySQLStorage
+from tests.support.amqp import Client, envelope
+from tests.support.faults import unique_email
+from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

@@ -15,28 +15,21 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from amqp_kit import Client, Peer, consumer_count, envelope
-from fault_kit import Replica, create_body, replica_env, steady_load, unique_email, wait_until
-from service_kit import REDIS_DB, start_daemon
 
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
 from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE
+from tests.support.amqp import Client, Peer, answering, consumer_count, envelope
+from tests.support.faults import Replica, create_body, replica_env, steady_load, unique_email
+from tests.support.servers import REDIS_DB
+from tests.support.service import start_daemon
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 AGENT_DELAY = 2.0  # below rpc_timeout (3 s)
-
-
-def no_agents(_request: dict[str, Any]) -> dict[str, Any]:
-    return {"status_code": 200, "data_type": "application/json", "data": []}
-
-
-def balance_ok(_request: dict[str, Any]) -> dict[str, Any]:
-    return {"status_code": 200, "data_type": "application/json", "data": {"valid": True}}
 
 
 def test_kill_9_with_unacked_requests_they_are_redelivered_and_answered(
@@ -54,7 +47,7 @@ def test_kill_9_with_unacked_requests_they_are_redelivered_and_answered(
     killed, survivor = replicas
     try:
         wait_until(lambda: consumer_count(amqp_url) == 2, 20, "the replicas never consumed")
-        with Peer(amqp_url, AGENT_QUEUE, no_agents, delay=AGENT_DELAY) as agent:
+        with Peer(amqp_url, AGENT_QUEUE, answering([]), delay=AGENT_DELAY) as agent:
             corrs = [client.send(create_body("kill")(i)) for i in range(16)]
             wait_until(lambda: len(agent.requests) >= 16, 10, "not all requests in flight")
             first_pass = Counter(p.reply_to for p in agent.props)  # one reply-to per replica
@@ -114,7 +107,7 @@ def test_sigterm_under_steady_load_loses_nothing(
             if "term" in marks and "exit" not in marks and stopping.proc.poll() is not None:
                 marks["exit"] = time.monotonic()
 
-        with Peer(amqp_url, BILLING_QUEUE, balance_ok, delay=0.3):
+        with Peer(amqp_url, BILLING_QUEUE, answering({"valid": True}), delay=0.3):
             corrs = steady_load(client, lambda _i: body, 60.0, 6.0, sigterm)
             replies = client.wait(corrs, 30)
         code = stopping.proc.wait(30)

@@ -14,10 +14,11 @@ from pathlib import Path
 import mysql.connector
 import pytest
 import redis
-from amqp_kit import Client, EventTap, consumer_count
-from fault_kit import Replica, http_get, replica_env, unique_email, wait_until
 
 from customer_manager.config import parse_dsn
+from tests.support.amqp import Client, EventTap, consumer_count
+from tests.support.faults import Replica, http_get, replica_env, unique_email
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from amqp_kit import TcpProxy
-from fault_kit import Replica, dsn_via, replica_env, wait_until
-from service_kit import REDIS_DB
 
 from customer_manager.config import parse_dsn
+from tests.support.faults import Replica, dsn_via, replica_env
+from tests.support.proxy import TcpProxy
+from tests.support.servers import REDIS_DB
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

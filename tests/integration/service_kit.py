@@ -1,20 +1,5 @@
-"""Running the daemon in-process for full-service tests."""
+"""Moved to ``tests.support.service``; this alias keeps old imports working until the branches
+open at the move have merged, then goes."""
 
-from __future__ import annotations
-
-import time
-
-from customer_manager.config import Settings
-from customer_manager.main import Daemon
-
-REDIS_DB = 15
-
-
-def start_daemon(settings: Settings) -> Daemon:
-    daemon = Daemon(settings)
-    daemon.health.start()
-    deadline = time.monotonic() + 15
-    while not daemon.consumer.proxy().ready().get(timeout=5):
-        assert time.monotonic() < deadline, "the daemon did not connect"
-        time.sleep(0.05)
-    return daemon
+from tests.support.servers import REDIS_DB  # noqa: F401
+from tests.support.service import *  # noqa: F403

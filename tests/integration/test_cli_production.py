@@ -9,11 +9,11 @@ import json
 from collections.abc import Callable
 
 import redis
-from amqp_kit import EventTap
 from click.testing import CliRunner
 
 from customer_manager.cli import main
 from customer_manager.config import Settings
+from tests.support.amqp import EventTap
 
 
 def test_cli_publishes_events_and_fills_redis(

@@ -8,19 +8,26 @@ its own actor thread, exactly as the real router calls ``reply`` from a worker t
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
-import pika
 import pykka
 import pytest
-from amqp_kit import Client, TcpProxy, connect, consumer_count, envelope, reset_request_queue
 
 from customer_manager.actors.amqp.consumer import CONSUMER_TAG, ConsumerActor, uri_template
 from customer_manager.config import Settings
 from customer_manager.messages.queues import EVENT_EXCHANGE, REQUEST_QUEUE
 from customer_manager.messages.wire import Request, Response, ok
 from customer_manager.tricks import pika_io
+from tests.support.amqp import (
+    Client,
+    connect,
+    consumer_count,
+    envelope,
+    queued,
+    reset_request_queue,
+)
+from tests.support.proxy import broker_proxy
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -59,19 +66,8 @@ def start_consumer(url: str, delay: float = 0.0, prefetch: int = 16) -> tuple[An
 
 
 def wait_ready(consumer: Any, timeout: float = 10.0, want: bool = True) -> None:
-    deadline = time.monotonic() + timeout
-    while consumer.proxy().ready().get(timeout=5) is not want:
-        assert time.monotonic() < deadline, f"consumer ready() never became {want}"
-        time.sleep(0.05)
-
-
-def queued(url: str) -> int:
-    conn = connect(url)
-    try:
-        ok_ = conn.channel().queue_declare(REQUEST_QUEUE, durable=True, passive=True)
-        return int(ok_.method.message_count)
-    finally:
-        conn.close()
+    ready = consumer.proxy().ready
+    wait_until(lambda: ready().get(timeout=5) is want, timeout, f"consumer ready() is {want}")
 
 
 def test_declares_topology_and_answers_with_copied_correlation_id(
@@ -126,11 +122,11 @@ def test_ack_only_after_reply_and_prefetch_bounds_in_flight(amqp_url: str, clien
     consumer, router = start_consumer(amqp_url, prefetch=3)
     for _ in range(5):
         client.send(envelope("GET", "/hold"))
-    deadline = time.monotonic() + 5
-    while router.proxy().seen.get(timeout=5) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    assert router.proxy().seen.get(timeout=5) == 3  # prefetch = 3 unanswered deliveries
+    echo = router.proxy()  # each ``echo.seen`` asks the router anew
+    wait_until(lambda: echo.seen.get(timeout=5) >= 3, 5, "three deliveries")
+    # The broker holds the other two back: 3 unacked + 2 ready = all 5 (prefetch = 3).
+    wait_until(lambda: queued(amqp_url) == 2, 5, "two requests held back by the broker")
+    assert echo.seen.get(timeout=5) == 3  # prefetch = 3 unanswered deliveries
     assert consumer.proxy().in_flight().get(timeout=5) == 3
     consumer.stop(timeout=10)
     assert queued(amqp_url) == 5  # unanswered requests were never acked: back in the queue
@@ -140,24 +136,23 @@ def test_ack_only_after_reply_and_prefetch_bounds_in_flight(amqp_url: str, clien
 def test_drain_answers_everything_in_flight(amqp_url: str, client: Client) -> None:
     consumer, _ = start_consumer(amqp_url, delay=0.5, prefetch=32)
     corrs = [client.send(envelope("GET", f"/r/{i}")) for i in range(20)]
-    deadline = time.monotonic() + 5
-    while consumer.proxy().in_flight().get(timeout=5) < 20 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    in_flight = consumer.proxy().in_flight
+    wait_until(lambda: in_flight().get(timeout=5) >= 20, 5, "20 requests in flight", every=0.02)
     assert consumer.proxy().drain(10).get(timeout=15) is True
     assert consumer.proxy().ready().get(timeout=5) is False
     assert len(client.wait(corrs, 5)) == 20
     assert consumer_count(amqp_url) == 0
     late = client.send(envelope("GET", "/late"))
-    assert client.wait([late], 0.5) == {}  # no longer consuming
+    # no longer consuming: the late request stays in the queue, nobody takes it
+    wait_until(lambda: queued(amqp_url) == 1, 5, "the late request queued")
+    assert consumer_count(amqp_url) == 0 and late not in client.replies
     consumer.stop()
     reset_request_queue(amqp_url)
 
 
 def test_reconnects_after_connection_loss(amqp_url: str, client: Client) -> None:
-    target = pika.URLParameters(amqp_url)
-    proxy = TcpProxy((target.host, target.port))
-    proxy.start()
-    consumer, _ = start_consumer(f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F", delay=0.05)
+    proxy, url = broker_proxy(amqp_url)
+    consumer, _ = start_consumer(url, delay=0.05)
     try:
         first = [client.send(envelope("GET", f"/a/{i}")) for i in range(10)]
         assert len(client.wait(first, 5)) == 10
@@ -207,8 +202,12 @@ def test_answers_and_acks_without_the_pika_tricks(
 ) -> None:
     """On a pika outside the measured range the tricks stay off: replies and acks go through
     the BlockingChannel, with the same outcome."""
-    test_drain_answers_everything_in_flight(amqp_url, client)
-    assert queued(amqp_url) == 0  # every request was acked
+    consumer, _ = start_consumer(amqp_url, delay=0.05, prefetch=32)
+    corrs = [client.send(envelope("GET", f"/plain/{i}")) for i in range(20)]
+    assert len(client.wait(corrs, 10)) == 20
+    consumer.stop()  # closing the channel would requeue any delivery left unacked
+    wait_until(lambda: consumer_count(amqp_url) == 0, 5, "the consumer gone")
+    assert queued(amqp_url) == 0  # every request was acked before its channel closed
 
 
 def test_the_broker_version_is_in_the_connections_core(amqp_url: str) -> None:

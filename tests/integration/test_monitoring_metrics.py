@@ -9,41 +9,30 @@ the labels it matches on must be labels of that metric's samples.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import time
 import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import pytest
-from amqp_kit import Client, EventTap
 from prometheus_client.parser import text_string_to_metric_families
-from service_kit import start_daemon
 
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
+from tests.support.amqp import Client, EventTap
+from tests.support.deploy import monitoring_generator
+from tests.support.service import start_daemon
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-GENERATOR = Path(__file__).resolve().parents[2] / "k8s" / "monitoring" / "generate.py"
 TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every series it scrapes
 SUFFIXES = {
     "counter": ("_total",),
     "histogram": ("_bucket", "_count", "_sum"),
     "summary": ("", "_count", "_sum"),
 }
-
-
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cm_monitoring", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def exported(text: str) -> dict[str, set[str]]:
@@ -79,10 +68,14 @@ def test_rules_and_dashboard_use_only_exported_metrics(
     assert client.call("GET", f"/v1/customers/{uuid.uuid4()}")["status_code"] == 404
     assert client.call("GET", "/v1/nothing-here")["status_code"] == 404
     events.wait_for(1)
-    deadline = time.monotonic() + 10  # the relay counts the outbox every second
-    while "customer_manager_outbox_backlog 0.0" not in (text := scrape(daemon)):
-        assert time.monotonic() < deadline, "the outbox gauge never showed the empty outbox"
-        time.sleep(0.2)
+    scraped: list[str] = []  # the relay counts the outbox every second
+
+    def empty_outbox_shown() -> bool:
+        scraped.append(scrape(daemon))
+        return "customer_manager_outbox_backlog 0.0" in scraped[-1]
+
+    wait_until(empty_outbox_shown, 10, "the outbox gauge showing the empty outbox", every=0.2)
+    text = scraped[-1]
 
     names = exported(text)
     assert names["customer_manager_ready"] == {"check"}
@@ -93,7 +86,7 @@ def test_rules_and_dashboard_use_only_exported_metrics(
         assert f'customer_manager_ready{{check="{check}"}} 1.0' in text
     assert "customer_manager_outbox_oldest_age_seconds 0.0" in text
 
-    gen = load_generator()
+    gen = monitoring_generator()
     dashboard = json.loads(gen.DASHBOARD.read_text("utf-8"))
     queries = {
         **{f"rule {k}": v for k, v in gen.rule_exprs(gen.load_rules()["groups"]).items()},

@@ -13,11 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-import pika
 import pytest
-from amqp_kit import EventTap, Peer, TcpProxy
-from prometheus_client import REGISTRY
 
+from customer_manager import metrics
 from customer_manager.actors.amqp.publisher import DIRECT_REPLY_TO, AmqpPublisher
 from customer_manager.actors.publisher import rpc
 from customer_manager.actors.service.outbox import customer_outbox
@@ -28,6 +26,10 @@ from customer_manager.messages.queues import AGENT_QUEUE, EVENT_EXCHANGE, WEBHOO
 from customer_manager.messages.records import NIL, SENTINEL, Customer
 from customer_manager.messages.wire import Request
 from customer_manager.storage.memory import MemoryStorage
+from tests.support.amqp import EventTap, Peer, peer_reply
+from tests.support.metrics import count, sample
+from tests.support.proxy import broker_proxy
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -55,24 +57,20 @@ def add_customer(memory: MemoryStorage, name: str, webhook: bool = True) -> Cust
     return memory.customer_insert(customer, customer_outbox("customer_created"))
 
 
-def wait_until(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def gauge(name: str) -> float | None:
-    value: float | None = REGISTRY.get_sample_value(name)
-    return value
-
-
 def start_publisher(url: str, store: StorageClient) -> Any:
     publisher = AmqpPublisher.start(Settings(rabbitmq_address=url), store, relay_interval=0.5)
-    assert wait_until(lambda: publisher.proxy().ready().get(timeout=5), 10)
+    wait_until(lambda: publisher.proxy().ready().get(timeout=5), 10, "the publisher connected")
     return publisher
+
+
+def outbox_empty(memory: MemoryStorage, timeout: float) -> None:
+    wait_until(lambda: memory.outbox_size() == 0, timeout, "the outbox emptied")
+
+
+def backlog_is(size: int) -> None:
+    """Wait for the relay to count ``size`` outbox entries (the gauge the alerts read)."""
+    what = f"the relay counting {size} outbox entries"
+    wait_until(lambda: sample("customer_manager_outbox_backlog") == size, 5, what)
 
 
 def test_outbox_relay_publishes_events_and_webhooks(
@@ -86,7 +84,7 @@ def test_outbox_relay_publishes_events_and_webhooks(
         publisher = start_publisher(amqp_url, st)
         publisher.proxy().flush()
         events = tap.wait_for(1, 10)
-        assert wait_until(lambda: len(hooks.requests) == 1, 10)
+        wait_until(lambda: len(hooks.requests) == 1, 10, "the webhook request")
     assert [e["type"] for e in events] == ["customer_created"]
     assert events[0]["publisher"] == "customer-manager"
     assert events[0]["data"]["id"] == str(customer.id)
@@ -102,7 +100,7 @@ def test_outbox_relay_publishes_events_and_webhooks(
     assert hook["data"]["data_type"] == "application/json"
     assert hook["data"]["data"]["type"] == "customer_created"
     assert hook["data"]["data"]["data"]["id"] == str(customer.id)
-    assert wait_until(lambda: memory.outbox_size() == 0, 5)
+    outbox_empty(memory, 5)
     tap.close()
 
 
@@ -110,33 +108,34 @@ def test_outbox_waits_for_the_broker(
     amqp_url: str, store: tuple[MemoryStorage, StorageClient]
 ) -> None:
     memory, st = store
-    target = pika.URLParameters(amqp_url)
-    proxy = TcpProxy((target.host, target.port))
-    proxy.start()
+    proxy, url = broker_proxy(amqp_url)
     tap = EventTap(amqp_url, EVENT_EXCHANGE)
-    publisher = start_publisher(f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F", st)
+    publisher = start_publisher(url, st)
+    age = "customer_manager_outbox_oldest_age_seconds"
     try:
-        assert wait_until(lambda: gauge("customer_manager_outbox_backlog") == 0, 5)
-        assert gauge("customer_manager_outbox_oldest_age_seconds") == 0
+        backlog_is(0)
+        assert sample(age) == 0
         proxy.pause()
-        assert wait_until(lambda: not publisher.proxy().ready().get(timeout=5), 10)
+        ready = publisher.proxy().ready
+        wait_until(lambda: not ready().get(timeout=5), 10, "the publisher saw the outage")
         written = time.time()
         for i in range(5):
             add_customer(memory, f"outage{i}", webhook=False)
+        done = time.time()
         publisher.proxy().flush()
-        time.sleep(1.5)  # several relay intervals with the broker down
+        for _ in range(3):  # three relay intervals with the broker down, each counting all 5
+            metrics.outbox_backlog.set(-1)
+            backlog_is(5)  # the relay counts the outbox broker or not: the gauges alerts read
         assert memory.outbox_size() == 5
-        assert tap.wait_for(1, 0.2) == []
-        # the relay counts the outbox broker or not: the gauges the alerts read
-        assert gauge("customer_manager_outbox_backlog") == 5
-        age = gauge("customer_manager_outbox_oldest_age_seconds")
-        assert age is not None and 1.5 <= age <= time.time() - written
+        before, oldest, after = time.time(), sample(age), time.time()
+        assert oldest is not None and before - done <= oldest <= after - written
         proxy.resume()
         events = tap.wait_for(5, 20)
+        # the first five events are the five, once each: none went out during the outage
         assert sorted(e["data"]["name"] for e in events) == [f"outage{i}" for i in range(5)]
-        assert wait_until(lambda: memory.outbox_size() == 0, 5)
-        assert wait_until(lambda: gauge("customer_manager_outbox_backlog") == 0, 5)
-        assert gauge("customer_manager_outbox_oldest_age_seconds") == 0
+        outbox_empty(memory, 5)
+        backlog_is(0)
+        assert sample(age) == 0
     finally:
         publisher.stop()
         proxy.close()
@@ -153,7 +152,7 @@ def test_outgoing_rpc_reply_and_timeout(
         if request["data"]["username"] == "silent@example.com":
             return None
         found = agents if request["data"]["username"] == "taken@example.com" else []
-        return {"status_code": 200, "data_type": "application/json", "data": found}
+        return peer_reply(found)
 
     publisher = start_publisher(amqp_url, st).proxy()
     with Peer(amqp_url, AGENT_QUEUE, agent_manager) as peer:
@@ -202,22 +201,18 @@ def test_event_metrics_and_backlog_gauge(
     amqp_url: str, store: tuple[MemoryStorage, StorageClient]
 ) -> None:
     """The event metrics count each relayed event; the backlog gauge returns to 0."""
-    from prometheus_client import REGISTRY
 
     def sent() -> float:
-        labels = {"type": "customer_created"}
-        return REGISTRY.get_sample_value("customer_manager_notify_total", labels) or 0.0
+        return count("customer_manager_notify_total", type="customer_created")
 
     memory, facade = store
     before = sent()
     add_customer(memory, "metrics", webhook=False)
     publisher = start_publisher(amqp_url, facade)
     try:
-        assert wait_until(lambda: memory.outbox_size() == 0, 10)
+        outbox_empty(memory, 10)
         assert sent() - before == 1
-        assert wait_until(
-            lambda: REGISTRY.get_sample_value("customer_manager_outbox_backlog") == 0, 5
-        )
+        backlog_is(0)
     finally:
         publisher.stop()
 
@@ -237,7 +232,7 @@ def test_a_burst_larger_than_a_batch_goes_out_complete_and_in_order(
         publisher.proxy().flush()
         events = tap.wait_for(250, 20)
         assert [e["data"]["name"] for e in events] == names
-        assert wait_until(lambda: memory.outbox_size() == 0, 5)
+        outbox_empty(memory, 5)
     finally:
         publisher.stop()
         tap.close()

@@ -8,19 +8,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
-from typing import Any
 
-import pika
 import pytest
-from amqp_kit import Client, Peer, TcpProxy, consumer_count, envelope
-from service_kit import REDIS_DB, start_daemon
 
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
 from customer_manager.messages.queues import BILLING_QUEUE
+from tests.support.amqp import Client, Peer, answering, consumer_count, envelope
+from tests.support.faults import replica_env
+from tests.support.proxy import broker_proxy
+from tests.support.servers import REDIS_DB
+from tests.support.service import start_daemon
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,10 +40,7 @@ def test_connection_loss_while_requests_flow(
     while a client sends 300 requests. Nothing is re-sent: every request is answered anyway,
     because unacked deliveries go back to the queue and held replies are published after
     the reconnect (a request may be answered twice; the client keeps the first reply)."""
-    target = pika.URLParameters(amqp_url)
-    proxy = TcpProxy((target.host, target.port))
-    proxy.start()
-    url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
+    proxy, url = broker_proxy(amqp_url)
     daemon = start_daemon(service_settings(rabbitmq_address=url, agent_check="off"))
     daemons.append(daemon)
     try:
@@ -67,26 +65,22 @@ def test_sigterm_answers_all_50_in_flight_and_exits_0(
     client: Client, service_settings: Callable[..., Settings], amqp_url: str
 ) -> None:
     settings = service_settings()
-    env = os.environ | {
-        "RABBITMQ_ADDRESS": amqp_url,
-        "DATABASE_DSN": settings.database_dsn,
-        "REDIS_ADDRESS": settings.redis_address,
-        "REDIS_DATABASE": str(REDIS_DB),
-        "PROMETHEUS_LISTEN_ADDRESS": "127.0.0.1:0",
-    }
+    env = os.environ | replica_env(
+        amqp_url, settings.database_dsn, settings.redis_address, REDIS_DB
+    )
     args = [sys.executable, "-m", "customer_manager.main", "--agent_check", "off"]
     proc = subprocess.Popen([*args, "--prefetch", "64"], env=env, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: consumer_count(amqp_url) == 1, 20, "the daemon never consumed")
+        wait_until(lambda: consumer_count(amqp_url) == 1, 20, "the daemon never consumed")
         cid = new_customer(client)
         key = client.call("POST", "/v1/accesskeys", {"customer_id": cid, "name": "k"})
         token = key["data"]["token"]
-        slow = Peer(amqp_url, BILLING_QUEUE, _valid, delay=0.5)
+        slow = Peer(amqp_url, BILLING_QUEUE, answering({"valid": True}), delay=0.5)
         with slow:
             body = {"reference_type": "call", "country": "us", "count": 1}
             uri = f"/v1/customers/{cid}/is_valid_balance"
             corrs = [client.send(envelope("POST", uri, body)) for _ in range(50)]
-            _wait(lambda: len(slow.requests) >= 4, 10, "no request reached billing-manager")
+            wait_until(lambda: len(slow.requests) >= 4, 10, "no request reached billing-manager")
             proc.send_signal(signal.SIGTERM)
             replies = client.wait(corrs, 30)
             code = proc.wait(30)
@@ -105,14 +99,3 @@ def test_sigterm_answers_all_50_in_flight_and_exits_0(
     rpc = [e for e in lines if "correlation_id" in e]
     assert {e["correlation_id"] for e in rpc} >= set(corrs)  # one INFO line per RPC, with its id
     assert any(e["uri_template"] == "/v1/customers/<customer_id>/is_valid_balance" for e in rpc)
-
-
-def _valid(_request: dict[str, Any]) -> dict[str, Any]:
-    return {"status_code": 200, "data_type": "application/json", "data": {"valid": True}}
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.1)

@@ -14,31 +14,23 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import mysql.connector
 import pytest
 import redis
-from amqp_kit import Client, EventTap, Peer, envelope
-from service_kit import start_daemon
 
-from customer_manager.config import Settings, parse_dsn
+from customer_manager.config import Settings
 from customer_manager.main import Daemon
 from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE, WEBHOOK_QUEUE
+from tests.support.amqp import Client, EventTap, Peer, answering, envelope, peer_reply
+from tests.support.servers import mysql_connect
+from tests.support.service import start_daemon
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 SENTINEL = "9999-01-01 00:00:00.000000"
 
 
-def agents_none(_request: dict[str, Any]) -> dict[str, Any]:
-    return {"status_code": 200, "data_type": "application/json", "data": []}
-
-
-def billing(request: dict[str, Any]) -> dict[str, Any]:
-    return {"status_code": 200, "data_type": "application/json", "data": {"valid": True}}
-
-
 def mysql_row(dsn: str, table: str, row_id: str) -> dict[str, Any] | None:
-    p = parse_dsn(dsn)
-    conn = mysql.connector.connect(host=p.host, port=p.port, user=p.user, database=p.database)
+    conn = mysql_connect(dsn)
     try:
         cur = conn.cursor(dictionary=True)
         cur.execute(f"SELECT * FROM {table} WHERE id = %s", (uuid.UUID(row_id).bytes,))
@@ -72,8 +64,8 @@ def test_every_route_end_to_end(
     daemons.append(start_daemon(service_settings()))
     email = f"e2e-{uuid.uuid4().hex[:8]}@test.com"
     with (
-        Peer(amqp_url, AGENT_QUEUE, agents_none) as agent,
-        Peer(amqp_url, BILLING_QUEUE, billing) as bill,
+        Peer(amqp_url, AGENT_QUEUE, answering([])) as agent,
+        Peer(amqp_url, BILLING_QUEUE, answering({"valid": True})) as bill,
         Peer(amqp_url, WEBHOOK_QUEUE, lambda r: None) as hooks,
     ):
         # the Go example create has webhook_uri "test.com": 400 here (docs/api.md#customer-create)
@@ -153,9 +145,7 @@ def test_every_route_end_to_end(
         assert [e["type"] for e in mine] == expected
         assert all(e["publisher"] == "customer-manager" for e in mine)
         assert all("token" not in e["data"] for e in mine)
-        deadline = time.monotonic() + 10
-        while len(hooks.requests) < len(expected) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: len(hooks.requests) >= len(expected), 10, "a webhook per event")
     assert sorted(h["data"]["data"]["type"] for h in hooks.requests) == sorted(expected)
     for hook in hooks.requests:
         assert hook["uri"] == "/v1/webhooks" and hook["method"] == "POST"
@@ -175,7 +165,7 @@ def test_agent_manager_conflict_and_silence(
     def agent_manager(request: dict[str, Any]) -> Any:
         if request["data"]["username"].startswith("silent"):
             return None
-        return {"status_code": 200, "data_type": "application/json", "data": [{"id": "a"}]}
+        return peer_reply([{"id": "a"}])
 
     with Peer(amqp_url, AGENT_QUEUE, agent_manager):
         taken = client.call("POST", "/v1/customers", customer_body(f"u{uuid.uuid4().hex}@x.com"))
@@ -236,7 +226,7 @@ def test_billing_account_check_through_billing_manager(
             return None
         deleted = "2024-01-01 00:00:00.000000" if account_id == closed else SENTINEL
         account = {"id": account_id, "customer_id": owners[account_id], "tm_delete": deleted}
-        return {"status_code": 200, "data_type": "application/json", "data": account}
+        return peer_reply(account)
 
     uri = f"/v1/customers/{cid}/billing_account_id"
     with Peer(amqp_url, BILLING_QUEUE, billing_manager) as peer:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "integration"), str(HERE.parent / "faults")]
+import click
 
-import click  # noqa: E402
-from soak_run import report, run  # noqa: E402
+from tests.soak.soak_run import report, run
 
 
 @click.command()

@@ -9,9 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from soak_load import Entry
-
 from customer_manager.messages.records import SENTINEL
+from tests.soak.soak_load import Entry
 
 
 @dataclass

@@ -3,8 +3,8 @@ SIGKILLed or SIGTERMed and restarted, the Redis database flushed, MySQL or Redis
 partitioned (``stall``) or their connections dropped (``cut``), through the TCP proxies of
 the fault suite. The machine's servers are never stopped.
 
-Replicas are real daemon processes (``fault_kit.Replica``); at most one is down at a time,
-so the service stays available."""
+Replicas are real daemon processes (``tests.support.faults.Replica``); at most one is down
+at a time, so the service stays available."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
-from amqp_kit import TcpProxy
-from fault_kit import Replica
+
+from tests.support.faults import Replica
+from tests.support.proxy import TcpProxy
 
 MEAN_GAP = 2.5  # seconds between fault starts (exponential)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from amqp_kit import Client, envelope
+from tests.support.amqp import Client, envelope
 
 RESEND_AFTER = 8.0
 GIVE_UP_AFTER = 20.0

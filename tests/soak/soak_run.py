@@ -15,17 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import mysql.connector
-from amqp_kit import Client, EventTap, TcpProxy, consumer_count, envelope
-from fault_kit import replica_env, wait_until
-from soak_check import Final, Finding, check, duplicate_events
-from soak_env import AMQP_PORT, HOST, MYSQL_PORT, REDIS_PORT, Namespace, namespace
-from soak_faults import Faults, Slot
-from soak_load import GIVE_UP_AFTER, RESEND_AFTER, Entry, Registry, Worker
 
 from customer_manager.config import parse_dsn
 from customer_manager.messages import gojson
 from customer_manager.messages.queues import EVENT_EXCHANGE
 from customer_manager.storage.mysql import MySQLStorage
+from tests.soak.soak_check import Final, Finding, check, duplicate_events
+from tests.soak.soak_env import AMQP_PORT, HOST, MYSQL_PORT, REDIS_PORT, Namespace, namespace
+from tests.soak.soak_faults import Faults, Slot
+from tests.soak.soak_load import GIVE_UP_AFTER, RESEND_AFTER, Entry, Registry, Worker
+from tests.support.amqp import Client, EventTap, consumer_count, envelope
+from tests.support.faults import replica_env
+from tests.support.proxy import TcpProxy
+from tests.support.waiting import wait_until
 
 OUTBOX_WAIT = 60.0  # a killed replica's leased batch waits for its lease (30 s)
 DUPLICATE_EMAILS = (

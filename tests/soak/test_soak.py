@@ -10,12 +10,7 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-for extra in (HERE.parent / "integration", HERE.parent / "faults"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
-
-from soak_run import report, run  # noqa: E402
+from tests.soak.soak_run import report, run
 
 pytestmark = pytest.mark.integration
 

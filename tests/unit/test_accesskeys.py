@@ -8,11 +8,11 @@ import re
 import uuid
 
 import msgspec
-from harness import Harness
 
 from customer_manager.messages.query import Filters, ListQuery
 from customer_manager.messages.queues import EVENT_EXCHANGE, WEBHOOK_QUEUE
 from customer_manager.messages.records import SENTINEL, now
+from tests.support.harness import Harness
 
 
 def test_create_returns_the_token_once_and_stores_only_its_hash(h: Harness) -> None:

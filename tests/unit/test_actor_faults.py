@@ -10,12 +10,12 @@ from typing import Any
 import msgspec
 import pykka
 import pytest
-from fakes import BrokenStorage
-from harness import TIMEOUT, Build
 
 from customer_manager.actors.kit.members import Crash
 from customer_manager.messages.ops import Handle
 from customer_manager.messages.wire import Request, Response
+from tests.support.fakes import BrokenStorage
+from tests.support.harness import TIMEOUT, Build
 
 
 def request(method: str, uri: str, data: Any = ...) -> Request:

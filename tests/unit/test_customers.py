@@ -7,8 +7,6 @@ import uuid
 
 import msgspec
 import pytest
-from fakes import reply
-from harness import Build, Harness
 
 from customer_manager.messages.queues import (
     AGENT_QUEUE,
@@ -18,6 +16,8 @@ from customer_manager.messages.queues import (
 )
 from customer_manager.messages.records import SENTINEL
 from customer_manager.messages.wire import encode
+from tests.support.fakes import reply
+from tests.support.harness import Build, Harness
 
 NIL = "00000000-0000-0000-0000-000000000000"
 BODY = {

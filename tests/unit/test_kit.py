@@ -9,12 +9,12 @@ from typing import Any
 import pykka
 import pytest
 
-from customer_manager import metrics
 from customer_manager.actors.kit.flow import BlockingInStep, Flow
 from customer_manager.actors.kit.members import Crash, PoolMember
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.actors.kit.timing import Ticker
 from customer_manager.errors import Unavailable
+from tests.support.metrics import count, sample
 
 
 class Echo(PoolMember):
@@ -37,7 +37,7 @@ def echo_pool(size: int = 3) -> Pool:
 
 
 def dead_letters(pool: str) -> float:
-    return metrics.dead_letters_total.labels(pool)._value.get()  # type: ignore[no-any-return]
+    return count("customer_manager_dead_letters_total", pool=pool)
 
 
 def test_ask_returns_value_and_raises_handler_error() -> None:
@@ -183,8 +183,6 @@ def test_ticker_tells_periodically_until_stopped() -> None:
 
 def test_queue_depth_and_in_flight_gauges() -> None:
     """The pools' mailbox depth and in-flight works are exported at scrape time."""
-    from prometheus_client import REGISTRY
-
     gate = threading.Event()
 
     class Slow(PoolMember):
@@ -198,12 +196,12 @@ def test_queue_depth_and_in_flight_gauges() -> None:
         for i in range(3):
             pool.submit(i, lambda value, error: done.release(), timeout=10)
         labels = {"pool": "gauge-test"}
-        assert REGISTRY.get_sample_value("customer_manager_pool_in_flight", labels) == 3
-        assert REGISTRY.get_sample_value("customer_manager_pool_queued", labels) in (2, 3)
+        assert sample("customer_manager_pool_in_flight", **labels) == 3
+        assert sample("customer_manager_pool_queued", **labels) in (2, 3)
         gate.set()
         for _ in range(3):
             assert done.acquire(timeout=5)
-        assert REGISTRY.get_sample_value("customer_manager_pool_in_flight", labels) == 0
-        assert REGISTRY.get_sample_value("customer_manager_pool_queued", labels) == 0
+        assert sample("customer_manager_pool_in_flight", **labels) == 0
+        assert sample("customer_manager_pool_queued", **labels) == 0
     finally:
         pool.stop(5)

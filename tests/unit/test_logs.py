@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import time
 
 from customer_manager.logs import BatchingStreamHandler, JsonFormatter
+from tests.support.waiting import wait_until
 
 
 class CountingStream(io.StringIO):
@@ -50,9 +50,7 @@ def test_a_batch_is_written_after_max_delay_and_at_close() -> None:
     handler = BatchingStreamHandler(stream, max_delay=0.1)
     log = _logger(handler)
     log.info("first")
-    deadline = time.monotonic() + 5
-    while not stream.getvalue() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(stream.getvalue, 5, "the batch written after max_delay", every=0.02)
     assert stream.getvalue() == "first\n"
     log.info("last")
     handler.close()  # logging.shutdown closes handlers at exit

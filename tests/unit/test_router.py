@@ -7,12 +7,12 @@ import uuid
 
 import msgspec
 import pytest
-from harness import Harness
 
 from customer_manager import metrics
 from customer_manager.messages.ops import request_key
 from customer_manager.messages.routes import ROUTES, match, path_id
 from customer_manager.messages.wire import Request, encode
+from tests.support.harness import Harness
 
 ID = "2cfbb148-7dc7-11ec-85df-47cf2c8492f0"
 

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
-from harness import Build
 
 from customer_manager.storage.cache_backend import LocalCache
+from tests.support.harness import Build
 
 
 class ReorderingCache(LocalCache):

@@ -20,7 +20,7 @@ import uuid
 import msgspec
 
 from customer_manager.actors.kit.flow import Flow
-from customer_manager.actors.service.deps import Deps, Handler, Worker, body, customer_not_found
+from customer_manager.actors.service.deps import Deps, Worker, body, customer_not_found, handlers
 from customer_manager.actors.service.outbox import key_outbox
 from customer_manager.messages.bodies import AccesskeyCreateBody, AccesskeyUpdateBody
 from customer_manager.messages.ops import Op
@@ -149,13 +149,7 @@ def delete(deps: Deps, op: Op) -> Flow[Response]:
     return deps.accesskey(op.id).then(remove)
 
 
-HANDLERS: dict[str, Handler] = {
-    "create": create,
-    "get": get,
-    "list": list_,
-    "update": update,
-    "delete": delete,
-}
+HANDLERS = handlers(create, get, list_, update, delete)
 
 
 class AccessKeyActor(Worker):

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from customer_manager.actors.kit.flow import Flow
-from customer_manager.actors.service.deps import Deps, Handler, Worker, body
+from customer_manager.actors.service.deps import Deps, Worker, body, handlers
 from customer_manager.actors.service.outbox import customer_outbox, key_outbox
 from customer_manager.errors import (
     AlreadyExists,
@@ -254,15 +254,7 @@ class _Valid(msgspec.Struct):
     valid: bool
 
 
-HANDLERS: dict[str, Handler] = {
-    "create": create,
-    "get": get,
-    "list": list_,
-    "update": update,
-    "delete": delete,
-    "update_billing_account": update_billing_account,
-    "is_valid_balance": is_valid_balance,
-}
+HANDLERS = handlers(create, get, list_, update, delete, update_billing_account, is_valid_balance)
 
 
 class CustomerActor(Worker):

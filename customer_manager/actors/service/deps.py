@@ -140,6 +140,11 @@ def customer_not_found(customer_id: uuid.UUID) -> NotFound:
 Handler = Callable[[Deps, Op], Response | Flow[Response]]
 
 
+def handlers(*functions: Handler) -> dict[str, Handler]:
+    """A worker's handler table: each function under its name (``list_`` serves ``list``)."""
+    return {function.__name__.rstrip("_"): function for function in functions}
+
+
 class Worker(PoolMember):
     """A pool member that serves ``Op``s with its class's ``handlers`` table."""
 

@@ -1,4 +1,4 @@
-"""Fixtures for full-service tests: a migrated MySQL, Redis DB 15, the daemon in-process."""
+"""Plugin: the daemon in-process on the real servers; ``service_settings`` and ``daemons``."""
 
 from __future__ import annotations
 
@@ -7,30 +7,20 @@ from typing import Any
 
 import pytest
 import redis
-from amqp_kit import Client, EventTap, reset_request_queue
-from service_kit import REDIS_DB
 
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
-from customer_manager.messages.queues import EVENT_EXCHANGE
-from customer_manager.storage import open_storage
+from tests.support.servers import REDIS_DB
+from tests.support.waiting import wait_until
 
 
-@pytest.fixture(scope="session")
-def migrated_dsn(mysql_dsn: str) -> str:
-    storage = open_storage(Settings(database_dsn=mysql_dsn))
-    storage.migrate()
-    storage.close()
-    return mysql_dsn
-
-
-@pytest.fixture
-def redis_db(redis_address: str) -> Iterator[redis.Redis]:
-    host, port = redis_address.split(":")
-    client = redis.Redis(host=host, port=int(port), db=REDIS_DB)
-    client.flushdb()
-    yield client
-    client.close()
+def start_daemon(settings: Settings) -> Daemon:
+    """A daemon with its health server up, once its consumer is connected."""
+    daemon = Daemon(settings)
+    daemon.health.start()
+    consumer = daemon.consumer.proxy()
+    wait_until(lambda: consumer.ready().get(timeout=5), 15, "the daemon to connect")
+    return daemon
 
 
 @pytest.fixture
@@ -60,18 +50,3 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for daemon in started:
         daemon.drain_and_stop(10)
-
-
-@pytest.fixture
-def client(amqp_url: str) -> Iterator[Client]:
-    reset_request_queue(amqp_url)
-    c = Client(amqp_url)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def events(amqp_url: str) -> Iterator[EventTap]:
-    tap = EventTap(amqp_url, EVENT_EXCHANGE)
-    yield tap
-    tap.close()
