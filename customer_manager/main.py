@@ -148,15 +148,17 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
 @click.option("--drain_timeout", type=float, default=30.0, show_default=True)
 def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
     """Serve bin-manager.customer-manager.request until SIGTERM."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _on_signal)  # first: a SIGTERM while starting ends it with 0
     settings = Settings(**opts)
     configure_logging(settings)
     log.info("customer-manager starting", extra={"settings": describe(settings)})
     tricks.install()  # the library tricks; logs the MySQL driver in use
     if migrate:
         log.info(schema_command(settings, migrate=True))
-    ensure_schema(settings, wait=STARTUP_WAIT)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _on_signal)
+    if not ensure_schema(settings, wait=STARTUP_WAIT, stop=_signalled):
+        log.info("customer-manager stopped before it started")
+        return
     daemon = Daemon(settings)
     try:
         daemon.health.start()

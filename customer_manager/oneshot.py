@@ -8,6 +8,7 @@ publisher as the daemon (no consumer), sends one Request and stops everything ag
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -44,12 +45,15 @@ def schema_command(settings: Settings, *, migrate: bool) -> str:
     return f"schema version {version} (this program needs {SCHEMA_VERSION}) on {_where(settings)}"
 
 
-def ensure_schema(settings: Settings, wait: float = 0.0) -> None:
+def ensure_schema(
+    settings: Settings, wait: float = 0.0, stop: threading.Event | None = None
+) -> bool:
     """The embedded SQLite store migrates itself; MySQL must have been migrated already.
     ``wait``: seconds to keep trying while MySQL is unreachable (a daemon starting during a
-    network partition waits for it instead of exiting at once)."""
-    deadline = time.monotonic() + wait
-    while True:
+    network partition waits for it instead of exiting at once), unless ``stop`` is set
+    meanwhile: then False."""
+    deadline, stop = time.monotonic() + wait, stop or threading.Event()
+    while not stop.is_set():
         try:
             version = _schema_version(settings)
             break
@@ -57,14 +61,17 @@ def ensure_schema(settings: Settings, wait: float = 0.0) -> None:
             if time.monotonic() >= deadline:
                 raise click.ClickException(exc.message) from None
             log.warning("%s; trying again", exc.message)
-            time.sleep(1.0)
+            stop.wait(1.0)
         except ServiceError as exc:
             raise click.ClickException(exc.message) from None
+    else:
+        return False
     if version < SCHEMA_VERSION:
         raise click.ClickException(
             f"the database schema is at version {version}, this program needs "
             f"{SCHEMA_VERSION}: run `customer-control db migrate` first"
         )
+    return True
 
 
 def _schema_version(settings: Settings) -> int:

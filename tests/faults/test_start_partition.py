@@ -1,9 +1,11 @@
 """A replica restarted while MySQL is unreachable (found by the soak, seed 2): it used to exit
 1 at once, leaving the service one replica short (and, after a kill during a Redis outage,
-nobody to drop the entries it missed). It now waits for MySQL (up to STARTUP_WAIT)."""
+nobody to drop the entries it missed). It now waits for MySQL (up to STARTUP_WAIT), and a
+SIGTERM meanwhile ends it with 0 (found by the soak, seed 7)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,11 @@ from tests.support.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_a_replica_starting_while_mysql_is_unreachable_waits_for_it(
+@pytest.fixture
+def waiting(
     fresh_migrated_dsn: str, redis_address: str, amqp_url: str, tmp_path: Path
-) -> None:
+) -> Iterator[tuple[Replica, TcpProxy]]:
+    """A replica started with MySQL unreachable, once it says it is waiting for it."""
     target = parse_dsn(fresh_migrated_dsn)
     proxy = TcpProxy((target.host, target.port))
     proxy.start()
@@ -27,13 +31,28 @@ def test_a_replica_starting_while_mysql_is_unreachable_waits_for_it(
     env = replica_env(amqp_url, dsn_via(fresh_migrated_dsn, proxy.port), redis_address, REDIS_DB)
     replica = Replica(env, tmp_path / "replica.log")
     try:
-        waiting = lambda: any("trying again" in line for line in replica.lines())  # noqa: E731
-        wait_until(waiting, 20, "the replica never reported waiting for MySQL")
+        said = lambda: any("trying again" in line for line in replica.lines())  # noqa: E731
+        wait_until(said, 20, "the replica never reported waiting for MySQL")
         assert replica.proc.poll() is None, "\n".join(replica.lines())
-        proxy.resume()
-        replica.health_port(30)  # it finished starting
-        assert replica.proc.poll() is None
+        yield replica, proxy
     finally:
         replica.stop()
         proxy.close()
-    assert replica.proc.returncode == 0
+
+
+def test_a_replica_starting_while_mysql_is_unreachable_waits_for_it(
+    waiting: tuple[Replica, TcpProxy],
+) -> None:
+    replica, proxy = waiting
+    proxy.resume()
+    replica.health_port(30)  # it finished starting
+    assert replica.proc.poll() is None
+    assert replica.terminate(30) == 0
+
+
+def test_sigterm_while_waiting_for_mysql_at_start_exits_0(
+    waiting: tuple[Replica, TcpProxy],
+) -> None:
+    replica, _ = waiting
+    assert replica.terminate(10) == 0
+    assert any("stopped before it started" in line for line in replica.lines())

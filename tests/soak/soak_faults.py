@@ -45,6 +45,8 @@ class Slot:
     def stop(self, how: str, sig: int, timeout: float = 40) -> None:
         proc = self.replica.proc
         if proc.poll() is None:
+            if not self.replica.lines():  # the interpreter is still starting: no handler yet
+                how += "-early"
             proc.send_signal(sig)
             code = proc.wait(timeout)
         else:
@@ -56,8 +58,11 @@ class Slot:
             self.replica = self._start()
 
     def unexpected_exits(self) -> list[tuple[str, int]]:
-        expected = {"sigkill": -signal.SIGKILL, "sigterm": 0, "end": 0}
-        return [(how, code) for how, code in self.exits if expected.get(how) != code]
+        term = -signal.SIGTERM
+        expected = {"sigkill": {-signal.SIGKILL}, "sigterm": {0}, "end": {0}}
+        expected |= {f"{how}-early": codes | {term} for how, codes in expected.items()}
+        expected["sigkill-early"] = {-signal.SIGKILL}
+        return [(how, code) for how, code in self.exits if code not in expected.get(how, set())]
 
 
 class Held:
