@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # customer-manager: Python drop-in for VoIPbin's bin-customer-manager.
 #
 # Build:  docker build -t customer-manager:local .
@@ -23,10 +22,12 @@ COPY pyproject.toml setup.cfg README.m[d] ./
 COPY customer_manager ./customer_manager
 
 # Build the project's wheel, then install it (and its install_requires from setup.cfg) into a
-# self-contained venv that the runtime stage copies as a whole.
+# self-contained venv that the runtime stage copies as a whole; pip and setuptools are
+# removed from it (nothing installs packages at run time).
 RUN python -m venv /opt/venv \
     && python -m pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/venv/bin/pip install /wheels/*.whl \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools \
     && /opt/venv/bin/customer-manager --help >/dev/null \
     && /opt/venv/bin/customer-control --help >/dev/null
 
@@ -60,9 +61,10 @@ USER 10001:10001
 # Prometheus metrics (/metrics), liveness (/healthz) and readiness (/readyz).
 EXPOSE 2112
 
-# slim has no curl: probe liveness with the standard library.
+# slim has no curl: the probe is the package's own (standard library HTTP); it reads
+# PROMETHEUS_LISTEN_ADDRESS, so it follows the port the daemon really listens on.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:2112/healthz', timeout=2).status == 200 else 1)"]
+    CMD ["python", "-m", "customer_manager.health"]
 
 # SIGTERM (the default stop signal) drains in-flight requests (~30 s): give `docker stop` -t 45.
 ENTRYPOINT ["customer-manager"]

@@ -9,7 +9,6 @@ as indented JSON on stdout. Exit codes: 0 success, 1 failed operation, 2 usage e
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import uuid
 from typing import Any, Literal, cast
@@ -18,32 +17,14 @@ import click
 import msgspec
 
 from customer_manager import tricks
-from customer_manager.config import Settings
+from customer_manager.cli_params import Duration, Text
+from customer_manager.config import Settings, embedded_store
+from customer_manager.config import check as check_settings
 from customer_manager.flags import settings_options
-from customer_manager.messages import gojson
-from customer_manager.messages.wire import JSON, Request
-from customer_manager.oneshot import run_request, schema_command
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg]
-    """Seconds as an integer (``3600``) or a Go duration (``720h``, ``1h30m``)."""
-
-    name = "duration"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        text = str(value).strip()
-        if re.fullmatch(r"-?\d+", text):
-            return int(text)
-        parts = _DURATION.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            self.fail(f"{text!r} is neither seconds nor a duration like 720h or 1h30m", param, ctx)
-        return int(sum(float(n) * _UNIT_SECONDS[u] for n, u in parts))
-
+from customer_manager.oneshot import make_request, run_request, schema_command
 
 ID = click.UUID
+SHORT, LONG = Text(255), Text(16383)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,9 +42,16 @@ ID = click.UUID
     default=None,
     help="Check agent-manager usernames on create [default: required with a broker, off without].",
 )
+@click.option(
+    "--without_redis",
+    is_flag=True,
+    help="Allow a MySQL DATABASE_DSN without REDIS_ADDRESS (no daemon caches in Redis).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO on stderr.")
 @click.pass_context
-def main(ctx: click.Context, /, verbose: bool, agent_check: str | None, **opts: Any) -> None:
+def main(
+    ctx: click.Context, /, verbose: bool, agent_check: str | None, without_redis: bool, **opts: Any
+) -> None:
     """Manage VoIPbin customers and access keys."""
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -72,23 +60,42 @@ def main(ctx: click.Context, /, verbose: bool, agent_check: str | None, **opts: 
     )
     tricks.install()
     default = "required" if opts["rabbitmq_address"] else "off"
-    check = cast(Literal["required", "off"], agent_check or default)
+    opts["database_dsn"], opts["sqlite_path"] = embedded_store(
+        opts["database_dsn"], opts["sqlite_path"]
+    )
+    ctx.meta["without_redis"] = without_redis
     ctx.obj = Settings(
-        agent_check=check,
+        agent_check=cast(Literal["required", "off"], agent_check or default),
         customer_workers=1,
         accesskey_workers=1,
         storage_workers=1,
         cache_workers=1,
         **opts,
     )
+    try:
+        check_settings(ctx.obj)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _guard_cache(ctx: click.Context) -> None:
+    """Writing MySQL without the daemons' Redis leaves them serving the old record for up to
+    24 h (the cache TTL): refuse unless told (``--without_redis``)."""
+    settings: Settings = ctx.obj
+    if not settings.database_dsn or settings.redis_address:
+        return
+    if not ctx.find_root().meta.get("without_redis"):
+        raise click.ClickException(
+            "DATABASE_DSN is set but REDIS_ADDRESS is not: the daemons would serve the old"
+            " record from Redis for up to 24 h; set REDIS_ADDRESS and REDIS_DATABASE as the"
+            " daemons have them, or pass --without_redis if no daemon uses a Redis"
+        )
+    logging.getLogger(__name__).warning("no REDIS_ADDRESS: cached records are not refreshed")
 
 
 def _send(ctx: click.Context, method: str, uri: str, data: Any = None) -> None:
-    raw = msgspec.Raw(gojson.encode(data)) if data is not None else msgspec.Raw(b"")
-    request = Request(
-        uri=uri, method=method, publisher="customer-control", data_type=JSON, data=raw
-    )
-    payload = run_request(ctx.obj, request)
+    _guard_cache(ctx)
+    payload = run_request(ctx.obj, make_request(method, uri, data))
     click.echo(msgspec.json.format(payload, indent=2).decode())
 
 
@@ -98,12 +105,14 @@ def customer() -> None:
 
 
 _customer_options = [
-    click.option("--name", default=""),
-    click.option("--detail", default=""),
-    click.option("--phone-number", "phone_number", default=""),
-    click.option("--address", default=""),
-    click.option("--webhook-method", "webhook_method", default="POST", show_default=True),
-    click.option("--webhook-uri", "webhook_uri", default=""),
+    click.option("--name", type=SHORT, default=""),
+    click.option("--detail", type=LONG, default=""),
+    click.option("--phone-number", "phone_number", type=SHORT, default=""),
+    click.option("--address", type=Text(1024), default=""),
+    click.option(
+        "--webhook-method", "webhook_method", type=SHORT, default="POST", show_default=True
+    ),
+    click.option("--webhook-uri", "webhook_uri", type=Text(1023), default=""),
 ]
 
 
@@ -114,7 +123,7 @@ def customer_fields(func: Any) -> Any:
 
 
 @customer.command("create")
-@click.option("--email", required=True)
+@click.option("--email", type=SHORT, required=True)
 @customer_fields
 @click.pass_context
 def customer_create(ctx: click.Context, /, **fields: str) -> None:
@@ -142,7 +151,7 @@ def customer_list(ctx: click.Context, limit: int, token: str) -> None:
 
 @customer.command("update")
 @click.option("--id", "id_", type=ID, required=True)
-@click.option("--email", required=True)
+@click.option("--email", type=SHORT, required=True)
 @customer_fields
 @click.pass_context
 def customer_update(ctx: click.Context, /, id_: uuid.UUID, **fields: str) -> None:
@@ -177,8 +186,8 @@ def accesskey() -> None:
 
 @accesskey.command("create")
 @click.option("--customer-id", "customer_id", type=ID, required=True)
-@click.option("--name", default="")
-@click.option("--detail", default="")
+@click.option("--name", type=SHORT, default="")
+@click.option("--detail", type=LONG, default="")
 @click.option(
     "--expire", type=Duration(), default="0", help="Seconds or a duration like 720h; 0 means never."
 )
@@ -220,8 +229,8 @@ def accesskey_list(
 
 @accesskey.command("update")
 @click.option("--id", "id_", type=ID, required=True)
-@click.option("--name", default="")
-@click.option("--detail", default="")
+@click.option("--name", type=SHORT, default="")
+@click.option("--detail", type=LONG, default="")
 @click.pass_context
 def accesskey_update(ctx: click.Context, id_: uuid.UUID, name: str, detail: str) -> None:
     """Replace an access key's name and detail."""
@@ -242,10 +251,40 @@ def db() -> None:
 
 
 @db.command("migrate")
+@click.option(
+    "--contract",
+    is_flag=True,
+    help="After migrating: hash the remaining plain tokens and wipe Go's token column.",
+)
+@click.option(
+    "--go-stopped",
+    "go_stopped",
+    is_flag=True,
+    help="With --contract: I confirm no Go customer-manager (daemon or CLI) is left running.",
+)
+@click.option(
+    "--quiet",
+    type=Duration(),
+    default="1h",
+    show_default=True,
+    help="With --contract: refuse if a key without a hash (written by Go) is this recent.",
+)
 @click.pass_context
-def db_migrate(ctx: click.Context) -> None:
-    """Apply pending migrations (idempotent) and print the schema version."""
-    click.echo(schema_command(ctx.obj, migrate=True))
+def db_migrate(ctx: click.Context, contract: bool, go_stopped: bool, quiet: int) -> None:
+    """Apply pending migrations (idempotent), revoke the keys of deleted customers, print
+    the schema version; with --contract, end the switch from the Go service."""
+    from customer_manager import migration
+
+    if contract and not go_stopped:
+        raise click.UsageError(
+            "--contract wipes the plain tokens Go looks keys up by: stop every Go replica,"
+            " then confirm with --go-stopped"
+        )
+    _guard_cache(ctx)
+    for line in migration.migrate(ctx.obj):
+        click.echo(line)
+    if contract:
+        click.echo(migration.contract(ctx.obj, quiet))
 
 
 @db.command("version")

@@ -42,6 +42,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     cache_workers: int = 2
     prefetch: int = DEFAULT_PREFETCH
     instance_id: str = ""
+    expand_plain_tokens: bool = False  # takeover expand phase: new keys keep a plain token
 
 
 class MySQLParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +83,8 @@ def parse_dsn(dsn: str) -> MySQLParams:
     elif addr:
         host, _, port_text = addr.rpartition(":") if ":" in addr else (addr, "", "3306")
         host = host.strip("[]") or "127.0.0.1"
+        if not (port_text or "3306").isdigit() or not 0 < int(port_text or 3306) <= 65535:
+            raise ValueError(f"DATABASE_DSN has an invalid port {port_text[:16]!r}")
         port = int(port_text or 3306)
     return MySQLParams(
         user=match["user"] or "root",
@@ -92,6 +95,26 @@ def parse_dsn(dsn: str) -> MySQLParams:
         database=unquote(match["db"]),
         params=dict(parse_qsl(match["params"] or "")),
     )
+
+
+SQLITE_SCHEME = "sqlite:"
+
+
+def embedded_store(dsn: str, sqlite_path: str) -> tuple[str, str]:
+    """``(database_dsn, sqlite_path)`` with a ``sqlite:PATH`` DSN turned into the embedded
+    store's path (an explicit choice of the SQLite store, as the daemon requires)."""
+    if dsn.startswith(SQLITE_SCHEME):
+        return "", dsn[len(SQLITE_SCHEME) :] or DEFAULT_SQLITE_PATH
+    return dsn, sqlite_path
+
+
+def check(settings: Settings) -> None:
+    """Raise ValueError (one line naming the setting) for a setting that cannot work."""
+    if settings.database_dsn:
+        parse_dsn(settings.database_dsn)
+    _host, colon, port = settings.redis_address.rpartition(":")
+    if colon and (not port.isdigit() or not 0 < int(port) <= 65535):
+        raise ValueError(f"REDIS_ADDRESS {settings.redis_address[:64]!r} is not host:port")
 
 
 def mask_url(url: str) -> str:

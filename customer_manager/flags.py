@@ -22,8 +22,8 @@ _SHARED: list[Callable[[F], F]] = [
         envvar="DATABASE_DSN",
         default="",
         show_envvar=True,
-        help="go-sql-driver DSN, e.g. user:pass@tcp(host:3306)/bin_manager. "
-        "Empty: the embedded SQLite store.",
+        help="go-sql-driver DSN, e.g. user:pass@tcp(host:3306)/bin_manager, or sqlite:PATH "
+        "for the embedded SQLite store.",
     ),
     click.option(
         "--sqlite_path",
@@ -51,6 +51,14 @@ _SHARED: list[Callable[[F], F]] = [
         is_flag=True,
         default=False,
         help="Ask billing-manager before setting a billing account.",
+    ),
+    click.option(
+        "--expand_plain_tokens",
+        envvar="EXPAND_PLAIN_TOKENS",
+        is_flag=True,
+        default=False,
+        help="While Go replicas share the database: new keys also get Go's plain token "
+        "(until `customer-control db migrate --contract`).",
     ),
 ]
 

@@ -36,9 +36,14 @@ READY_MAX_AGE = 10.0
 
 
 def parse_listen(address: str) -> tuple[str, int]:
-    """``:2112`` -> all interfaces, port 2112; ``host:port`` as given; empty -> ``:80``."""
-    host, _, port = (address or ":80").rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port or 80)
+    """``:2112`` -> all interfaces, port 2112; ``host:port`` as given; empty -> ``:80``.
+    ValueError (saying what is wrong) for anything else."""
+    host, colon, port = (address or ":80").rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(
+            f"PROMETHEUS_LISTEN_ADDRESS {address[:64]!r} is not [host]:port with a port 0-65535"
+        )
+    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def run_checks(checks: Mapping[str, Check]) -> dict[str, bool]:
@@ -127,3 +132,24 @@ class HealthServer:
                 log.debug("http " + format, *args)
 
         return Handler
+
+
+def probe(listen: str, timeout: float = 2.0) -> bool:
+    """GET ``/healthz`` of the endpoint at ``listen`` (an all-interfaces address is probed
+    on 127.0.0.1): the container HEALTHCHECK."""
+    import urllib.request
+
+    host, port = parse_listen(listen)
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=timeout) as reply:
+            return int(reply.status) == 200
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":  # python -m customer_manager.health
+    import os
+    import sys
+
+    sys.exit(0 if probe(os.environ.get("PROMETHEUS_LISTEN_ADDRESS", ":2112")) else 1)

@@ -62,7 +62,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
-    """JSON lines on stderr for the whole process; pika's chatter only from WARNING."""
+    """JSON lines on stderr for the whole process; pika's chatter only when CRITICAL."""
     secrets = [settings.redis_password]
     if settings.database_dsn:
         secrets.append(parse_dsn(settings.database_dsn).password)
@@ -78,7 +78,9 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
     # HOWTO's "Optimization" section: caller lookup, thread, process and multiprocessing names).
     logging._srcfile = None
     logging.logProcesses = logging.logMultiprocessing = logging.logThreads = False
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    # pika logs each failed connection attempt as several ERRORs with tracebacks; the AMQP
+    # link (actors/amqp/link.py) logs one WARNING per attempt with the reason instead.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -15,6 +15,7 @@ all work happens in actors and the health server's threads.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from types import FrameType
@@ -22,7 +23,7 @@ from typing import Any
 
 import click
 
-from customer_manager import tricks
+from customer_manager import migration, tricks
 from customer_manager.actors.amqp.consumer import ConsumerActor
 from customer_manager.actors.amqp.publisher import AmqpPublisher
 from customer_manager.bootstrap import System, bootstrap, default_cache
@@ -30,14 +31,16 @@ from customer_manager.config import (
     DEFAULT_PREFETCH,
     DEFAULT_RABBITMQ,
     Settings,
+    check,
+    embedded_store,
     mask_url,
     parse_dsn,
 )
 from customer_manager.flags import settings_options
-from customer_manager.health import HealthServer
+from customer_manager.health import HealthServer, parse_listen
 from customer_manager.logs import configure_logging
 from customer_manager.messages.ops import HandleMany
-from customer_manager.oneshot import ensure_schema, schema_command
+from customer_manager.oneshot import ensure_schema
 from customer_manager.storage.base import Storage
 
 log = logging.getLogger("customer_manager")
@@ -59,7 +62,9 @@ def describe(settings: Settings) -> dict[str, Any]:
 class Daemon:
     """The running service: actor system, consumer, HTTP endpoint. Main thread only."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, health: HealthServer | None = None) -> None:
+        """``health``: the endpoint, bound already (``main`` binds it before anything else);
+        by default one is made here, to be started by the caller."""
         self.settings = settings
         self.system: System = bootstrap(
             settings,
@@ -70,16 +75,19 @@ class Daemon:
         self.consumer = ConsumerActor.start(
             settings, lambda handles: router.tell(HandleMany(items=handles))
         )
-        self.health = HealthServer(
-            settings.prometheus_listen_address,
-            settings.prometheus_endpoint,
-            {
-                "storage": self._storage_ok,
-                "cache": self._cache_ok,
-                "publisher": lambda: self._ask(self.system.publisher, "ready"),
-                "consumer": lambda: self._ask(self.consumer, "ready"),
-            },
+        self.health = health or HealthServer(
+            settings.prometheus_listen_address, settings.prometheus_endpoint, {}
         )
+        self.health.checks = {
+            "storage": self._storage_ok,
+            "cache": self._cache_ok,
+            "publisher": lambda: self._ask(self.system.publisher, "ready"),
+            "consumer": lambda: self._ask(self.consumer, "ready"),
+        }
+        try:
+            self._cache_ok()
+        except Exception as exc:  # the cache is optional for correctness: serve, but say so
+            log.warning("Redis at %s is unreachable at start: %s", settings.redis_address, exc)
 
     def _storage_ok(self) -> bool:
         self.system.storage.call(Storage.ping)
@@ -106,12 +114,59 @@ class Daemon:
         return drained
 
 
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _signalled = threading.Event()
+_serving = threading.Event()
 
 
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    if not _serving.is_set():  # still starting (maybe blocked on a server): nothing to drain
+        os.write(2, f"{signal.Signals(signum).name} during startup: exiting\n".encode())
+        os._exit(0)
     log.info("received %s, draining", signal.Signals(signum).name)
     _signalled.set()
+
+
+def _settings(opts: dict[str, Any]) -> Settings:
+    """Settings from the options, every one checked before anything is connected."""
+    if not opts["database_dsn"]:
+        raise click.ClickException(
+            "DATABASE_DSN is empty: set the MySQL DSN (user:pass@tcp(host:3306)/bin_manager),"
+            " or sqlite:PATH to serve from an embedded SQLite file"
+        )
+    opts["database_dsn"], opts["sqlite_path"] = embedded_store(
+        opts["database_dsn"], opts["sqlite_path"]
+    )
+    settings = Settings(**opts)
+    try:
+        check(settings)
+        parse_listen(settings.prometheus_listen_address)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
+
+
+def _bind(settings: Settings) -> HealthServer:
+    """The metrics/health endpoint, bound before anything is connected; exit 1 if it can't."""
+    health = HealthServer(
+        settings.prometheus_listen_address, settings.prometheus_endpoint, {"started": lambda: False}
+    )
+    try:
+        return health.start()
+    except (OSError, OverflowError) as exc:
+        raise click.ClickException(
+            f"cannot serve metrics on {settings.prometheus_listen_address}: {exc}"
+        ) from None
+
+
+def _start(settings: Settings, health: HealthServer, migrate: bool) -> Daemon:
+    if migrate:
+        for line in migration.migrate(settings):
+            log.info(line)
+    ensure_schema(settings, wait=STARTUP_WAIT)
+    daemon = Daemon(settings, health)
+    _serving.set()
+    return daemon
 
 
 @click.command("customer-manager", context_settings={"help_option_names": ["-h", "--help"]})
@@ -144,26 +199,27 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     show_default=True,
     help="Requests in flight (unacked) per replica.",
 )
-@click.option("--migrate", is_flag=True, help="Apply pending MySQL migrations at start.")
+@click.option(
+    "--migrate",
+    is_flag=True,
+    help="Apply pending MySQL migrations at start (as `customer-control db migrate`).",
+)
 @click.option("--drain_timeout", type=float, default=30.0, show_default=True)
 def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
     """Serve bin-manager.customer-manager.request until SIGTERM."""
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _on_signal)  # first: a SIGTERM while starting ends it with 0
-    settings = Settings(**opts)
+    settings = _settings(opts)
     configure_logging(settings)
+    health = _bind(settings)
     log.info("customer-manager starting", extra={"settings": describe(settings)})
     tricks.install()  # the library tricks; logs the MySQL driver in use
-    if migrate:
-        log.info(schema_command(settings, migrate=True))
-    if not ensure_schema(settings, wait=STARTUP_WAIT, stop=_signalled):
-        log.info("customer-manager stopped before it started")
-        return
-    daemon = Daemon(settings)
+    previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
     try:
-        daemon.health.start()
-    except OSError as exc:  # as in Go, a listen failure is logged, not fatal
-        log.error("cannot serve metrics on %s: %s", settings.prometheus_listen_address, exc)
+        daemon = _start(settings, health, migrate)
+    except BaseException:
+        health.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        raise
     while not _signalled.wait(1.0):
         pass
     drained = daemon.drain_and_stop(drain_timeout)

@@ -7,9 +7,10 @@ publisher as the daemon (no consumer), sends one Request and stops everything ag
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -17,7 +18,8 @@ import msgspec
 
 from customer_manager.config import Settings
 from customer_manager.errors import ServiceError, Unavailable
-from customer_manager.messages.wire import Request, Response
+from customer_manager.messages import gojson
+from customer_manager.messages.wire import JSON, Request, Response
 from customer_manager.storage import open_storage
 from customer_manager.storage.base import SCHEMA_VERSION
 
@@ -45,15 +47,13 @@ def schema_command(settings: Settings, *, migrate: bool) -> str:
     return f"schema version {version} (this program needs {SCHEMA_VERSION}) on {_where(settings)}"
 
 
-def ensure_schema(
-    settings: Settings, wait: float = 0.0, stop: threading.Event | None = None
-) -> bool:
+def ensure_schema(settings: Settings, wait: float = 0.0) -> None:
     """The embedded SQLite store migrates itself; MySQL must have been migrated already.
     ``wait``: seconds to keep trying while MySQL is unreachable (a daemon starting during a
-    network partition waits for it instead of exiting at once), unless ``stop`` is set
-    meanwhile: then False."""
-    deadline, stop = time.monotonic() + wait, stop or threading.Event()
-    while not stop.is_set():
+    network partition waits for it instead of exiting at once; a SIGTERM meanwhile ends it,
+    main._on_signal)."""
+    deadline = time.monotonic() + wait
+    while True:
         try:
             version = _schema_version(settings)
             break
@@ -61,17 +61,14 @@ def ensure_schema(
             if time.monotonic() >= deadline:
                 raise click.ClickException(exc.message) from None
             log.warning("%s; trying again", exc.message)
-            stop.wait(1.0)
+            time.sleep(1.0)
         except ServiceError as exc:
             raise click.ClickException(exc.message) from None
-    else:
-        return False
     if version < SCHEMA_VERSION:
         raise click.ClickException(
             f"the database schema is at version {version}, this program needs "
             f"{SCHEMA_VERSION}: run `customer-control db migrate` first"
         )
-    return True
 
 
 def _schema_version(settings: Settings) -> int:
@@ -101,22 +98,43 @@ def _error_message(response: Response) -> str:
         return f"request failed with status {response.status_code}"
 
 
-def run_request(settings: Settings, request: Request) -> bytes:
-    """Send ``request`` through a local actor system; return the reply's JSON data or raise a
-    ClickException (exit 1) with a message a person can act on."""
+Send = Callable[[Request], bytes]
+
+
+def make_request(method: str, uri: str, data: Any = None) -> Request:
+    """A Request as ``customer-control`` sends it (``data`` as Go JSON when given)."""
+    raw = msgspec.Raw(gojson.encode(data)) if data is not None else msgspec.Raw(b"")
+    return Request(uri=uri, method=method, publisher="customer-control", data_type=JSON, data=raw)
+
+
+@contextlib.contextmanager
+def local_system(settings: Settings) -> Iterator[Send]:
+    """A local actor system for a few requests: yields ``send(request)``, which returns the
+    reply's JSON data or raises a ClickException (exit 1) with a message a person can act
+    on. On leaving, the events and webhooks written are published (with a broker)."""
     from customer_manager.actors.service.router import call
     from customer_manager.bootstrap import bootstrap
 
     ensure_schema(settings)
     log.info("using %s", _where(settings))
     system = bootstrap(settings, publisher_factory=_publisher_factory(settings))
-    try:
+
+    def send(request: Request) -> bytes:
         response = call(system.router, request, timeout=settings.rpc_timeout + 15)
+        if response.status_code != 200:
+            raise click.ClickException(_error_message(response))
+        return bytes(response.data)
+
+    try:
+        yield send
         if settings.rabbitmq_address:
             relayed = system.publisher.proxy().relay_now().get(timeout=30)
             log.info("published %d event(s) and webhook(s)", relayed)
     finally:
         system.stop()
-    if response.status_code != 200:
-        raise click.ClickException(_error_message(response))
-    return bytes(response.data)
+
+
+def run_request(settings: Settings, request: Request) -> bytes:
+    """Send one ``request`` through a local actor system (``local_system``)."""
+    with local_system(settings) as send:
+        return send(request)

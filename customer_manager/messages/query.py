@@ -22,6 +22,15 @@ TOKEN_SEPARATOR = "|"
 Table = Literal["customer", "accesskey"]
 
 
+class Secret(str):
+    """A string that never shows in a repr (a plain token inside a logged struct)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
 class Filters(msgspec.Struct, frozen=True, kw_only=True):
     """Equality filters; ``None`` means "not given". Storage ANDs every given one."""
 
@@ -32,6 +41,9 @@ class Filters(msgspec.Struct, frozen=True, kw_only=True):
     phone_number: str | None = None
     billing_account_id: uuid.UUID | None = None
     token_hash: str | None = None
+    # The plain token when the caller filtered by ``token``: during a takeover, keys a Go
+    # replica inserted have only a plain ``token`` column (storage.takeover).
+    token: str | None = None
     deleted: bool | None = None
     expired: bool | None = None
 
@@ -122,6 +134,8 @@ def _filters(table: Table, raw: bytes) -> Filters:
         if kind is None:
             continue  # unknown keys are ignored, as in Go
         given[_filter_name(key)] = _filter_value(key, kind, value)
+        if key == "token":
+            given["token"] = Secret(value)
     return Filters(**given)
 
 

@@ -13,7 +13,9 @@ def open_storage(settings: Settings) -> Storage:
     if settings.database_dsn:
         from customer_manager.storage.mysql import MySQLStorage
 
-        return MySQLStorage(parse_dsn(settings.database_dsn))
+        return MySQLStorage(
+            parse_dsn(settings.database_dsn), plain_tokens=settings.expand_plain_tokens
+        )
     from customer_manager.storage.sqlite import SQLiteStorage
 
     return SQLiteStorage(settings.sqlite_path)

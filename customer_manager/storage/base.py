@@ -29,7 +29,7 @@ from customer_manager.messages.bodies import AccesskeyUpdateBody, CustomerFields
 from customer_manager.messages.query import ListQuery
 from customer_manager.messages.records import Accesskey, Customer
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 REPLY_WINDOW = 600.0  # seconds a write's result is kept for repeats of its request
 
 
@@ -66,8 +66,9 @@ ACCESSKEY_MUTABLE = frozenset(AccesskeyUpdateBody.__struct_fields__)
 
 class Deleted(msgspec.Struct, frozen=True, kw_only=True):
     """Result of a soft delete. ``changed`` is False when the row was already deleted (then
-    nothing was written and no outbox message stored). ``keys`` are the access keys that a
-    customer delete soft-deleted with it (docs/storage.md#soft-delete)."""
+    it was not written and has no outbox message). ``keys`` are the access keys that a
+    customer delete soft-deleted with it (docs/storage.md#soft-delete), also when the
+    customer was deleted already (keys of a tenant the Go service deleted)."""
 
     record: Customer | Accesskey
     changed: bool
@@ -144,6 +145,9 @@ class Storage(Protocol):
         *,
         request_key: str = "",
     ) -> Deleted: ...
+    def orphaned_key_owners(self) -> list[uuid.UUID]:
+        """Deleted customers that still have active keys (Go never revoked them)."""
+        ...
 
     # outbox
     def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:

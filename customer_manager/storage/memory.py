@@ -156,10 +156,9 @@ class MemoryStorage:
     ) -> Deleted:
         with self._lock:
             current = self._customer(customer_id)
-            if current.deleted:
-                return Deleted(record=current, changed=False)
-            gone = _gone(current, now)
-            messages = list(outbox(gone))
+            changed = not current.deleted
+            gone = _gone(current, now) if changed else current  # deleted before: keys revoked
+            messages = list(outbox(gone)) if changed else []
             keys = [
                 _gone(k, now)
                 for k in _page_all(self._keys.values())
@@ -170,7 +169,7 @@ class MemoryStorage:
             self._customers[customer_id] = gone
             self._keys.update((k.id, k) for k in keys)
             self._enqueue(messages)
-            return Deleted(record=gone, changed=True, keys=keys)
+            return Deleted(record=gone, changed=changed, keys=keys)
 
     # -- access keys ------------------------------------------------------------------------
 
@@ -227,6 +226,11 @@ class MemoryStorage:
             self._keys[key_id] = gone
             self._enqueue(messages)
             return Deleted(record=gone, changed=True)
+
+    def orphaned_key_owners(self) -> list[uuid.UUID]:
+        with self._lock:
+            owners = {k.customer_id for k in self._keys.values() if not k.deleted}
+            return sorted(o for o in owners if o in self._customers and self._customers[o].deleted)
 
     # -- outbox -----------------------------------------------------------------------------
 

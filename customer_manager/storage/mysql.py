@@ -20,6 +20,7 @@ import mysql.connector
 from customer_manager.config import MySQLParams
 from customer_manager.errors import OutcomeUnknown, ServiceError, Unavailable
 from customer_manager.storage import sqlrows as q
+from customer_manager.storage import takeover
 from customer_manager.storage.sql import SQLStorage, T, Tx, Work
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ CLAIM = (
 MIGRATE_LOCK = "SELECT GET_LOCK('customer_manager_migrate', 60)"
 MIGRATE_UNLOCK = "SELECT RELEASE_LOCK('customer_manager_migrate')"
 DUPLICATE = 1062
+REFUSED = {1044: "access denied to the database", 1045: "access denied", 1049: "unknown database"}
 BUSY = frozenset({1205, 1213})  # lock wait timeout, deadlock
 LOST = frozenset({2002, 2003, 2005, 2006, 2013, 2055, 3024, 4031})  # unreachable, gone, timed out
 _KEY = re.compile(r"for key '([^']*)'")
@@ -62,12 +64,19 @@ class MySQLStorage(SQLStorage):
 
     dialect = "mysql"
     claim_sql = CLAIM
+    commit_sql = "COMMIT"
 
-    def __init__(self, params: MySQLParams, *, pure: bool = False) -> None:
+    def __init__(
+        self, params: MySQLParams, *, pure: bool = False, plain_tokens: bool = False
+    ) -> None:
         """``pure``: use the driver's pure-Python protocol even when its C extension is
-        loaded (the tests run the contract on both)."""
+        loaded (the tests run the contract on both). ``plain_tokens``: the takeover's expand
+        phase, new keys also get Go's plain ``token`` until the contract step
+        (``storage.takeover``)."""
         self.params = params
         self._pure = pure
+        self._plain_tokens = plain_tokens
+        self._go_columns: bool | None = None  # Go's ``token`` column exists (asked once)
         self._where = params.unix_socket or f"{params.host}:{params.port}"
         self._conn: Any = None
         # One cursor for the connection's life: ``conn.cursor()`` pings the server each time.
@@ -88,6 +97,29 @@ class MySQLStorage(SQLStorage):
                 tx.rows(MIGRATE_UNLOCK)
 
         return self._run(work)
+
+    def contract(self, quiet_seconds: float) -> list[Any]:
+        """The contract step (``takeover.contract``), under the migration lock."""
+
+        def work(tx: Tx) -> list[Any]:
+            tx.rows(MIGRATE_LOCK)
+            try:
+                return takeover.contract(tx, quiet_seconds)
+            finally:
+                tx.rows(MIGRATE_UNLOCK)
+
+        return self._run(work)
+
+    def _preflight(self, tx: Tx) -> None:
+        takeover.preflight(tx)
+
+    def _finds_plain_token(self, tx: Tx) -> bool:
+        if self._go_columns is None:
+            self._go_columns = takeover.has_column(tx, "customer_accesskeys", "token")
+        return self._go_columns
+
+    def _writes_plain_token(self, tx: Tx) -> bool:
+        return self._plain_tokens and not takeover.contracted(tx)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -129,6 +161,11 @@ class MySQLStorage(SQLStorage):
                 log.debug("closing a broken MySQL connection failed", exc_info=True)
 
     def _unavailable(self, exc: mysql.connector.Error) -> Unavailable:
+        if exc.errno in REFUSED:
+            return Unavailable(
+                f"MySQL refused {self.params.safe()}: {REFUSED[exc.errno]} (error {exc.errno});"
+                " check the user, password and database in DATABASE_DSN"
+            )
         return Unavailable(f"MySQL at {self._where} is unavailable (error {exc.errno})")
 
     # -- transactions -----------------------------------------------------------------------

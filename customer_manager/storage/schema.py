@@ -1,8 +1,10 @@
 """Versioned schema migrations for MySQL/MariaDB and SQLite (docs/storage.md#migrations).
 
 ``MIGRATIONS[dialect][version]`` is an ordered list of steps; ``customer_schema_version``
-records the versions applied. Every step is idempotent, so a migration interrupted half-way
-(MySQL DDL commits implicitly) is simply re-run.
+records each version as it completes (the version advances step by step). Every step is
+idempotent, so a migration interrupted half-way (MySQL DDL commits implicitly) resumes at the
+version it was in when re-run. Taking over a Go database (expand/contract, README "Switching
+from the Go service") adds a pre-flight check and an explicit contract step: ``takeover``.
 
 MySQL adopts an existing Go schema: the tables are created with the Go columns only if
 missing, and the columns and indexes we add are added only where missing (``Ensure``), so a
@@ -57,6 +59,12 @@ MYSQL_HAS: dict[str, str] = {
     " WHERE table_schema = DATABASE() AND table_name = %s AND index_name = %s",
 }
 
+# Hash the plain tokens Go wrote (and keep them: Go replicas may still look them up).
+HASH_PLAIN_TOKENS = (
+    "UPDATE customer_accesskeys SET token_hash = SHA2(token, 256), token_prefix = LEFT(token, 11)"
+    " WHERE token_hash IS NULL AND token IS NOT NULL AND token <> ''"
+)
+
 _MYSQL_TABLE_OPTS = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci"
 _ACTIVE = "'9999-01-01 00:00:00.000000'"
 
@@ -74,16 +82,6 @@ _MYSQL_V1: list[Step] = [
     " address varchar(1024), webhook_method varchar(255), webhook_uri varchar(1023),"
     " billing_account_id binary(16),"
     " tm_create datetime(6), tm_update datetime(6), tm_delete datetime(6))" + _MYSQL_TABLE_OPTS,
-    _mysql_add(
-        "customer_customers",
-        "column",
-        "email_active",
-        "varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
-        f" AS (IF(tm_delete >= {_ACTIVE} AND email <> '', email, NULL)) STORED",
-    ),
-    _mysql_add(
-        "customer_customers", "index", "uq_customer_customers_email_active", "UNIQUE (email_active)"
-    ),
     _mysql_add(
         "customer_customers", "index", "idx_customer_customers_tm_create", "INDEX (tm_create, id)"
     ),
@@ -109,16 +107,6 @@ _MYSQL_V1: list[Step] = [
     ),
     _mysql_add(
         "customer_accesskeys", "index", "idx_customer_accesskeys_tm_create", "INDEX (tm_create, id)"
-    ),
-    # A Go-era table keeps its plain ``token`` column (Go still writes it); hash the old ones.
-    Ensure(
-        "customer_accesskeys",
-        "column",
-        "token",
-        "UPDATE customer_accesskeys SET token_hash = SHA2(token, 256),"
-        " token_prefix = LEFT(token, 11)"
-        " WHERE token_hash IS NULL AND token IS NOT NULL AND token <> ''",
-        present=True,
     ),
     "CREATE TABLE IF NOT EXISTS customer_outbox ("
     " id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY,"
@@ -156,23 +144,48 @@ _SQLITE_V1: list[Step] = [
     "CREATE INDEX IF NOT EXISTS idx_customer_outbox_claim ON customer_outbox (claim_until)",
 ]
 
-# v2: the results of write requests, so a repeat is answered as its first run was
-# (storage/replies.py); entries older than REPLY_WINDOW are purged with the outbox claims.
+# v2: active-email uniqueness. A Go-era table may hold duplicates (Go never checked updates):
+# ``takeover.preflight`` lists them before any step runs, so this step never half-applies.
 _MYSQL_V2: list[Step] = [
+    _mysql_add(
+        "customer_customers",
+        "column",
+        "email_active",
+        "varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+        f" AS (IF(tm_delete >= {_ACTIVE} AND email <> '', email, NULL)) STORED",
+    ),
+    _mysql_add(
+        "customer_customers", "index", "uq_customer_customers_email_active", "UNIQUE (email_active)"
+    ),
+]
+
+# v3 (expand): hash the plain tokens of a Go-era table (Go keeps writing ``token`` until the
+# contract step; keys it inserts later are found by either column, see sqlrows). The marks
+# table records the contract step (``takeover.contract``).
+_MYSQL_V3: list[Step] = [
+    Ensure("customer_accesskeys", "column", "token", HASH_PLAIN_TOKENS, present=True),
+    "CREATE TABLE IF NOT EXISTS customer_schema_marks ("
+    " name varchar(64) NOT NULL PRIMARY KEY, tm_apply datetime(6) NOT NULL)" + _MYSQL_TABLE_OPTS,
+]
+
+# v4: the results of write requests, so a repeat is answered as its first run was
+# (storage/replies.py); entries older than REPLY_WINDOW are purged with the outbox claims.
+_MYSQL_V4: list[Step] = [
     "CREATE TABLE IF NOT EXISTS customer_replies ("
     " request_key char(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,"
     " reply mediumblob NOT NULL, tm_create datetime(6) NOT NULL,"
     " INDEX idx_customer_replies_tm_create (tm_create))" + _MYSQL_TABLE_OPTS,
 ]
-_SQLITE_V2: list[Step] = [
+_SQLITE_V4: list[Step] = [
     "CREATE TABLE IF NOT EXISTS customer_replies ("
     " request_key TEXT NOT NULL PRIMARY KEY, reply BLOB NOT NULL, tm_create TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS idx_customer_replies_tm_create ON customer_replies (tm_create)",
 ]
 
 MIGRATIONS: dict[Dialect, dict[int, list[Step]]] = {
-    "mysql": {1: _MYSQL_V1, 2: _MYSQL_V2},
-    "sqlite": {1: _SQLITE_V1, 2: _SQLITE_V2},
+    "mysql": {1: _MYSQL_V1, 2: _MYSQL_V2, 3: _MYSQL_V3, 4: _MYSQL_V4},
+    # SQLite never held Go data: v1 has it all; the later versions keep the numbers aligned.
+    "sqlite": {1: _SQLITE_V1, 2: [], 3: [], 4: _SQLITE_V4},
 }
 
 

@@ -70,6 +70,9 @@ class SQLStorage(abc.ABC):
     # (owner, until, now, owner, limit): lease the oldest entries that are unclaimed, whose
     # lease expired, or that the owner leased already (a batch whose publish failed)
     claim_sql: str
+    # Run after each migrated version, so an interrupted migration resumes at the next one
+    # ("" where the whole migration is one transaction, as in SQLite).
+    commit_sql = ""
 
     @abc.abstractmethod
     def _run(self, work: Work[T], noun: str = "customer", write: bool = True) -> T:
@@ -81,14 +84,23 @@ class SQLStorage(abc.ABC):
         return self._run(self._migrate)
 
     def _migrate(self, tx: Tx) -> int:
+        current = self._version(tx)
+        todo = schema.pending(self.dialect, current)
+        if todo:
+            self._preflight(tx)  # before anything is created
         tx.rows(schema.VERSION_TABLE[self.dialect])
-        current = int(tx.scalar(schema.VERSION_GET))
-        for version, steps in schema.pending(self.dialect, current):
+        for version, steps in todo:
             for step in steps:
                 self._apply(tx, step)
             tx.rows(schema.VERSION_SET, (version, now()))
+            if self.commit_sql:
+                tx.rows(self.commit_sql)
             current = version
         return current
+
+    def _preflight(self, tx: Tx) -> None:
+        """Raise (changing nothing) if a pending step would fail on the data present."""
+        return None
 
     def _apply(self, tx: Tx, step: schema.Step) -> None:
         if isinstance(step, str):
@@ -99,12 +111,12 @@ class SQLStorage(abc.ABC):
             tx.rows(step.ddl)
 
     def schema_version(self) -> int:
-        def work(tx: Tx) -> int:
-            if not tx.scalar(schema.VERSION_TABLE_EXISTS[self.dialect]):
-                return 0
-            return int(tx.scalar(schema.VERSION_GET))
+        return self._run(self._version, write=False)
 
-        return self._run(work, write=False)
+    def _version(self, tx: Tx) -> int:
+        if not tx.scalar(schema.VERSION_TABLE_EXISTS[self.dialect]):
+            return 0
+        return int(tx.scalar(schema.VERSION_GET))
 
     # -- shared steps -----------------------------------------------------------------------
 
@@ -140,6 +152,14 @@ class SQLStorage(abc.ABC):
             return record  # every column was written from it: no need to read the row back
 
         return self._once(work, table.noun, request_key, replies.record_of(table.record))
+
+    def _writes_plain_token(self, tx: Tx) -> bool:
+        """Also store a new key's plain token (the takeover's expand phase, MySQL only)."""
+        return False
+
+    def _finds_plain_token(self, tx: Tx) -> bool:
+        """A token filter also matches a plain ``token`` column (keys Go inserted)."""
+        return False
 
     def _update(
         self,
@@ -181,8 +201,12 @@ class SQLStorage(abc.ABC):
         return row, True
 
     def _list(self, table: q.Table[R], query: ListQuery) -> list[R]:
-        sql, params = q.list_sql(table, query, self.nocase)
-        return self._run(lambda tx: [table.reader(r) for r in tx.rows(sql, params)], write=False)
+        def work(tx: Tx) -> list[R]:
+            plain = query.filters.token is not None and self._finds_plain_token(tx)
+            sql, params = q.list_sql(table, query, self.nocase, plain)
+            return [table.reader(r) for r in tx.rows(sql, params)]
+
+        return self._run(work, write=False)
 
     # -- customers --------------------------------------------------------------------------
 
@@ -220,8 +244,6 @@ class SQLStorage(abc.ABC):
     ) -> Deleted:
         def work(tx: Tx) -> Deleted:
             row, changed = self._soft_delete(tx, q.CUSTOMERS, customer_id, now, outbox)
-            if not changed:
-                return Deleted(record=row, changed=False)
             ids = tx.rows(
                 q.ACTIVE_KEYS_OF_CUSTOMER + self.for_update, (customer_id.bytes, SENTINEL)
             )
@@ -229,7 +251,7 @@ class SQLStorage(abc.ABC):
                 self._soft_delete(tx, q.ACCESSKEYS, q.read_uuid(i), now, key_outbox)[0]
                 for (i,) in ids
             ]
-            return Deleted(record=row, changed=True, keys=keys)
+            return Deleted(record=row, changed=changed, keys=keys)
 
         return self._once(work, "customer", request_key, replies.deletion_of(Customer))
 
@@ -238,9 +260,19 @@ class SQLStorage(abc.ABC):
     def accesskey_insert(
         self, key: Accesskey, token_hash: str, outbox: OutboxFn[Accesskey]
     ) -> Accesskey:
-        key = msgspec.structs.replace(key, token="") if key.token else key  # never stored
+        plain = key.token
+        key = msgspec.structs.replace(key, token="") if plain else key  # not in the record
         params = q.accesskey_params(key, token_hash)
-        return self._insert(q.ACCESSKEYS, q.ACCESSKEY_INSERT, key, params, outbox)
+
+        def work(tx: Tx) -> Accesskey:
+            if plain and self._writes_plain_token(tx):
+                tx.rows(q.ACCESSKEY_INSERT_PLAIN, [*params, plain])
+            else:
+                tx.rows(q.ACCESSKEY_INSERT, params)
+            self._enqueue(tx, outbox(key))
+            return key
+
+        return self._run(work, "accesskey")
 
     def accesskey_get(self, key_id: uuid.UUID) -> Accesskey:
         return self._run(lambda tx: self._get(tx, q.ACCESSKEYS, key_id), write=False)
@@ -267,6 +299,12 @@ class SQLStorage(abc.ABC):
             return Deleted(record=row, changed=changed)
 
         return self._once(work, "accesskey", request_key, replies.deletion_of(Accesskey))
+
+    def orphaned_key_owners(self) -> list[uuid.UUID]:
+        rows = self._run(
+            lambda tx: tx.rows(q.ORPHANED_KEY_OWNERS, (SENTINEL, SENTINEL)), write=False
+        )
+        return [q.read_uuid(i) for (i,) in rows]
 
     # -- outbox -----------------------------------------------------------------------------
 

@@ -94,6 +94,11 @@ ACCESSKEY_INSERT = (
     f"INSERT INTO customer_accesskeys ({', '.join(ACCESSKEY_COLUMNS)}, token_hash)"
     f" VALUES ({', '.join(['%s'] * (len(ACCESSKEY_COLUMNS) + 1))})"
 )
+ACCESSKEY_INSERT_PLAIN = ACCESSKEY_INSERT.replace(", token_hash)", ", token_hash, token)").replace(
+    "%s)", "%s, %s)"
+)
+# A key a Go replica inserted during a takeover has a plain token and no hash yet.
+EITHER_TOKEN = "(token_hash = %s OR (token_hash IS NULL AND token = %s))"
 SOFT_DELETE = "UPDATE {table} SET tm_delete = %s, tm_update = %s WHERE id = %s"
 ACTIVE_KEYS_OF_CUSTOMER = (
     "SELECT id FROM customer_accesskeys WHERE customer_id = %s AND tm_delete >= %s"
@@ -102,6 +107,10 @@ ACTIVE_KEYS_OF_CUSTOMER = (
 REPLY_GET = "SELECT reply FROM customer_replies WHERE request_key = %s"
 REPLY_PUT = "INSERT INTO customer_replies (request_key, reply, tm_create) VALUES (%s, %s, %s)"
 REPLIES_PURGE = "DELETE FROM customer_replies WHERE tm_create < %s"
+ORPHANED_KEY_OWNERS = (
+    "SELECT DISTINCT c.id FROM customer_customers c JOIN customer_accesskeys k"
+    " ON k.customer_id = c.id WHERE c.tm_delete < %s AND k.tm_delete >= %s ORDER BY c.id"
+)
 OUTBOX_INSERT = (
     "INSERT INTO customer_outbox (exchange, routing_key, body, tm_create) VALUES (%s, %s, %s, %s)"
 )
@@ -147,15 +156,18 @@ def update_sql(table: Table[Any], names: Sequence[str]) -> str:
     return f"UPDATE {table.name} SET {sets}, tm_update = %s WHERE id = %s"
 
 
-def list_sql(table: Table[Any], query: ListQuery, nocase: str) -> tuple[str, list[Any]]:
+def list_sql(
+    table: Table[Any], query: ListQuery, nocase: str, plain: bool = False
+) -> tuple[str, list[Any]]:
     """The page query (docs/storage.md#listing-query): ``(tm_create, id) < (before,
-    before_id)``, newest first."""
+    before_id)``, newest first. ``plain``: a token filter also matches Go's plain ``token``
+    column (``EITHER_TOKEN``)."""
     where = ["tm_create < %s"]
     params: list[Any] = [query.before]
     if query.before_id is not None:
         where = ["tm_create <= %s AND (tm_create < %s OR id < %s)"]
         params = [query.before, query.before, query.before_id.bytes]
-    conditions, values = _filter_sql(table, query.filters, nocase)
+    conditions, values = _filter_sql(table, query.filters, nocase, plain)
     sql = (
         f"{table.select} WHERE {' AND '.join(where + conditions)}"
         " ORDER BY tm_create DESC, id DESC LIMIT %s"
@@ -163,12 +175,17 @@ def list_sql(table: Table[Any], query: ListQuery, nocase: str) -> tuple[str, lis
     return sql, [*params, *values, query.page_size]
 
 
-def _filter_sql(table: Table[Any], f: Filters, nocase: str) -> tuple[list[str], list[Any]]:
+def _filter_sql(
+    table: Table[Any], f: Filters, nocase: str, plain: bool
+) -> tuple[list[str], list[Any]]:
     conditions: list[str] = []
     values: list[Any] = []
     for name in sorted(table.filters):
         wanted = getattr(f, name)
-        if wanted is not None:
+        if name == "token_hash" and wanted is not None and plain and f.token is not None:
+            conditions.append(EITHER_TOKEN)
+            values.extend((wanted, f.token))
+        elif wanted is not None:
             conditions.append(f"{name} = %s{nocase if name == 'email' else ''}")
             values.append(param(wanted))
     if f.deleted is not None:

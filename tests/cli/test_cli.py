@@ -21,7 +21,8 @@ def cli(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Monk
         monkeypatch.delenv(name, raising=False)
     store = ["--db", str(tmp_path / "cli.sqlite3")]
     if request.param == "mysql":
-        store = ["--database_dsn", request.getfixturevalue("fresh_mysql_dsn")]
+        dsn = request.getfixturevalue("fresh_mysql_dsn")
+        store = ["--database_dsn", dsn, "--without_redis"]  # no daemon caches this database
 
     def run(*args: str) -> Result:
         return CliRunner().invoke(main, [*store, *args])
@@ -117,7 +118,8 @@ def test_errors_and_exit_codes(cli: Any) -> None:
 
 
 def test_mysql_needs_migrate_first(fresh_mysql_dsn: str) -> None:
-    out = CliRunner().invoke(main, ["--database_dsn", fresh_mysql_dsn, "customer", "list"])
+    args = ["--database_dsn", fresh_mysql_dsn, "--without_redis", "customer", "list"]
+    out = CliRunner().invoke(main, args)
     assert out.exit_code == 1 and "customer-control db migrate" in out.stderr
 
 
@@ -129,6 +131,7 @@ def test_db_migrate_is_idempotent(cli: Any) -> None:
 
 
 def test_unreachable_mysql_names_the_host(cli: Any) -> None:
-    out = cli("--database_dsn", "root:secret@tcp(127.0.0.1:1)/x", "customer", "list")
+    dsn = "root:secret@tcp(127.0.0.1:1)/x"
+    out = cli("--database_dsn", dsn, "--without_redis", "customer", "list")
     assert out.exit_code == 1 and "127.0.0.1:1" in out.stderr
     assert "secret" not in out.output

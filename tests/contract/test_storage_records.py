@@ -134,6 +134,23 @@ def test_customer_delete_is_soft_and_once(storage: Storage) -> None:
         storage.customer_delete(uuid.uuid4(), now(), none, none)
 
 
+def test_deleting_a_deleted_customer_again_revokes_its_active_keys(storage: Storage) -> None:
+    """A tenant deleted by the Go service kept its keys (Go never revoked them)."""
+    owner = storage.customer_insert(customer("go-era@example.com"), none)
+    gone = storage.customer_delete(owner.id, now(), none, none).record
+    left = storage.accesskey_insert(accesskey(owner.id), token_hash(7), none)  # as Go left it
+    other = storage.customer_insert(customer("still-here@example.com"), none)
+    storage.accesskey_insert(accesskey(other.id), token_hash(8), none)
+    assert storage.orphaned_key_owners() == [owner.id]
+    events, key_events = Recorder("customer_deleted"), Recorder("accesskey_deleted")
+    again = storage.customer_delete(owner.id, now(), events, key_events)
+    assert storage.orphaned_key_owners() == []
+    assert not again.changed and again.record == gone and events.seen == []
+    assert [k.id for k in again.keys] == [left.id] and again.keys[0].deleted
+    assert key_events.seen == again.keys and storage.accesskey_get(left.id) == again.keys[0]
+    assert storage.customer_delete(owner.id, now(), none, key_events).keys == []
+
+
 def test_customer_delete_cascades_to_active_keys(storage: Storage) -> None:
     owner = storage.customer_insert(customer("j@example.com"), none)
     other = storage.customer_insert(customer("k@example.com"), none)

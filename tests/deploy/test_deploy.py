@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import configparser
 import importlib
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,6 +26,7 @@ import yaml
 from kubernetes_validate import utils as kv
 
 from customer_manager.config import Settings, parse_dsn
+from customer_manager.health import HealthServer
 from tests.support import IN_CI
 from tests.support.deploy import K8S, NAMESPACE, ROOT, Obj, by_kind, kustomize_build, load_docs
 
@@ -144,6 +147,7 @@ def test_dockerfile_builds_a_wheel_into_a_venv_and_copies_it(
     run = " ".join(args for ins, args in builder if ins == "RUN")
     assert "python -m venv /opt/venv" in run
     assert "pip wheel" in run and "/opt/venv/bin/pip install /wheels/" in run
+    assert "/opt/venv/bin/pip uninstall --yes pip setuptools" in run  # not shipped
     assert ("COPY", "--from=builder /opt/venv /opt/venv") in runtime_stage
     env = " ".join(args for ins, args in runtime_stage if ins == "ENV")
     assert "PATH=/opt/venv/bin:$PATH" in env
@@ -169,10 +173,26 @@ def test_dockerfile_runs_the_daemon_as_non_root(runtime_stage: list[tuple[str, s
     assert ("EXPOSE", str(METRICS_PORT)) in runtime_stage
 
 
-def test_dockerfile_healthcheck_probes_healthz(runtime_stage: list[tuple[str, str]]) -> None:
+def test_dockerfile_needs_no_frontend_download() -> None:
+    """A ``# syntax=`` line makes BuildKit fetch a frontend image (fails offline)."""
+    assert "# syntax=" not in DOCKERFILE.read_text("utf-8").splitlines()[0]
+
+
+def test_dockerfile_healthcheck_follows_the_listen_address(
+    runtime_stage: list[tuple[str, str]],
+) -> None:
+    """The probe reads PROMETHEUS_LISTEN_ADDRESS (no port written into the Dockerfile)."""
     (check,) = [args for ins, args in runtime_stage if ins == "HEALTHCHECK"]
-    assert "urllib.request" in check
-    assert f"http://127.0.0.1:{METRICS_PORT}/healthz" in check
+    command = json.loads(check.split("CMD", 1)[1])
+    assert str(METRICS_PORT) not in check
+    server = HealthServer("127.0.0.1:0", "/metrics", {}).start()
+    try:
+        for address, status in ((f"127.0.0.1:{server.port}", 0), (":1", 1)):
+            env = {**os.environ, "PROMETHEUS_LISTEN_ADDRESS": address}
+            argv = [sys.executable if command[0] == "python" else command[0], *command[1:]]
+            assert subprocess.run(argv, env=env, timeout=20).returncode == status
+    finally:
+        server.stop()
 
 
 def test_dockerignore_keeps_the_context_small() -> None:

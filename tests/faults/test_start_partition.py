@@ -55,4 +55,4 @@ def test_sigterm_while_waiting_for_mysql_at_start_exits_0(
 ) -> None:
     replica, _ = waiting
     assert replica.terminate(10) == 0
-    assert any("stopped before it started" in line for line in replica.lines())
+    assert any("SIGTERM during startup: exiting" in line for line in replica.lines())

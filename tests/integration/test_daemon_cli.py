@@ -72,3 +72,6 @@ def test_listen_address_forms() -> None:
     assert parse_listen(":2112") == ("0.0.0.0", 2112)
     assert parse_listen("127.0.0.1:9000") == ("127.0.0.1", 9000)
     assert parse_listen("") == ("0.0.0.0", 80)
+    for bad in ("notanaddress", ":99999", "host:", ":-1"):
+        with pytest.raises(ValueError, match="PROMETHEUS_LISTEN_ADDRESS"):
+            parse_listen(bad)

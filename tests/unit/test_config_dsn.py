@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from customer_manager.config import MySQLParams, parse_dsn
+from customer_manager.config import (
+    DEFAULT_SQLITE_PATH,
+    MySQLParams,
+    Settings,
+    check,
+    embedded_store,
+    parse_dsn,
+)
 
 
 def test_full_tcp_dsn() -> None:
@@ -57,3 +64,22 @@ def test_invalid_dsn_names_no_secret(dsn: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse_dsn(dsn)
     assert "p@" not in str(caught.value)
+
+
+def test_sqlite_dsn_is_the_embedded_store() -> None:
+    assert embedded_store("sqlite:/data/cm.db", "x.sqlite3") == ("", "/data/cm.db")
+    assert embedded_store("sqlite:", "x.sqlite3") == ("", DEFAULT_SQLITE_PATH)
+    assert embedded_store("u:p@tcp(h:1)/d", "x.sqlite3") == ("u:p@tcp(h:1)/d", "x.sqlite3")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("database_dsn", "u:p@tcp(h:port)/d"),
+        ("database_dsn", "u:p@tcp(h:70000)/d"),
+        ("redis_address", "h:notaport"),
+    ],
+)
+def test_settings_checked_before_connecting(field: str, value: str) -> None:
+    with pytest.raises(ValueError, match=field.upper()):
+        check(Settings(**{field: value}))

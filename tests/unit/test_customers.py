@@ -14,7 +14,7 @@ from customer_manager.messages.queues import (
     EVENT_EXCHANGE,
     WEBHOOK_QUEUE,
 )
-from customer_manager.messages.records import SENTINEL
+from customer_manager.messages.records import SENTINEL, Customer
 from customer_manager.messages.wire import encode
 from tests.support.fakes import reply
 from tests.support.harness import Build, Harness
@@ -205,6 +205,26 @@ def test_update_is_full_replace_with_event(h: Harness) -> None:
     error(h, "PUT", f"/v1/customers/{uuid.uuid4()}", {"email": "a@b.c"}, status=404)
     error(h, "PUT", f"/v1/customers/{created['id']}", status=400)
     assert h.published() == []
+
+
+def test_go_era_webhook_sent_back_unchanged_does_not_block_an_update(h: Harness) -> None:
+    """Go never validated webhooks: a stored ``test.com`` stays updatable when unchanged."""
+    go_era = Customer(
+        id=uuid.uuid4(),
+        email="go@example.com",
+        webhook_method="post",
+        webhook_uri="test.com",
+        billing_account_id=uuid.UUID(NIL),
+        tm_create="2021-01-01 00:00:00.000000",
+        tm_update=SENTINEL,
+        tm_delete=SENTINEL,
+    )
+    h.memory.customer_insert(go_era, lambda _c: [])
+    same = {"email": "go@example.com", "webhook_method": "post", "webhook_uri": "test.com"}
+    uri = f"/v1/customers/{go_era.id}"
+    assert h.json("PUT", uri, {**same, "name": "Renamed"})["name"] == "Renamed"
+    error(h, "PUT", uri, {**same, "webhook_uri": "still-bad.com"}, status=400)
+    error(h, "PUT", uri, {**same, "webhook_method": "PATCH"}, status=400)
 
 
 def test_update_billing_account(h: Harness) -> None:

@@ -61,7 +61,9 @@ def create(deps: Deps, op: Op) -> Flow[Response]:
             tm_delete=SENTINEL,
         )
         outbox = key_outbox("accesskey_created", customer)
-        return deps.write(Storage.accesskey_insert, key, token_hash, outbox)
+        # Storage keeps the hash (and the plain token only in a takeover's expand phase).
+        plain = msgspec.structs.replace(key, token=token)
+        return deps.write(Storage.accesskey_insert, plain, token_hash, outbox)
 
     return (
         deps.customer(fields.customer_id)
@@ -93,7 +95,9 @@ def _by_token(deps: Deps, query: ListQuery, token_hash: str, moment: str) -> Flo
 
     def from_storage() -> Flow[Response]:
         only_hash = ListQuery(
-            page_size=1, before=query.before, filters=Filters(token_hash=token_hash)
+            page_size=1,
+            before=query.before,
+            filters=Filters(token_hash=token_hash, token=query.filters.token),
         )
         return deps.storage.run(Storage.accesskey_list, only_hash).then(remember)
 

@@ -180,8 +180,16 @@ def list_(deps: Deps, op: Op) -> Flow[Response]:
 
 def update(deps: Deps, op: Op) -> Flow[Response]:
     fields = body(op.request.data, CustomerFields)
-    check_webhook(fields)
-    return _update(deps, op, msgspec.structs.asdict(fields))
+
+    def checked(current: Customer) -> Flow[Response]:
+        if (fields.webhook_method, fields.webhook_uri) != (
+            current.webhook_method,
+            current.webhook_uri,
+        ):
+            check_webhook(fields)  # a Go-era value sent back unchanged is not rejected
+        return _update(deps, op, msgspec.structs.asdict(fields))
+
+    return deps.customer(op.id).then(checked)
 
 
 def update_billing_account(deps: Deps, op: Op) -> Flow[Response]:
@@ -204,9 +212,11 @@ def _update(deps: Deps, op: Op, changes: dict[str, Any]) -> Flow[Response]:
 
 
 def delete(deps: Deps, op: Op) -> Flow[Response]:
-    def remove(customer: Customer) -> Response | Flow[Response]:
-        if customer.deleted:
-            return ok(customer)
+    """Soft-delete the customer and revoke its active keys (docs/storage.md#soft-delete);
+    deleting a deleted
+    customer again revokes any key still active (Go-era data, keys a Go replica created)."""
+
+    def remove(customer: Customer) -> Flow[Response]:
         outboxes = customer_outbox("customer_deleted"), key_outbox("accesskey_deleted", customer)
         key = op.request_key
         removed = deps.write(Storage.customer_delete, op.id, now(), *outboxes, request_key=key)

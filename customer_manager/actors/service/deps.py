@@ -97,11 +97,12 @@ class Deps:
 
     def deleted(self, result: Deleted) -> Flow[Response]:
         """The reply to a soft delete: the record; the cache refreshed (with the keys a
-        customer delete revoked) even if it was deleted already (a retry after an unknown
-        outcome: the cache said it was not); the outbox relayed if something changed."""
+        customer delete revoked, also for a customer deleted before) even if nothing changed
+        (a retry after an unknown outcome: the cache may say it is live); the outbox relayed
+        only if something changed."""
         record = result.record
         refreshed = self._refresh([*result.keys, record])
-        if not result.changed:
+        if not result.changed and not result.keys:
             return refreshed.then(lambda _: ok(record))
         return refreshed.then(lambda _: ok(self._relayed(record)))
 
