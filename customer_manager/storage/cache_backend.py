@@ -32,7 +32,9 @@ _GET_INDIRECT = (
 )
 # SET unless the cached record is newer: its ``tm_update`` (the sentinel counts as the
 # first version, "") compared with ARGV[2], the version of the record being written
-# (records.version). A value that is not a JSON object is overwritten.
+# (records.version); a fill (ARGV[4] = "1") also keeps a record of the same version (it may
+# be a Go instance's, which still carries the plain token). A value that is not a JSON
+# object is overwritten.
 _SET_NEWER = (
     "local cur = redis.call('GET', KEYS[1]) "
     "if cur then "
@@ -40,7 +42,7 @@ _SET_NEWER = (
     "if ok and type(old) == 'table' then "
     "local v = old['tm_update'] "
     "if type(v) ~= 'string' or v >= '9999' then v = '' end "
-    "if v > ARGV[2] then return 0 end "
+    "if v > ARGV[2] or (v == ARGV[2] and ARGV[4] == '1') then return 0 end "
     "end end "
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) "
     "return 1"
@@ -99,7 +101,7 @@ class LocalCache:
         moment = time.monotonic()
         with self._lock:
             current = self._data.get(key)
-            if _newer(current, version, moment):
+            if _keeps(current, version, fill, moment):
                 return
             if len(self._data) >= self._max and key not in self._data:
                 self._evict(moment)
@@ -122,11 +124,14 @@ class LocalCache:
             self._data.clear()
 
 
-def _newer(current: tuple[float, bytes, str | None] | None, version: str | None, at: float) -> bool:
-    """True if the live entry ``current`` holds a record newer than ``version``."""
+def _keeps(
+    current: tuple[float, bytes, str | None] | None, version: str | None, fill: bool, at: float
+) -> bool:
+    """True if the live entry ``current`` holds a record newer than ``version`` (or, for a
+    fill, as new)."""
     if current is None or version is None or current[0] <= at or current[2] is None:
         return False
-    return current[2] > version
+    return current[2] > version or (fill and current[2] == version)
 
 
 class RedisCache:
@@ -204,7 +209,8 @@ class RedisCache:
             if version is None:
                 self._command("SET", key, value, "EX", ttl)
             else:
-                self._command("EVAL", _SET_NEWER, 1, key, value, version, ttl)
+                fills = "1" if fill else "0"
+                self._command("EVAL", _SET_NEWER, 1, key, value, version, ttl, fills)
         except redis.RedisError as exc:
             self._failed("set", exc)
 

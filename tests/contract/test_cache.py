@@ -60,8 +60,9 @@ def test_a_versioned_set_never_replaces_a_newer_record(cache: Cache, key: str) -
     assert cache.get(key) == _record(newer)
     cache.set(key, _record(SENTINEL), 60, version="")  # never updated: the first version
     assert cache.get(key) == _record(newer)
-    cache.set(key, _record(newer), 60, version=newer, fill=True)  # same version: rewritten
-    assert cache.get(key) == _record(newer)
+    cache.set(key, b'{"tm_update":"%s","by":"fill"}' % newer.encode(), 60, version=newer, fill=True)
+    assert cache.get(key) == _record(newer)  # a fill keeps a record of the same version
+    cache.set(key, _record(newer), 60, version=newer)  # a write of it: rewritten
     latest = "2026-01-01 00:00:01.000000"
     cache.set(key, _record(latest), 60, version=latest)
     assert cache.get(key) == _record(latest)
