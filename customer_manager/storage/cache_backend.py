@@ -143,7 +143,7 @@ class RedisCache:
     could not reach Redis leaves a possibly stale entry behind, and so may the writes of
     every other replica during the outage: so after any failure, every record entry is
     dropped before the cache is used again (a cold cache, never a stale one). A daemon also
-    drops them at its first use (``flush_at_start``): a replica killed during an outage
+    drops them when it starts (``flush_at_start``): a replica killed during an outage
     cannot drop what it missed itself.
 
     Each thread (in practice each CacheActor) gets its own single-connection client: no pool
@@ -176,6 +176,8 @@ class RedisCache:
         self._lock = threading.Lock()
         self._down_until = 0.0
         self._flush_pending = flush_at_start
+        if flush_at_start:
+            self._usable()  # now, before serving (if Redis is down: once it is back)
 
     def get(self, key: str) -> bytes | None:
         if not self._usable():
@@ -251,7 +253,7 @@ class RedisCache:
         return client
 
     def _usable(self) -> bool:
-        """False while marked down; on the way back (or at the first use, when asked to),
+        """False while marked down; on the way back (or at start, when asked to),
         first drop every record entry."""
         with self._lock:
             if time.monotonic() < self._down_until:
