@@ -75,11 +75,16 @@ def _stop_ref(ref: pykka.ActorRef[Any], timeout: float) -> None:
         log.warning("%s did not stop within %g s", ref, timeout)
 
 
-def default_cache(settings: Settings) -> Cache:
+def default_cache(settings: Settings, *, flush_at_start: bool = False) -> Cache:
     """Redis when ``redis_address`` is set, else the in-process cache
-    (docs/storage.md#in-process-cache)."""
+    (docs/storage.md#in-process-cache). ``flush_at_start``: see RedisCache."""
     if settings.redis_address:
-        return RedisCache(settings.redis_address, settings.redis_password, settings.redis_database)
+        return RedisCache(
+            settings.redis_address,
+            settings.redis_password,
+            settings.redis_database,
+            flush_at_start=flush_at_start,
+        )
     return LocalCache()
 
 

@@ -7,6 +7,9 @@ Messages must never contain secrets (tokens, passwords).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import msgspec
 
 from customer_manager import metrics
@@ -58,6 +61,15 @@ class FailedPrecondition(ServiceError):
 class Unavailable(ServiceError):
     status = "UNAVAILABLE"
     default_reason = "UNAVAILABLE"
+
+
+class OutcomeUnknown(Unavailable):
+    """The connection was lost at COMMIT: the change may or may not be stored. ``records``
+    are the rows the transaction wrote (their cache entries must not outlive the truth)."""
+
+    def __init__(self, message: str, records: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.records = list(records)
 
 
 class Internal(ServiceError):

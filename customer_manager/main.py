@@ -27,7 +27,7 @@ from customer_manager import migration, tricks
 from customer_manager.actors.amqp.consumer import ConsumerActor
 from customer_manager.actors.amqp.publisher import AmqpPublisher
 from customer_manager.actors.storage import StorageFactory
-from customer_manager.bootstrap import System, bootstrap
+from customer_manager.bootstrap import System, bootstrap, default_cache
 from customer_manager.config import (
     DEFAULT_PREFETCH,
     DEFAULT_RABBITMQ,
@@ -47,6 +47,7 @@ from customer_manager.storage.base import Storage
 log = logging.getLogger("customer_manager")
 
 ASK_TIMEOUT = 5.0
+STARTUP_WAIT = 60.0  # seconds to wait for an unreachable MySQL at start before exiting 1
 
 
 def describe(settings: Settings) -> dict[str, Any]:
@@ -79,6 +80,7 @@ class Daemon:
         self.system: System = bootstrap(
             settings,
             storage_factory=storage_factory,
+            cache=default_cache(settings, flush_at_start=True),
             publisher_factory=lambda store: AmqpPublisher.start(settings, store, **options),
         )
         router = self.system.router
@@ -173,7 +175,7 @@ def _start(settings: Settings, health: HealthServer, migrate: bool) -> Daemon:
     if migrate:
         for line in migration.migrate(settings):
             log.info(line)
-    ensure_schema(settings)
+    ensure_schema(settings, wait=STARTUP_WAIT)
     daemon = Daemon(settings, health)
     _serving.set()
     return daemon

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ import click
 import msgspec
 
 from customer_manager.config import Settings
-from customer_manager.errors import ServiceError
+from customer_manager.errors import ServiceError, Unavailable
 from customer_manager.messages import gojson
 from customer_manager.messages.ops import Op, OpName
 from customer_manager.messages.routes import path_id
@@ -48,24 +49,39 @@ def schema_command(settings: Settings, *, migrate: bool) -> str:
     return f"schema version {version} (this program needs {SCHEMA_VERSION}) on {_where(settings)}"
 
 
-def ensure_schema(settings: Settings) -> None:
-    """The embedded SQLite store migrates itself; MySQL must have been migrated already."""
-    try:
-        storage = open_storage(settings)
+def ensure_schema(settings: Settings, wait: float = 0.0) -> None:
+    """The embedded SQLite store migrates itself; MySQL must have been migrated already.
+    ``wait``: seconds to keep trying while MySQL is unreachable (a daemon starting during a
+    network partition waits for it instead of exiting at once; a SIGTERM meanwhile ends it,
+    main._on_signal)."""
+    deadline = time.monotonic() + wait
+    while True:
         try:
-            if not settings.database_dsn:
-                storage.migrate()
-                return
-            version = storage.schema_version()
-        finally:
-            storage.close()
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from None
+            version = _schema_version(settings)
+            break
+        except Unavailable as exc:
+            if time.monotonic() >= deadline:
+                raise click.ClickException(exc.message) from None
+            log.warning("%s; trying again", exc.message)
+            time.sleep(1.0)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from None
     if version < SCHEMA_VERSION:
         raise click.ClickException(
             f"the database schema is at version {version}, this program needs "
             f"{SCHEMA_VERSION}: run `customer-control db migrate` first"
         )
+
+
+def _schema_version(settings: Settings) -> int:
+    """The MySQL schema version (SQLite: migrated now, so the current one)."""
+    storage = open_storage(settings)
+    try:
+        if not settings.database_dsn:
+            return storage.migrate()
+        return storage.schema_version()
+    finally:
+        storage.close()
 
 
 def _publisher_factory(settings: Settings) -> Any:

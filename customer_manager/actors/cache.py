@@ -25,7 +25,7 @@ from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.messages import gojson
-from customer_manager.messages.records import Accesskey, Customer
+from customer_manager.messages.records import Accesskey, Customer, version
 from customer_manager.storage.cache_backend import TTL_SECONDS, Cache
 
 log = logging.getLogger(__name__)
@@ -45,12 +45,15 @@ UNREADABLE = Unreadable()
 class CacheOp(msgspec.Struct, frozen=True, kw_only=True):
     """One backend call: ``get`` returns bytes or None; ``set``/``delete`` return None;
     ``get_key_of_token`` reads ``key`` (a token key) and then the access key it names, in
-    one message (the auth path)."""
+    one message (the auth path). ``version``/``fill``: see ``Cache.set``; ``only_if_absent``
+    (``claim``): SET NX."""
 
     op: Literal["get", "set", "delete", "get_key_of_token", "read", "claim", "release"]
     key: str
     value: bytes = b""
     ttl: int = TTL_SECONDS
+    version: str | None = None
+    fill: bool = False
     only_if_absent: bool = False
 
 
@@ -78,7 +81,7 @@ class CacheActor(PoolMember):
             return None
         if message.op == "set":
             self._backend.set(
-                message.key, message.value, message.ttl, only_if_absent=message.only_if_absent
+                message.key, message.value, message.ttl, version=message.version, fill=message.fill
             )
         else:
             self._backend.delete(message.key)
@@ -105,6 +108,10 @@ def token_key(token_hash: str) -> str:
     return f"customer_accesskey_token:{token_hash}"
 
 
+def record_key(record: Customer | Accesskey) -> str:
+    return customer_key(record.id) if isinstance(record, Customer) else accesskey_key(record.id)
+
+
 class CacheClient:
     """Typed cache access for workers; safe to share between threads."""
 
@@ -129,11 +136,21 @@ class CacheClient:
         return self._read(op, Accesskey, None).then(_without_token)
 
     def put(self, record: Customer | Accesskey, *, populate: bool = False) -> Flow[None]:
-        """Refresh the record's entry (``populate``: only if absent, after a read miss, so an
-        older read never overwrites a newer write)."""
-        key = customer_key(record.id) if isinstance(record, Customer) else accesskey_key(record.id)
-        value = gojson.encode(record)
-        return self._write(CacheOp(op="set", key=key, value=value, only_if_absent=populate))
+        """Refresh the record's entry unless the cache holds a newer version of it (writes
+        and read fills land in any order: the newest version stays). ``populate``: a fill
+        after a read miss (skipped while Redis is marked down)."""
+        value, newest = gojson.encode(record), version(record.tm_update)
+        op = CacheOp(op="set", key=record_key(record), value=value, version=newest, fill=populate)
+        return self._write(op)
+
+    def forget(self, records: list[Customer | Accesskey]) -> Flow[None]:
+        """Drop the entries of ``records`` (a write whose outcome is unknown: the next read
+        fills them from the database)."""
+        if not records:
+            return Flow.of(None)
+        first, *rest = records
+        dropped = self._write(CacheOp(op="delete", key=record_key(first)))
+        return dropped.then(lambda _: self.forget(rest))
 
     def put_token(self, token_hash: str, key_id: uuid.UUID) -> Flow[None]:
         """Map a token hash to its key id (the auth path's first lookup)."""

@@ -35,11 +35,13 @@ Method = Callable[Concatenate[Storage, P], T]
 
 
 class StorageCall(msgspec.Struct, frozen=True, kw_only=True):
-    """Call ``method`` (a ``Storage`` protocol method) with ``args`` on a member's storage.
-    Built only by ``StorageClient``, which type-checks the arguments."""
+    """Call ``method`` (a ``Storage`` protocol method) with ``args`` and keyword ``options``
+    (a write's ``request_key``) on a member's storage. Built only by ``StorageClient``, which
+    type-checks the arguments."""
 
     method: Callable[..., Any]
     args: tuple[Any, ...] = ()
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -69,7 +71,7 @@ class StorageActor(PoolMember):
         started, status = time.monotonic(), "error"
         try:
             # the protocol's method names the implementation's (mypy checked the arguments)
-            result = getattr(self._storage, message.name)(*message.args)
+            result = getattr(self._storage, message.name)(*message.args, **message.options)
             status = "success"
             return result
         except ServiceError as exc:
@@ -130,13 +132,13 @@ class StorageClient:
         self.pool, self.timeout = pool, timeout
 
     def run(self, method: Method[P, T], *args: P.args, **kwargs: P.kwargs) -> Flow[T]:
-        """``method(*args)`` in a storage actor, as the first hop of a Flow."""
-        assert not kwargs, "storage calls take positional arguments"
-        return Flow(self.pool, StorageCall(method=method, args=args), self.timeout)
+        """``method(*args, **kwargs)`` in a storage actor, as the first hop of a Flow."""
+        call = StorageCall(method=method, args=args, options=dict(kwargs))
+        return Flow(self.pool, call, self.timeout)
 
     def call(self, method: Method[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``method(*args)`` in a storage actor, waiting for it (not from a Flow step);
-        Unavailable if it takes longer than the timeout."""
-        assert not kwargs, "storage calls take positional arguments"
-        result: T = self.pool.ask(StorageCall(method=method, args=args), timeout=self.timeout)
+        """``method(*args, **kwargs)`` in a storage actor, waiting for it (not from a Flow
+        step); Unavailable if it takes longer than the timeout."""
+        call = StorageCall(method=method, args=args, options=dict(kwargs))
+        result: T = self.pool.ask(call, timeout=self.timeout)
         return result

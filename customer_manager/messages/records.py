@@ -64,6 +64,23 @@ def new_webhook_secret() -> str:
     return secrets.token_urlsafe(32)[:32]
 
 
+def version(tm_update: str) -> str:
+    """A record's version, for ordering copies of it (the cache keeps the newest): its
+    ``tm_update``, or "" (the first version) while it was never updated (the sentinel)."""
+    return "" if not tm_update or tm_update >= SENTINEL else tm_update
+
+
+def next_update(current: str, stamp: str) -> str:
+    """The ``tm_update`` a write stamped ``stamp`` gives a row whose ``tm_update`` is
+    ``current``: ``stamp``, or 1 µs after ``current`` when that is not older. Writes of a
+    row are serialised by its lock, so its versions increase in commit order even when the
+    writers' clocks (or the moments they took ``stamp``) are in the other order."""
+    last = version(current)
+    if last < stamp:
+        return stamp
+    return ts(datetime.strptime(last, TS_FORMAT) + timedelta(microseconds=1))
+
+
 class Customer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A tenant. Same keys, order and omit-empty rules as the Go ``customer.Customer`` of
     the newest upstream (docs/lifecycle.md#customer-record): the lifecycle keys that Go never omits

@@ -7,6 +7,10 @@ Writes are transactional with their outbox messages (docs/storage.md#outbox): a 
 given ``outbox`` function with the record as re-read inside the transaction and stores the
 returned messages in the same commit. A relay publishes and then removes them.
 
+A write given a ``request_key`` (what identifies the request: ``messages.ops.request_key``)
+stores its result with the change, and a repeat of that key within REPLY_WINDOW returns the
+stored result instead of writing again (issue 18 #3): a deletion as ``Deleted(changed=False)``.
+
 Errors raised (from ``customer_manager.errors``): ``NotFound`` (no such row),
 ``AlreadyExists`` (active email or token hash taken; reason ``EMAIL_ALREADY_EXISTS`` /
 ``TOKEN_ALREADY_EXISTS``), ``Unavailable`` (database unreachable; message names the host,
@@ -26,7 +30,8 @@ from customer_manager.messages.bodies import AccesskeyUpdateBody, CustomerFields
 from customer_manager.messages.query import ListQuery
 from customer_manager.messages.records import Accesskey, Customer
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+REPLY_WINDOW = 600.0  # seconds a write's result is kept for repeats of its request
 
 
 class OutboxMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -112,7 +117,9 @@ class Storage(Protocol):
         ...
 
     # customers
-    def customer_insert(self, customer: Customer, outbox: OutboxFn[Customer]) -> Customer: ...
+    def customer_insert(
+        self, customer: Customer, outbox: OutboxFn[Customer], *, request_key: str = ""
+    ) -> Customer: ...
     def customer_get(self, customer_id: uuid.UUID) -> Customer: ...
     def customer_list(self, query: ListQuery) -> list[Customer]: ...
     def customer_update(
@@ -121,6 +128,8 @@ class Storage(Protocol):
         changes: Mapping[str, Any],
         now: str,
         outbox: OutboxFn[Customer],
+        *,
+        request_key: str = "",
     ) -> Customer:
         """Set ``changes`` (keys from CUSTOMER_MUTABLE) and ``tm_update``; works on deleted
         rows too (as in Go). NotFound if there is no such row."""
@@ -132,6 +141,8 @@ class Storage(Protocol):
         now: str,
         outbox: OutboxFn[Customer],
         key_outbox: OutboxFn[Accesskey],
+        *,
+        request_key: str = "",
     ) -> Deleted:
         """Soft-delete the customer and, in the same transaction, its active access keys."""
         ...
@@ -175,18 +186,29 @@ class Storage(Protocol):
         changes: Mapping[str, Any],
         now: str,
         outbox: OutboxFn[Accesskey],
+        *,
+        request_key: str = "",
     ) -> Accesskey: ...
     def accesskey_delete(
-        self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey]
+        self,
+        key_id: uuid.UUID,
+        now: str,
+        outbox: OutboxFn[Accesskey],
+        *,
+        request_key: str = "",
     ) -> Deleted: ...
     def orphaned_key_owners(self) -> list[uuid.UUID]:
         """Deleted customers that still have active keys (Go never revoked them)."""
         ...
 
     # outbox
-    def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:
-        """Lease up to ``limit`` unclaimed (or lease-expired) entries to ``owner``, oldest
-        first. Two replicas never hold the same entry at once."""
+    def outbox_claim(
+        self, owner: str, limit: int, lease_seconds: float, *, reclaim_own: bool = False
+    ) -> list[OutboxEntry]:
+        """Lease up to ``limit`` entries to ``owner``, oldest first: unclaimed ones, those
+        whose lease expired and, with ``reclaim_own`` (the first claim after a reconnect),
+        those ``owner`` holds already (left by a failed publish, so they go out at once, not
+        when the lease runs out). Two owners never hold the same entry at once."""
         ...
 
     def outbox_done(self, ids: Sequence[int]) -> None: ...

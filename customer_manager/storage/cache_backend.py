@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection
 from typing import Any, Protocol
 
 import redis
@@ -36,6 +35,25 @@ _RELEASE = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 )
 MAX_MISSED = 10_000  # missed writes remembered; beyond that, recovery drops every entry
+# SET unless the cached record is newer: its ``tm_update`` (the sentinel counts as the
+# first version, "") compared with ARGV[2], the version of the record being written
+# (records.version); a fill (ARGV[4] = "1") also keeps a record of the same version (it may
+# be a Go instance's, which still carries the plain token). A value that is not a JSON
+# object is overwritten.
+_SET_NEWER = (
+    "local cur = redis.call('GET', KEYS[1]) "
+    "if cur then "
+    "local ok, old = pcall(cjson.decode, cur) "
+    "if ok and type(old) == 'table' then "
+    "local v = old['tm_update'] "
+    "if type(v) ~= 'string' or v >= '9999' then v = '' end "
+    "if v > ARGV[2] or (v == ARGV[2] and ARGV[4] == '1') then return 0 end "
+    "end end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) "
+    "return 1"
+)
+# The entries dropped after an outage: the records (a token's key id never changes).
+RECORD_PATTERNS = ("customer:*", "customer_accesskey:*")
 
 
 class Cache(Protocol):
@@ -46,8 +64,12 @@ class Cache(Protocol):
         """The value at ``prefix + <the value at key>``, or None (one round trip)."""
         ...
 
-    def set(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> None:
-        """Store ``value``; with ``only_if_absent`` keep an existing value (SET NX)."""
+    def set(
+        self, key: str, value: bytes, ttl: int, *, version: str | None = None, fill: bool = False
+    ) -> None:
+        """Store ``value``. With ``version`` (a record's, see ``records.version``) keep an
+        existing record whose version is newer, so writes landing out of commit order never
+        leave the older one. ``fill``: a read filling the cache, which may be skipped."""
         ...
 
     def delete(self, key: str) -> None: ...
@@ -76,7 +98,7 @@ class LocalCache:
 
     def __init__(self, max_entries: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._data: dict[str, tuple[float, bytes]] = {}
+        self._data: dict[str, tuple[float, bytes, str | None]] = {}
         self._max = max_entries
 
     def get(self, key: str) -> bytes | None:
@@ -93,18 +115,20 @@ class LocalCache:
         target = self.get(key)
         return None if target is None else self.get(prefix + target.decode(errors="replace"))
 
-    def set(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> None:
+    def set(
+        self, key: str, value: bytes, ttl: int, *, version: str | None = None, fill: bool = False
+    ) -> None:
         moment = time.monotonic()
         with self._lock:
             current = self._data.get(key)
-            if only_if_absent and current is not None and current[0] > moment:
+            if _keeps(current, version, fill, moment):
                 return
             if len(self._data) >= self._max and key not in self._data:
                 self._evict(moment)
-            self._data[key] = (moment + ttl, value)
+            self._data[key] = (moment + ttl, value, version)
 
     def _evict(self, moment: float) -> None:
-        expired = [k for k, (until, _) in self._data.items() if until <= moment]
+        expired = [k for k, (until, _, _) in self._data.items() if until <= moment]
         for key in expired or list(self._data)[: max(1, self._max // 10)]:
             del self._data[key]
 
@@ -139,21 +163,40 @@ class LocalCache:
             self._data.clear()
 
 
+def _keeps(
+    current: tuple[float, bytes, str | None] | None, version: str | None, fill: bool, at: float
+) -> bool:
+    """True if the live entry ``current`` holds a record newer than ``version`` (or, for a
+    fill, as new)."""
+    if current is None or version is None or current[0] <= at or current[2] is None:
+        return False
+    return current[2] > version or (fill and current[2] == version)
+
+
 class RedisCache:
     """Redis via redis-py. Keys and values as the Go service writes them
     (docs/storage.md#keys-and-values).
 
     Fails fast: no client retries, and after a failure Redis is skipped for DOWN_SECONDS,
     so an outage costs a request nothing but cache misses. A write (set or delete) that
-    could not reach Redis leaves a possibly stale entry behind; its key is remembered and
-    deleted before the cache is used again, so a recovered Redis never serves it.
+    could not reach Redis leaves a possibly stale entry behind, and so may the writes of
+    every other replica during the outage: so after any failure, every record entry is
+    dropped before the cache is used again (a cold cache, never a stale one). A daemon also
+    drops them when it starts (``flush_at_start``): a replica killed during an outage
+    cannot drop what it missed itself.
 
     Each thread (in practice each CacheActor) gets its own single-connection client: no pool
     checkout and health peek per command (55 instead of 70 µs of CPU per GET here); the hot
     commands go straight to its connection (``customer_manager/tricks/redis_direct.py``)."""
 
     def __init__(
-        self, address: str, password: str = "", database: int = 0, timeout: float = 1.0
+        self,
+        address: str,
+        password: str = "",
+        database: int = 0,
+        timeout: float = 1.0,
+        *,
+        flush_at_start: bool = False,
     ) -> None:
         host, _, port = address.rpartition(":") if ":" in address else (address, "", "6379")
         self._options: dict[str, Any] = {
@@ -171,8 +214,9 @@ class RedisCache:
         self.address = address
         self._lock = threading.Lock()
         self._down_until = 0.0
-        self._missed: set[str] = set()
-        self._missed_overflow = False
+        self._flush_pending = flush_at_start
+        if flush_at_start:
+            self._usable()  # now, before serving (if Redis is down: once it is back)
 
     def get(self, key: str) -> bytes | None:
         if not self._usable():
@@ -195,15 +239,21 @@ class RedisCache:
             return None
         return value if isinstance(value, bytes) else None
 
-    def set(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> None:
-        if only_if_absent and not self._usable():
+    def set(
+        self, key: str, value: bytes, ttl: int, *, version: str | None = None, fill: bool = False
+    ) -> None:
+        if fill and not self._usable():
             return  # a read filling the cache: nothing is lost by skipping it
         try:
             if not self._usable():
                 raise redis.ConnectionError("redis marked down")
-            self._command("SET", key, value, "EX", ttl, *(["NX"] if only_if_absent else []))
+            if version is None:
+                self._command("SET", key, value, "EX", ttl)
+            else:
+                fills = "1" if fill else "0"
+                self._command("EVAL", _SET_NEWER, 1, key, value, version, ttl, fills)
         except redis.RedisError as exc:
-            self._failed("set", exc, key)
+            self._failed("set", exc)
 
     def delete(self, key: str) -> None:
         try:
@@ -211,7 +261,7 @@ class RedisCache:
                 raise redis.ConnectionError("redis marked down")
             self._command("DEL", key)
         except redis.RedisError as exc:
-            self._failed("delete", exc, key)
+            self._failed("delete", exc)
 
     def claim(self, key: str, value: bytes, ttl: int, *, only_if_absent: bool = False) -> bool:
         stored = self._strict("SET", key, value, "EX", ttl, *(["NX"] if only_if_absent else []))
@@ -265,44 +315,40 @@ class RedisCache:
         return client
 
     def _usable(self) -> bool:
-        """False while marked down; on the way back, first drop entries of missed writes."""
+        """False while marked down; on the way back (or at start, when asked to),
+        first drop every record entry."""
         with self._lock:
             if time.monotonic() < self._down_until:
                 return False
-            if not self._missed and not self._missed_overflow:
+            if not self._flush_pending:
                 return True
-            missed, overflow = self._missed, self._missed_overflow
-            self._missed, self._missed_overflow = set(), False
+            self._flush_pending = False
         try:
-            self._drop_stale(missed, overflow)
+            self._drop_records()
         except redis.RedisError as exc:
             with self._lock:
-                self._missed |= missed
-                self._missed_overflow |= overflow
+                self._flush_pending = True
             self._failed("recover", exc)
             return False
         return True
 
-    def _drop_stale(self, missed: Collection[str], overflow: bool) -> None:
-        if overflow:
-            for pattern in ("customer:*", "customer_accesskey:*", "customer_accesskey_token:*"):
-                for found in self._client.scan_iter(match=pattern, count=1000):
-                    self._client.delete(found)
-        elif missed:
-            self._client.delete(*missed)
+    def _drop_records(self) -> None:
+        client, dropped = self._client, 0
+        for pattern in RECORD_PATTERNS:
+            batch: list[Any] = []
+            for found in client.scan_iter(match=pattern, count=1000):
+                batch.append(found)
+                if len(batch) >= 1000:
+                    dropped += client.delete(*batch)
+                    batch = []
+            dropped += client.delete(*batch) if batch else 0
         log.warning(
-            "redis back at %s: dropped %s possibly stale entries",
-            self.address,
-            "all" if overflow else len(missed),
+            "redis at %s: dropped %d record entries (possibly stale)", self.address, dropped
         )
 
-    def _failed(self, operation: str, exc: Exception, key: str | None = None) -> None:
+    def _failed(self, operation: str, exc: Exception) -> None:
         with self._lock:
             self._down_until = time.monotonic() + DOWN_SECONDS
-            if key is not None:
-                if len(self._missed) < MAX_MISSED:
-                    self._missed.add(key)
-                else:
-                    self._missed_overflow = True
+            self._flush_pending = True
         metrics.cache_errors_total.labels(operation).inc()
         log.warning("redis %s failed at %s: %s", operation, self.address, type(exc).__name__)

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import msgspec
 
 from customer_manager.errors import AlreadyExists, NotFound
-from customer_manager.messages.query import Filters, ListQuery
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer, now
+from customer_manager.messages.query import ListQuery
+from customer_manager.messages.records import Accesskey, Customer, next_update, now
 from customer_manager.storage.base import (
     ACCESSKEY_MUTABLE,
     CUSTOMER_MUTABLE,
@@ -33,6 +33,9 @@ from customer_manager.storage.base import (
     OutboxStats,
 )
 from customer_manager.storage.memory_lifecycle import MemoryLifecycle
+from customer_manager.storage.memory_query import fold
+from customer_manager.storage.memory_query import page as _page
+from customer_manager.storage.replies import ReplyLog, deletion_of, record_of, remembered
 
 T = TypeVar("T", Customer, Accesskey)
 
@@ -44,63 +47,12 @@ class _Lease(msgspec.Struct, kw_only=True):
     until: float = 0.0
 
 
-def _fold(email: str) -> str:
-    return email.casefold()
-
-
-def _page(rows: Iterable[T], query: ListQuery, hashes: Mapping[uuid.UUID, str]) -> list[T]:
-    """Apply the cursor and filters, order by (tm_create, id) descending, cut to page_size."""
-    stamp = now()
-    keep = [r for r in rows if _before(r, query) and _matches(r, query.filters, hashes, stamp)]
-    keep.sort(key=lambda r: (r.tm_create, r.id.bytes), reverse=True)
-    return keep[: query.page_size]
-
-
-def _before(row: Customer | Accesskey, query: ListQuery) -> bool:
-    if row.tm_create < query.before:
-        return True
-    return (
-        query.before_id is not None
-        and row.tm_create == query.before
-        and row.id.bytes < query.before_id.bytes
-    )
-
-
-def _matches(
-    row: Customer | Accesskey, f: Filters, hashes: Mapping[uuid.UUID, str], stamp: str
-) -> bool:
-    """Every given filter that names a column of this row's table must hold."""
-    for name in ("id", "customer_id", "name", "phone_number", "billing_account_id"):
-        wanted = getattr(f, name)
-        if wanted is not None and hasattr(row, name) and getattr(row, name) != wanted:
-            return False
-    if isinstance(row, Customer) and f.email is not None and _fold(row.email) != _fold(f.email):
-        return False
-    if isinstance(row, Accesskey):
-        if f.token_hash is not None and hashes.get(row.id) != f.token_hash:
-            return False
-        if f.expired is not None and not _tri(row.tm_expire, stamp, f.expired, expired=True):
-            return False
-    return f.deleted is None or _tri(row.tm_delete, SENTINEL, f.deleted, expired=False)
-
-
-def _tri(value: str, bound: str, flag: bool, *, expired: bool) -> bool:
-    """SQL-like comparison where an empty (NULL) value matches neither side.
-
-    expired: flag → value <= bound, else value > bound.
-    deleted: flag → value < bound, else value >= bound."""
-    if not value:
-        return False
-    if expired:
-        return (value <= bound) if flag else (value > bound)
-    return (value < bound) if flag else (value >= bound)
-
-
 class MemoryStorage(MemoryLifecycle):
     """Customers, access keys and the outbox in dicts, guarded by one re-entrant lock."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._replies = ReplyLog()
         self._customers: dict[uuid.UUID, Customer] = {}
         self._keys: dict[uuid.UUID, Accesskey] = {}
         self._hashes: dict[uuid.UUID, str] = {}
@@ -135,9 +87,9 @@ class MemoryStorage(MemoryLifecycle):
     def _check_email(self, customer: Customer) -> None:
         if customer.deleted or not customer.email:
             return
-        folded = _fold(customer.email)
+        folded = fold(customer.email)
         for other in self._customers.values():
-            if other.id != customer.id and not other.deleted and _fold(other.email) == folded:
+            if other.id != customer.id and not other.deleted and fold(other.email) == folded:
                 raise AlreadyExists(
                     f"email {customer.email} is already used", "EMAIL_ALREADY_EXISTS"
                 )
@@ -156,6 +108,7 @@ class MemoryStorage(MemoryLifecycle):
 
     # -- customers --------------------------------------------------------------------------
 
+    @remembered(record_of(Customer))
     def customer_insert(self, customer: Customer, outbox: OutboxFn[Customer]) -> Customer:
         with self._lock:
             if customer.id in self._customers:
@@ -175,6 +128,7 @@ class MemoryStorage(MemoryLifecycle):
             rows = list(self._customers.values())
         return _page(rows, query, {})
 
+    @remembered(record_of(Customer))
     def customer_update(
         self,
         customer_id: uuid.UUID,
@@ -184,13 +138,16 @@ class MemoryStorage(MemoryLifecycle):
     ) -> Customer:
         _check_changes(changes, CUSTOMER_MUTABLE)
         with self._lock:
-            updated = msgspec.structs.replace(self._customer(customer_id), **changes, tm_update=now)
+            current = self._customer(customer_id)
+            stamp = next_update(current.tm_update, now)
+            updated = msgspec.structs.replace(current, **changes, tm_update=stamp)
             self._check_email(updated)
             messages = outbox(updated)
             self._customers[customer_id] = updated
             self._enqueue(messages)
             return updated
 
+    @remembered(deletion_of(Customer))
     def customer_delete(
         self,
         customer_id: uuid.UUID,
@@ -201,11 +158,10 @@ class MemoryStorage(MemoryLifecycle):
         with self._lock:
             current = self._customer(customer_id)
             changed = not current.deleted
-            gone = msgspec.structs.replace(current, tm_delete=now, tm_update=now, status="deleted")
-            gone = gone if changed else current  # deleted before: only its keys are revoked
+            gone = _gone(current, now) if changed else current  # deleted before: keys revoked
             messages = list(outbox(gone)) if changed else []
             keys = [
-                msgspec.structs.replace(k, tm_delete=now, tm_update=now)
+                _gone(k, now)
                 for k in _page_all(self._keys.values())
                 if k.customer_id == customer_id and not k.deleted
             ]
@@ -239,6 +195,7 @@ class MemoryStorage(MemoryLifecycle):
             rows, hashes = list(self._keys.values()), dict(self._hashes)
         return _page(rows, query, hashes)
 
+    @remembered(record_of(Accesskey))
     def accesskey_update(
         self,
         key_id: uuid.UUID,
@@ -248,18 +205,21 @@ class MemoryStorage(MemoryLifecycle):
     ) -> Accesskey:
         _check_changes(changes, ACCESSKEY_MUTABLE)
         with self._lock:
-            updated = msgspec.structs.replace(self._key(key_id), **changes, tm_update=now)
+            current = self._key(key_id)
+            stamp = next_update(current.tm_update, now)
+            updated = msgspec.structs.replace(current, **changes, tm_update=stamp)
             messages = outbox(updated)
             self._keys[key_id] = updated
             self._enqueue(messages)
             return updated
 
+    @remembered(deletion_of(Accesskey))
     def accesskey_delete(self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey]) -> Deleted:
         with self._lock:
             current = self._key(key_id)
             if current.deleted:
                 return Deleted(record=current, changed=False)
-            gone = msgspec.structs.replace(current, tm_delete=now, tm_update=now)
+            gone = _gone(current, now)
             messages = outbox(gone)
             self._keys[key_id] = gone
             self._enqueue(messages)
@@ -272,7 +232,9 @@ class MemoryStorage(MemoryLifecycle):
 
     # -- outbox -----------------------------------------------------------------------------
 
-    def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:
+    def outbox_claim(
+        self, owner: str, limit: int, lease_seconds: float, *, reclaim_own: bool = False
+    ) -> list[OutboxEntry]:
         moment = time.time()
         claimed: list[OutboxEntry] = []
         with self._lock:
@@ -280,7 +242,8 @@ class MemoryStorage(MemoryLifecycle):
                 if len(claimed) >= limit:
                     break
                 lease = self._outbox[entry_id]
-                if lease.owner and lease.until > moment:
+                mine = reclaim_own and lease.owner == owner
+                if lease.owner and not mine and lease.until > moment:
                     continue
                 lease.owner, lease.until = owner, moment + lease_seconds
                 claimed.append(OutboxEntry(id=entry_id, message=lease.message))
@@ -298,6 +261,14 @@ class MemoryStorage(MemoryLifecycle):
         with self._lock:
             first = next(iter(self._outbox.values()), None)  # ids ascend in insertion order
             return OutboxStats(size=len(self._outbox), oldest=first.created if first else "")
+
+
+def _gone(record: T, stamp: str) -> T:
+    """``record`` soft-deleted by a write stamped ``stamp`` (a customer's status too)."""
+    stamp = next_update(record.tm_update, stamp)
+    if isinstance(record, Customer):
+        return msgspec.structs.replace(record, tm_delete=stamp, tm_update=stamp, status="deleted")
+    return msgspec.structs.replace(record, tm_delete=stamp, tm_update=stamp)
 
 
 def _page_all(keys: Iterable[Accesskey]) -> list[Accesskey]:

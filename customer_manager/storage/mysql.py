@@ -4,8 +4,9 @@ extension when the entry point loaded it: ``customer_manager/tricks/mysql_cext.p
 One connection per instance (one StorageActor), autocommit off, one transaction per
 operation, READ COMMITTED. A lost connection is dropped and re-opened on the next use; an
 operation that failed before its COMMIT was sent is retried once on a fresh connection (the
-server rolled it back). Errors: 1062 → AlreadyExists, unreachable/lost server or lock
-timeouts → Unavailable naming host:port (never the password).
+server rolled it back); a connection lost at COMMIT is OutcomeUnknown (503, not retried).
+Errors: 1062 → AlreadyExists, unreachable/lost server or lock timeouts → Unavailable naming
+host:port (never the password).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import mysql.connector
 
 from customer_manager.config import MySQLParams
-from customer_manager.errors import ServiceError, Unavailable
+from customer_manager.errors import OutcomeUnknown, ServiceError, Unavailable
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage import takeover
 from customer_manager.storage.sql import SQLStorage, T, Tx, Work
@@ -36,7 +37,7 @@ SESSION_SETUP = (
 )
 CLAIM = (
     "UPDATE customer_outbox SET claim_owner = %s, claim_until = %s"
-    " WHERE claim_until IS NULL OR claim_until <= %s ORDER BY id LIMIT %s"
+    " WHERE claim_until IS NULL OR claim_until <= %s OR claim_owner = %s ORDER BY id LIMIT %s"
 )
 MIGRATE_LOCK = "SELECT GET_LOCK('customer_manager_migrate', 60)"
 MIGRATE_UNLOCK = "SELECT RELEASE_LOCK('customer_manager_migrate')"
@@ -45,6 +46,13 @@ REFUSED = {1044: "access denied to the database", 1045: "access denied", 1049: "
 BUSY = frozenset({1205, 1213})  # lock wait timeout, deadlock
 LOST = frozenset({2002, 2003, 2005, 2006, 2013, 2055, 3024, 4031})  # unreachable, gone, timed out
 _KEY = re.compile(r"for key '([^']*)'")
+# With the C extension, commit() and rollback() raise its MySQLInterfaceError, which is not a
+# mysql.connector.Error (statements have theirs translated by the cursor).
+DRIVER_ERRORS: tuple[type[Exception], ...] = (mysql.connector.Error,)
+if mysql.connector.HAVE_CEXT:
+    from _mysql_connector import MySQLInterfaceError  # type: ignore[import-not-found]
+
+    DRIVER_ERRORS += (MySQLInterfaceError,)
 
 
 def _same(sql: str) -> str:
@@ -167,25 +175,40 @@ class MySQLStorage(SQLStorage):
             reused = self._conn is not None
             if self._conn is None:
                 self._conn, self._cursor = self._connect()
-            committing = False
+            tx = Tx(self._cursor, _same)
             try:
-                tx = Tx(self._cursor, _same)
                 result = work(tx)
-                committing = True
-                self._conn.commit()
-                return result
-            except mysql.connector.Error as exc:
+            except DRIVER_ERRORS as exc:
                 error = self._translate(exc, noun)
-                if isinstance(error, Unavailable) and reused and not committing and attempt == 1:
+                if isinstance(error, Unavailable) and reused and attempt == 1:
                     continue  # the server rolled the transaction back: retry once, reconnected
                 raise error from None
             except BaseException:
                 self._rollback()
                 raise
+            self._commit(tx)
+            return result
         raise AssertionError("unreachable")
 
-    def _translate(self, exc: mysql.connector.Error, noun: str) -> ServiceError | Exception:
+    def _commit(self, tx: Tx) -> None:
+        """COMMIT; if the connection fails there, the outcome is unknown: drop the connection
+        and raise OutcomeUnknown naming the records written (never retried)."""
+        try:
+            self._conn.commit()
+        except DRIVER_ERRORS as exc:
+            self._drop()
+            errno = getattr(exc, "errno", None)
+            raise OutcomeUnknown(
+                f"MySQL at {self._where}: connection lost at COMMIT (error {errno}),"
+                " the change may or may not be stored",
+                tx.written,
+            ) from None
+
+    def _translate(self, exc: Exception, noun: str) -> ServiceError | Exception:
         """Map a driver error (rolling back, or dropping a lost connection)."""
+        if not isinstance(exc, mysql.connector.Error):  # the C extension's own error
+            self._drop()
+            return Unavailable(f"MySQL at {self._where} is unavailable ({exc})")
         if exc.errno == DUPLICATE:
             self._rollback()
             match = _KEY.search(exc.msg or "")
@@ -205,5 +228,5 @@ class MySQLStorage(SQLStorage):
         try:
             if self._conn is not None:
                 self._conn.rollback()
-        except mysql.connector.Error:
+        except DRIVER_ERRORS:
             self._drop()

@@ -174,15 +174,29 @@ _MYSQL_V3: list[Step] = [
     " name varchar(64) NOT NULL PRIMARY KEY, tm_apply datetime(6) NOT NULL)" + _MYSQL_TABLE_OPTS,
 ]
 
+# v5: the results of write requests, so a repeat is answered as its first run was
+# (storage/replies.py); entries older than REPLY_WINDOW are purged with the outbox claims.
+_MYSQL_V5: list[Step] = [
+    "CREATE TABLE IF NOT EXISTS customer_replies ("
+    " request_key char(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,"
+    " reply mediumblob NOT NULL, tm_create datetime(6) NOT NULL,"
+    " INDEX idx_customer_replies_tm_create (tm_create))" + _MYSQL_TABLE_OPTS,
+]
+_SQLITE_V5: list[Step] = [
+    "CREATE TABLE IF NOT EXISTS customer_replies ("
+    " request_key TEXT NOT NULL PRIMARY KEY, reply BLOB NOT NULL, tm_create TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS idx_customer_replies_tm_create ON customer_replies (tm_create)",
+]
+
 
 def _migrations() -> dict[Dialect, dict[int, list[Step]]]:
     # v4: the customer lifecycle (schema_v4.py, docs/lifecycle.md#schema-version-4)
     from customer_manager.storage.schema_v4 import MYSQL_V4, SQLITE_V4
 
     return {
-        "mysql": {1: _MYSQL_V1, 2: _MYSQL_V2, 3: _MYSQL_V3, 4: MYSQL_V4},
+        "mysql": {1: _MYSQL_V1, 2: _MYSQL_V2, 3: _MYSQL_V3, 4: MYSQL_V4, 5: _MYSQL_V5},
         # SQLite never held Go data: v1 has it all; 2 and 3 keep the numbers aligned.
-        "sqlite": {1: _SQLITE_V1, 2: [], 3: [], 4: SQLITE_V4},
+        "sqlite": {1: _SQLITE_V1, 2: [], 3: [], 4: SQLITE_V4, 5: _SQLITE_V5},
     }
 
 

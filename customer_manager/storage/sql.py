@@ -20,10 +20,11 @@ import msgspec
 
 from customer_manager.errors import NotFound
 from customer_manager.messages.query import ListQuery
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer, now, ts
-from customer_manager.storage import schema
+from customer_manager.messages.records import SENTINEL, Accesskey, Customer, next_update, now, ts
+from customer_manager.storage import replies, schema
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import (
+    REPLY_WINDOW,
     Deleted,
     KeyOutboxFn,
     OutboxEntry,
@@ -38,12 +39,14 @@ R = TypeVar("R", Customer, Accesskey)
 
 
 class Tx:
-    """One transaction's cursor: ``%s`` SQL in, plain row tuples out."""
+    """One transaction's cursor: ``%s`` SQL in, plain row tuples out. ``written``: the
+    records the transaction inserted, updated or deleted (as they are after it)."""
 
     def __init__(self, cursor: Any, convert: Callable[[str], str]) -> None:
         self._cursor = cursor
         self._convert = convert
         self.statements = 0
+        self.written: list[Customer | Accesskey] = []
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self.statements += 1
@@ -72,7 +75,9 @@ class SQLStorage(LifecycleSQL, abc.ABC):
     dialect: schema.Dialect
     nocase = ""  # suffix making an email comparison case-insensitive
     for_update = " FOR UPDATE"
-    claim_sql: str  # (owner, until, now, limit): lease the oldest unclaimed/expired entries
+    # (owner, until, now, owner, limit): lease the oldest entries that are unclaimed, whose
+    # lease expired, or that the owner leased already (a batch whose publish failed)
+    claim_sql: str
     # Run after each migrated version, so an interrupted migration resumes at the next one
     # ("" where the whole migration is one transaction, as in SQLite).
     commit_sql = ""
@@ -137,15 +142,26 @@ class SQLStorage(LifecycleSQL, abc.ABC):
             raise NotFound(f"{table.noun} {row_id} not found", table.not_found)
         return table.reader(found[0])
 
+    def _once(self, work: Work[T], noun: str, request_key: str, replay: replies.Replay) -> T:
+        """``work`` remembered under ``request_key`` (replies.once)."""
+        return replies.once(self._run, work, noun, request_key, replay)
+
     def _insert(
-        self, table: q.Table[R], sql: str, record: R, params: list[Any], outbox: OutboxFn[R]
+        self,
+        table: q.Table[R],
+        sql: str,
+        record: R,
+        params: list[Any],
+        outbox: OutboxFn[R],
+        request_key: str = "",
     ) -> R:
         def work(tx: Tx) -> R:
             tx.rows(sql, params)
             self._enqueue(tx, outbox(record))
+            tx.written.append(record)
             return record  # every column was written from it: no need to read the row back
 
-        return self._run(work, table.noun)
+        return self._once(work, table.noun, request_key, replies.record_of(table.record))
 
     def _writes_plain_token(self, tx: Tx) -> bool:
         """Also store a new key's plain token (the takeover's expand phase, MySQL only)."""
@@ -162,6 +178,7 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         changes: Mapping[str, Any],
         stamp: str,
         outbox: OutboxFn[R],
+        request_key: str = "",
     ) -> R:
         wrong = set(changes) - table.mutable
         if wrong:
@@ -170,12 +187,15 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         values: list[Any] = [q.param(changes[n]) for n in names]
 
         def work(tx: Tx) -> R:
-            tx.rows(q.update_sql(table, names), [*values, stamp, row_id.bytes])
+            current = self._get(tx, table, row_id, lock=True)
+            stamped = next_update(current.tm_update, stamp)
+            tx.rows(q.update_sql(table, names), [*values, stamped, row_id.bytes])
             row = self._get(tx, table, row_id)
             self._enqueue(tx, outbox(row))
+            tx.written.append(row)
             return row
 
-        return self._run(work, table.noun)
+        return self._once(work, table.noun, request_key, replies.record_of(table.record))
 
     def _soft_delete(
         self, tx: Tx, table: q.Table[R], row_id: uuid.UUID, stamp: str, outbox: OutboxFn[R]
@@ -183,10 +203,12 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         current = self._get(tx, table, row_id, lock=True)
         if current.deleted:
             return current, False
+        stamp = next_update(current.tm_update, stamp)
         sql = q.SOFT_DELETE_CUSTOMER if table is q.CUSTOMERS else q.SOFT_DELETE
         tx.rows(sql.format(table=table.name), (stamp, stamp, row_id.bytes))
         row = self._get(tx, table, row_id)
         self._enqueue(tx, outbox(row))
+        tx.written.append(row)
         return row, True
 
     def _list(self, table: q.Table[R], query: ListQuery) -> list[R]:
@@ -199,9 +221,11 @@ class SQLStorage(LifecycleSQL, abc.ABC):
 
     # -- customers --------------------------------------------------------------------------
 
-    def customer_insert(self, customer: Customer, outbox: OutboxFn[Customer]) -> Customer:
+    def customer_insert(
+        self, customer: Customer, outbox: OutboxFn[Customer], *, request_key: str = ""
+    ) -> Customer:
         params = q.customer_params(customer)
-        return self._insert(q.CUSTOMERS, q.CUSTOMER_INSERT, customer, params, outbox)
+        return self._insert(q.CUSTOMERS, q.CUSTOMER_INSERT, customer, params, outbox, request_key)
 
     def customer_get(self, customer_id: uuid.UUID) -> Customer:
         return self._run(lambda tx: self._get(tx, q.CUSTOMERS, customer_id), write=False)
@@ -215,8 +239,10 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         changes: Mapping[str, Any],
         now: str,
         outbox: OutboxFn[Customer],
+        *,
+        request_key: str = "",
     ) -> Customer:
-        return self._update(q.CUSTOMERS, customer_id, changes, now, outbox)
+        return self._update(q.CUSTOMERS, customer_id, changes, now, outbox, request_key)
 
     def customer_delete(
         self,
@@ -224,13 +250,15 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         now: str,
         outbox: OutboxFn[Customer],
         key_outbox: OutboxFn[Accesskey],
+        *,
+        request_key: str = "",
     ) -> Deleted:
         def work(tx: Tx) -> Deleted:
             row, changed = self._soft_delete(tx, q.CUSTOMERS, customer_id, now, outbox)
             keys = self._revoke_keys(tx, row, now, lambda _c, key: key_outbox(key))
             return Deleted(record=row, changed=changed, keys=keys)
 
-        return self._run(work)
+        return self._once(work, "customer", request_key, replies.deletion_of(Customer))
 
     def _revoke_keys(
         self, tx: Tx, customer: Customer, now: str, key_outbox: KeyOutboxFn
@@ -275,15 +303,19 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         changes: Mapping[str, Any],
         now: str,
         outbox: OutboxFn[Accesskey],
+        *,
+        request_key: str = "",
     ) -> Accesskey:
-        return self._update(q.ACCESSKEYS, key_id, changes, now, outbox)
+        return self._update(q.ACCESSKEYS, key_id, changes, now, outbox, request_key)
 
-    def accesskey_delete(self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey]) -> Deleted:
+    def accesskey_delete(
+        self, key_id: uuid.UUID, now: str, outbox: OutboxFn[Accesskey], *, request_key: str = ""
+    ) -> Deleted:
         def work(tx: Tx) -> Deleted:
             row, changed = self._soft_delete(tx, q.ACCESSKEYS, key_id, now, outbox)
             return Deleted(record=row, changed=changed)
 
-        return self._run(work, "accesskey")
+        return self._once(work, "accesskey", request_key, replies.deletion_of(Accesskey))
 
     def orphaned_key_owners(self) -> list[uuid.UUID]:
         rows = self._run(
@@ -293,12 +325,16 @@ class SQLStorage(LifecycleSQL, abc.ABC):
 
     # -- outbox -----------------------------------------------------------------------------
 
-    def outbox_claim(self, owner: str, limit: int, lease_seconds: float) -> list[OutboxEntry]:
+    def outbox_claim(
+        self, owner: str, limit: int, lease_seconds: float, *, reclaim_own: bool = False
+    ) -> list[OutboxEntry]:
         moment = datetime.now(UTC)
         stamp, until = ts(moment), ts(moment + timedelta(seconds=lease_seconds))
 
         def work(tx: Tx) -> list[OutboxEntry]:
-            tx.rows(self.claim_sql, (owner, until, stamp, limit))
+            tx.rows(q.REPLIES_PURGE, (ts(moment - timedelta(seconds=REPLY_WINDOW)),))
+            own = owner if reclaim_own else ""  # a leased row always names a non-empty owner
+            tx.rows(self.claim_sql, (owner, until, stamp, own, limit))
             return [
                 OutboxEntry(
                     id=int(i),

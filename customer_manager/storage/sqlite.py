@@ -22,7 +22,8 @@ from customer_manager.storage.sql import SQLStorage, T, Tx, Work
 BUSY_TIMEOUT_MS = 10_000
 CLAIM = (
     "UPDATE customer_outbox SET claim_owner = %s, claim_until = %s WHERE id IN ("
-    " SELECT id FROM customer_outbox WHERE claim_until IS NULL OR claim_until <= %s"
+    " SELECT id FROM customer_outbox"
+    " WHERE claim_until IS NULL OR claim_until <= %s OR claim_owner = %s"
     " ORDER BY id LIMIT %s)"
 )
 _UNIQUE = re.compile(r"UNIQUE constraint failed: (.*)")

@@ -51,6 +51,7 @@ class Table(Generic[R]):
     mutable: frozenset[str]
     filters: frozenset[str]
     noun: str
+    record: type[R]
 
     @property
     def select(self) -> str:
@@ -105,6 +106,7 @@ CUSTOMERS = Table(
     CUSTOMER_MUTABLE,
     frozenset({"id", "name", "email", "phone_number", "billing_account_id"}),
     "customer",
+    Customer,
 )
 ACCESSKEYS = Table(
     "customer_accesskeys",
@@ -113,6 +115,7 @@ ACCESSKEYS = Table(
     ACCESSKEY_MUTABLE,
     frozenset({"id", "customer_id", "name", "token_hash"}),
     "accesskey",
+    Accesskey,
 )
 
 CUSTOMER_INSERT = (
@@ -138,6 +141,9 @@ ACTIVE_KEYS_OF_CUSTOMER = (
     "SELECT id FROM customer_accesskeys WHERE customer_id = %s AND tm_delete >= %s"
     " ORDER BY tm_create, id"
 )
+REPLY_GET = "SELECT reply FROM customer_replies WHERE request_key = %s"
+REPLY_PUT = "INSERT INTO customer_replies (request_key, reply, tm_create) VALUES (%s, %s, %s)"
+REPLIES_PURGE = "DELETE FROM customer_replies WHERE tm_create < %s"
 ORPHANED_KEY_OWNERS = (
     "SELECT DISTINCT c.id FROM customer_customers c JOIN customer_accesskeys k"
     " ON k.customer_id = c.id WHERE c.tm_delete < %s AND k.tm_delete >= %s ORDER BY c.id"

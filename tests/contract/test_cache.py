@@ -4,14 +4,19 @@ installed) and without it."""
 
 from __future__ import annotations
 
+import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
 
+from customer_manager.messages.records import SENTINEL
 from customer_manager.storage.cache_backend import Cache, LocalCache, RedisCache
 from customer_manager.tricks import redis_direct
+
+# Not 15: daemons of the integration tests drop every record entry of DB 15 when they start.
+CACHE_DB = 13
 
 
 @pytest.fixture(params=["local", "redis", "redis-public"])
@@ -22,7 +27,7 @@ def cache(request: pytest.FixtureRequest) -> Iterator[Cache]:
     if request.param == "redis-public":
         request.getfixturevalue("tricks_off")
     address = request.getfixturevalue("redis_address")
-    backend = RedisCache(address, database=15)
+    backend = RedisCache(address, database=CACHE_DB)
     yield backend
     backend.close()
 
@@ -43,21 +48,38 @@ def test_set_get_delete(cache: Cache, key: str) -> None:
     cache.ping()
 
 
-def test_only_if_absent_keeps_newer_value(cache: Cache, key: str) -> None:
-    cache.set(key, b"written", 60)
-    cache.set(key, b"stale read", 60, only_if_absent=True)
-    assert cache.get(key) == b"written"
+def _record(tm_update: str) -> bytes:
+    return json.dumps({"id": "x", "tm_update": tm_update}).encode()
+
+
+def test_a_versioned_set_never_replaces_a_newer_record(cache: Cache, key: str) -> None:
+    """Two writers' SETs landing in the reverse order of their commits (issue 18 #1)."""
+    older, newer = "2026-01-01 00:00:00.000001", "2026-01-01 00:00:00.000002"
+    cache.set(key, _record(newer), 60, version=newer)
+    cache.set(key, _record(older), 60, version=older)
+    assert cache.get(key) == _record(newer)
+    cache.set(key, _record(SENTINEL), 60, version="")  # never updated: the first version
+    assert cache.get(key) == _record(newer)
+    cache.set(key, b'{"tm_update":"%s","by":"fill"}' % newer.encode(), 60, version=newer, fill=True)
+    assert cache.get(key) == _record(newer)  # a fill keeps a record of the same version
+    cache.set(key, _record(newer), 60, version=newer)  # a write of it: rewritten
+    latest = "2026-01-01 00:00:01.000000"
+    cache.set(key, _record(latest), 60, version=latest)
+    assert cache.get(key) == _record(latest)
     cache.delete(key)
-    cache.set(key, b"filled", 60, only_if_absent=True)
-    assert cache.get(key) == b"filled"
+    cache.set(key, _record(older), 60, version=older, fill=True)
+    assert cache.get(key) == _record(older)
+    cache.set(key, b"not json", 60)
+    cache.set(key, _record(older), 60, version=older)
+    assert cache.get(key) == _record(older)
     cache.delete(key)
 
 
 def test_redis_entry_has_the_go_ttl(redis_address: str, key: str) -> None:
-    backend = RedisCache(redis_address, database=15)
+    backend = RedisCache(redis_address, database=CACHE_DB)
     backend.set(key, b"v", 86400)
     host, port = redis_address.split(":")
-    raw = redis.Redis(host=host, port=int(port), db=15)
+    raw = redis.Redis(host=host, port=int(port), db=CACHE_DB)
     assert 86390 <= raw.ttl(key) <= 86400
     raw.delete(key)
     raw.close()
@@ -84,11 +106,8 @@ def test_local_cache_expires_and_evicts() -> None:
     assert sum(local.get(f"k{i}") is not None for i in range(25)) <= 10
 
 
-def test_write_missed_during_outage_is_never_served_stale(
-    redis_address: str, key: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    backend = RedisCache(redis_address, database=15)
-    backend.set(key, b"old", 60)
+def _outage(backend: RedisCache, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Break this thread's connection; return what ends the outage."""
     connection = backend._client.connection
     real_send = connection.send_packed_command
 
@@ -96,13 +115,46 @@ def test_write_missed_during_outage_is_never_served_stale(
         raise redis.ConnectionError("simulated outage")
 
     monkeypatch.setattr(connection, "send_packed_command", broken)
+
+    def end() -> None:
+        monkeypatch.setattr(connection, "send_packed_command", real_send)
+        monkeypatch.setattr("customer_manager.storage.cache_backend.DOWN_SECONDS", 0.0)
+        backend._down_until = 0.0
+
+    return end
+
+
+def test_after_an_outage_no_record_entry_is_served_stale(
+    redis_address: str, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own missed write, and another replica's (which it cannot know): every record
+    entry is dropped when Redis answers again; token entries stay (they never go stale)."""
+    backend, other = RedisCache(redis_address, database=CACHE_DB), f"customer_accesskey:{key}"
+    token = f"customer_accesskey_token:{key}"
+    for name in (key, other, token):
+        backend.set(name, b"old", 60)
+    end = _outage(backend, monkeypatch)
     backend.set(key, b"new", 60)  # the write of an update during the outage is lost
     assert backend.get(key) is None  # marked down: a miss, the caller reads the database
-    monkeypatch.setattr(connection, "send_packed_command", real_send)
-    monkeypatch.setattr("customer_manager.storage.cache_backend.DOWN_SECONDS", 0.0)
-    backend._down_until = 0.0
-    assert backend.get(key) is None  # back: the stale "old" entry was dropped first
+    end()
+    assert backend.get(key) is None and backend.get(other) is None  # dropped first
+    assert backend.get(token) == b"old"
+    backend.delete(token)
     backend.close()
+
+
+def test_a_daemon_drops_record_entries_when_it_starts(redis_address: str, key: str) -> None:
+    """A replica killed during an outage never dropped what it missed: its successor does,
+    before it serves (entries written after that, by anyone, stay)."""
+    writer = RedisCache(redis_address, database=CACHE_DB)
+    writer.set(key, b"left by a killed replica", 60)
+    successor = RedisCache(redis_address, database=CACHE_DB, flush_at_start=True)
+    assert writer.get(key) is None
+    writer.set(key, b"written after the start", 60)
+    assert successor.get(key) == b"written after the start"
+    successor.delete(key)
+    writer.close()
+    successor.close()
 
 
 def test_get_indirect_follows_the_reference(cache: Cache, key: str) -> None:

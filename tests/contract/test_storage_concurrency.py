@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 
 from customer_manager.errors import AlreadyExists
-from customer_manager.storage.base import Storage
-from tests.support.storage import Factory, Recorder, customer
-
-
-def _race(stores: list[Storage], action: Callable[[Storage], Any]) -> list[Any]:
-    """Run ``action`` on every store at the same moment; return results or exceptions."""
-    barrier = threading.Barrier(len(stores))
-
-    def run(store: Storage) -> Any:
-        barrier.wait()
-        try:
-            return action(store)
-        except Exception as exc:  # collected for the assertions
-            return exc
-
-    with ThreadPoolExecutor(len(stores)) as pool:
-        return list(pool.map(run, stores))
+from tests.support.storage import Factory, Recorder, customer, race
 
 
 @pytest.mark.parametrize("round_", range(5))
 def test_one_email_two_simultaneous_creates(backend: Factory, round_: int) -> None:
     stores = [backend(), backend()]
     email = f"race{round_}@example.com"
-    results = _race(stores, lambda s: s.customer_insert(customer(email), Recorder("c")))
+    results = race(stores, lambda s: s.customer_insert(customer(email), Recorder("c")))
     errors = [r for r in results if isinstance(r, Exception)]
     assert len(errors) == 1, results
     assert isinstance(errors[0], AlreadyExists) and errors[0].reason == "EMAIL_ALREADY_EXISTS"
@@ -49,10 +30,25 @@ def test_concurrent_claims_never_share_an_entry(backend: Factory) -> None:
         stores[0].customer_insert(customer(f"claim{i}@example.com"), events)
     claimed: list[int] = []
     for _ in range(4):
-        results = _race(stores, lambda s: s.outbox_claim(f"owner-{id(s)}", 4, 30))
+        results = race(stores, lambda s: s.outbox_claim(f"owner-{threading.get_ident()}", 4, 30))
         for batch in results:
             assert not isinstance(batch, Exception), batch
             claimed += [e.id for e in batch]
+        stores[1].outbox_done(claimed)  # published, as a relay does before its next claim
     assert len(claimed) == len(set(claimed)) == 30
-    stores[1].outbox_done(claimed)
     assert stores[2].outbox_size() == 0
+
+
+def test_an_owner_claims_its_own_leased_entries_again_others_do_not(backend: Factory) -> None:
+    """A batch whose publish failed goes out with the owner's first claim after it
+    reconnects (``reclaim_own``), not after the lease (issue 18 #4); another owner, and the
+    same owner's ordinary claims, still wait for the lease to run out."""
+    first, second = backend(), backend()
+    first.customer_insert(customer("lease1@example.com"), Recorder("c"))
+    first.customer_insert(customer("lease2@example.com"), Recorder("c"))
+    leased = [e.id for e in first.outbox_claim("a", 10, 30)]
+    assert len(leased) == 2
+    assert second.outbox_claim("b", 10, 30) == []
+    assert second.outbox_claim("a", 10, 30) == []  # an ordinary claim: still leased
+    assert [e.id for e in second.outbox_claim("a", 10, 30, reclaim_own=True)] == leased
+    assert second.outbox_claim("b", 10, 30) == []

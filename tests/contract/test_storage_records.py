@@ -207,9 +207,24 @@ def test_accesskey_update_and_delete(storage: Storage) -> None:
     with pytest.raises(NotFound):
         storage.accesskey_update(uuid.uuid4(), {"name": "x"}, now(), none)
     events = Recorder("accesskey_deleted")
-    gone = storage.accesskey_delete(key.id, stamp, events)
-    assert gone.changed and gone.record.tm_delete == stamp and events.seen == [gone.record]
+    later = now()
+    gone = storage.accesskey_delete(key.id, later, events)
+    assert gone.changed and gone.record.tm_delete == later and events.seen == [gone.record]
     assert not storage.accesskey_delete(key.id, now(), events).changed
     assert len(events.seen) == 1
     with pytest.raises(NotFound):
         storage.accesskey_delete(uuid.uuid4(), now(), none)
+
+
+def test_versions_increase_in_commit_order_whatever_the_stamps(storage: Storage) -> None:
+    """A write stamped earlier than the row's tm_update (a slower clock, or a stamp taken
+    before another writer's commit) still gets a newer tm_update (issue 18 #1)."""
+    created = storage.customer_insert(customer("order@example.com"), none)
+    early, late = "2026-01-01 00:00:00.000000", "2026-01-01 00:00:05.000000"
+    second = storage.customer_update(created.id, {"name": "second"}, late, none)
+    first = storage.customer_update(created.id, {"name": "first"}, early, none)
+    assert second.tm_update == late
+    assert first.tm_update == "2026-01-01 00:00:05.000001"
+    assert storage.customer_get(created.id) == first
+    gone = storage.customer_delete(created.id, early, none, none)
+    assert gone.record.tm_update == gone.record.tm_delete == "2026-01-01 00:00:05.000002"

@@ -74,7 +74,7 @@ class BrokenStorage:
         self._error = error
 
     def __getattr__(self, name: str) -> Any:
-        def fail(*args: Any) -> Any:
+        def fail(*args: Any, **options: Any) -> Any:
             if name == "close":
                 return None
             raise self._error

@@ -67,13 +67,16 @@ Build = Callable[..., Harness]
 
 @pytest.fixture
 def build() -> Iterator[Build]:
-    """Build a harness: ``build(scripts=..., storage_factory=..., **settings)``."""
+    """Build a harness: ``build(scripts=..., storage_factory=..., cache=..., **settings)``."""
     systems: list[System] = []
 
     def make(
-        scripts: dict[str, Script] | None = None, storage_factory: Any = None, **settings: Any
+        scripts: dict[str, Script] | None = None,
+        storage_factory: Any = None,
+        cache: LocalCache | None = None,
+        **settings: Any,
     ) -> Harness:
-        memory, cache = MemoryStorage(), LocalCache()
+        memory, cache = MemoryStorage(), cache or LocalCache()
         options = {
             "agent_check": "off",
             "rpc_timeout": 0.5,

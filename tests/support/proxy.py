@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 
 import pika
 
@@ -103,3 +104,49 @@ def _pipe(src: socket.socket, dst: socket.socket, flowing: threading.Event) -> N
         for sock in (src, dst):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+class CommitCutter(TcpProxy):
+    """A TCP proxy on 127.0.0.1 to MySQL that, once ``arm()``ed, forwards the next COMMIT
+    to the server, lets no reply back, waits until the server has applied it and then cuts
+    the connection: the client loses it at COMMIT, after the change was stored."""
+
+    def __init__(self, target: tuple[str, int], settle: float = 0.3) -> None:
+        super().__init__(target)
+        self.settle = settle
+        self.armed = threading.Event()
+        self.commit_cut = threading.Event()
+
+    def arm(self) -> None:
+        self.commit_cut.clear()
+        self.armed.set()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        muted = threading.Event()
+        threading.Thread(target=self._up, args=(client, upstream, muted), daemon=True).start()
+        threading.Thread(target=_down, args=(upstream, client, muted), daemon=True).start()
+
+    def _up(self, client: socket.socket, upstream: socket.socket, muted: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while data := client.recv(65536):
+                commit = self.armed.is_set() and b"\x03commit" in data.lower()
+                if commit:
+                    self.armed.clear()
+                    muted.set()  # the server's OK must not reach the client
+                upstream.sendall(data)
+                if commit:
+                    time.sleep(self.settle)
+                    break
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        if muted.is_set():
+            self.commit_cut.set()
+
+
+def _down(src: socket.socket, dst: socket.socket, muted: threading.Event) -> None:
+    with contextlib.suppress(OSError):
+        while (data := src.recv(65536)) and not muted.is_set():
+            dst.sendall(data)

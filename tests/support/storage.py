@@ -5,8 +5,10 @@ driver: its C extension (only where it is loaded, i.e. under ``make test``) and 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -141,3 +143,18 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]
 def storage(backend: Factory) -> Storage:
     """One storage of ``backend``: every contract test runs on each backend."""
     return backend()
+
+
+def race(stores: list[Storage], action: Callable[[Storage], Any]) -> list[Any]:
+    """Run ``action`` on every store at the same moment; return results or exceptions."""
+    barrier = threading.Barrier(len(stores))
+
+    def run(store: Storage) -> Any:
+        barrier.wait()
+        try:
+            return action(store)
+        except Exception as exc:  # collected for the assertions
+            return exc
+
+    with ThreadPoolExecutor(len(stores)) as pool:
+        return list(pool.map(run, stores))

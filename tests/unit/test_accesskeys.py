@@ -37,7 +37,7 @@ def test_create_returns_the_token_once_and_stores_only_its_hash(h: Harness) -> N
     assert messages[1][2]["data"]["data"] == {"type": "accesskey_created", "data": public}
     assert token not in repr(messages)
     assert h.json("GET", f"/v1/accesskeys/{key_id}") == public
-    assert all(token.encode() not in value for _, value in h.cache._data.values())
+    assert all(token.encode() not in value for _, value, _ in h.cache._data.values())
 
 
 def test_customer_must_exist_and_be_active(h: Harness) -> None:

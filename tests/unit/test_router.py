@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
 import pytest
 
 from customer_manager import metrics
+from customer_manager.messages.ops import request_key
 from customer_manager.messages.routes import ROUTES, match, path_id
 from customer_manager.messages.wire import Request, encode
 from tests.support.harness import Harness
@@ -89,3 +91,14 @@ def test_request_metric_labels(h: Harness) -> None:
     h.send("GET", "/nothing")
     after = count("/v1/customers/<customer_id>/is_valid_balance", "POST"), count("notfound", "GET")
     assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
+def test_request_key_identifies_a_write_by_correlation_id_and_content() -> None:
+    create = Request(uri="/v1/customers", method="POST", data=msgspec.Raw(b'{"email":"a@b.c"}'))
+    key = request_key("corr-1", create)
+    assert len(key) == 64 and key == request_key("corr-1", create)
+    assert request_key("corr-2", create) != key
+    other = Request(uri="/v1/customers", method="POST", data=msgspec.Raw(b'{"email":"x@b.c"}'))
+    assert request_key("corr-1", other) != key
+    assert request_key("", create) == ""
+    assert request_key("corr-1", Request(uri="/v1/customers/x", method="GET")) == ""

@@ -170,7 +170,13 @@ class ConsumerActor(PumpActor):
             self._complete(item, error_response(InvalidArgument(str(exc), "INVALID_BODY")))
             return
         item.method, item.uri = request.method, request.uri
-        self._batch.append(Handle(request=request, reply=lambda r: self._complete(item, r)))
+        self._batch.append(
+            Handle(
+                request=request,
+                reply=lambda r: self._complete(item, r),
+                correlation_id=item.correlation_id,
+            )
+        )
 
     def _dispatch_batch(self) -> None:
         batch, self._batch = self._batch, []

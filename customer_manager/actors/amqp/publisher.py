@@ -6,7 +6,8 @@ consumes direct reply-to (``amq.rabbitmq.reply-to``, auto-ack) for outgoing RPC.
 * Outbox relay (docs/events.md#outbox-relay): on ``flush()`` and every ``relay_interval``
   seconds it claims entries from storage, publishes each (confirmed by the broker) and marks
   them done. While the broker is down nothing is claimed; a publish that fails leaves the
-  rest of the batch leased, to be claimed again when the lease runs out. Every
+  rest of the batch leased to this owner, which claims it again with its next batch once it
+  is reconnected (another replica gets it only when the lease runs out). Every
   ``relay_interval`` seconds too, broker or not, it counts the outbox for the backlog and
   oldest-entry-age gauges.
 * ``call(queue, request, timeout, done)`` publishes with a fresh correlation id and returns
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import time
 import uuid
@@ -68,8 +70,8 @@ class _Pending(msgspec.Struct, kw_only=True):
 
 
 def default_owner() -> str:
-    """An outbox lease owner name unique to this process."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """An outbox lease owner name unique to this publisher (two in one process differ)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class AmqpPublisher(Relaying, PumpActor):
@@ -99,6 +101,7 @@ class AmqpPublisher(Relaying, PumpActor):
         self._channel: BlockingChannel | None = None
         self._events: ConfirmedChannel | None = None
         self._pending: dict[str, _Pending] = {}
+        self._reclaim = False  # set on (re)connect: the first claim takes our own leases
         self._next_relay = self._next_count = 0.0
         self._deferred = DeferredCalls(self.call, self._done, first_backoff=deferred_backoff)
 
@@ -150,6 +153,7 @@ class AmqpPublisher(Relaying, PumpActor):
         self._events = ConfirmedChannel(connection)
         self._channel = channel
         self._next_relay = 0.0
+        self._reclaim = True  # what a failed publish left leased to us goes out now
 
     def _lost(self, exc: BaseException) -> None:
         self._channel = self._events = None
@@ -210,11 +214,16 @@ class AmqpPublisher(Relaying, PumpActor):
         how many were published and marked done."""
         try:
             entries: list[OutboxEntry] = self._store.call(
-                Storage.outbox_claim, self._owner, self._batch, self._lease
+                Storage.outbox_claim,
+                self._owner,
+                self._batch,
+                self._lease,
+                reclaim_own=self._reclaim,
             )
         except Exception as exc:  # storage down or stopping: try again next interval
             log.warning("outbox claim failed: %s", _describe(exc))
             return 0
+        self._reclaim = False
         published = self._publish_entries(entries)
         if published:
             try:

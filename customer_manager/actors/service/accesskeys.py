@@ -68,7 +68,7 @@ def create(deps: Deps, op: Op) -> Flow[Response]:
         outbox = key_outbox("accesskey_created", customer)
         # Storage keeps the hash (and the plain token only in a takeover's expand phase).
         plain = msgspec.structs.replace(key, token=token)
-        return deps.storage.run(Storage.accesskey_insert, plain, token_hash, outbox)
+        return deps.write(Storage.accesskey_insert, plain, token_hash, outbox)
 
     return (
         deps.customer(fields.customer_id)
@@ -138,7 +138,8 @@ def update(deps: Deps, op: Op) -> Flow[Response]:
 
     def store(customer: Customer | None) -> Flow[Accesskey]:
         outbox = key_outbox("accesskey_updated", customer)
-        return deps.storage.run(Storage.accesskey_update, op.id, changes, now(), outbox)
+        key = op.request_key
+        return deps.write(Storage.accesskey_update, op.id, changes, now(), outbox, request_key=key)
 
     return deps.accesskey(op.id).then(deps.owner).then(store).then(deps.saved).then(ok)
 
@@ -151,7 +152,8 @@ def delete(deps: Deps, op: Op) -> Flow[Response]:
 
     def store(customer: Customer | None) -> Flow[Deleted]:
         outbox = key_outbox("accesskey_deleted", customer)
-        return deps.storage.run(Storage.accesskey_delete, op.id, now(), outbox)
+        key = op.request_key
+        return deps.write(Storage.accesskey_delete, op.id, now(), outbox, request_key=key)
 
     return deps.accesskey(op.id).then(remove)
 

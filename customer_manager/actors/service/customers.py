@@ -187,7 +187,11 @@ def create(deps: Deps, op: Op) -> Flow[Response]:
     outbox = customer_outbox("customer_created", headless=False)
     return (
         agents_free(deps, fields.email)
-        .then(lambda _: deps.storage.run(Storage.customer_insert, customer, outbox))
+        .then(
+            lambda _: deps.write(
+                Storage.customer_insert, customer, outbox, request_key=op.request_key
+            )
+        )
         .then(deps.saved)
         .then(ok)
     )
@@ -211,7 +215,7 @@ def update(deps: Deps, op: Op) -> Flow[Response]:
             current.webhook_uri,
         ):
             check_webhook(fields)  # a Go-era value sent back unchanged is not rejected
-        return update_customer(deps, op.id, msgspec.structs.asdict(fields))
+        return update_customer(deps, op.id, msgspec.structs.asdict(fields), key=op.request_key)
 
     return deps.customer(op.id).then(checked)
 
@@ -221,16 +225,27 @@ def update_billing_account(deps: Deps, op: Op) -> Flow[Response]:
     return (
         deps.customer(op.id)
         .then(lambda customer: billing_account_of(deps, customer, account_id))
-        .then(lambda _: update_customer(deps, op.id, {"billing_account_id": account_id}))
+        .then(
+            lambda _: update_customer(
+                deps, op.id, {"billing_account_id": account_id}, key=op.request_key
+            )
+        )
     )
 
 
 def update_customer(
-    deps: Deps, customer_id: uuid.UUID, changes: dict[str, Any], event: str = "customer_updated"
+    deps: Deps,
+    customer_id: uuid.UUID,
+    changes: dict[str, Any],
+    event: str = "customer_updated",
+    *,
+    key: str = "",
 ) -> Flow[Response]:
+    """Apply ``changes``; ``key`` (the request's) makes a repeat of the request get the
+    first run's reply (docs/api.md)."""
     outbox = customer_outbox(event)
     return (
-        deps.storage.run(Storage.customer_update, customer_id, changes, now(), outbox)
+        deps.write(Storage.customer_update, customer_id, changes, now(), outbox, request_key=key)
         .then(deps.saved)
         .then(ok)
     )
@@ -253,7 +268,9 @@ def delete(deps: Deps, op: Op) -> Flow[Response]:
 
     def remove(customer: Customer) -> Flow[Response]:
         outboxes = customer_outbox("customer_deleted"), key_outbox("accesskey_deleted", customer)
-        return deps.storage.run(Storage.customer_delete, op.id, now(), *outboxes).then(deps.deleted)
+        key = op.request_key
+        removed = deps.write(Storage.customer_delete, op.id, now(), *outboxes, request_key=key)
+        return removed.then(deps.deleted)
 
     return deps.customer(op.id).then(remove)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, ParamSpec, TypeVar, cast
 
 import msgspec
 import pykka
@@ -23,9 +23,9 @@ from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
 from customer_manager.actors.kit.pool import Pool
 from customer_manager.actors.publisher import RelayRequest, RpcClient
-from customer_manager.actors.storage import StorageClient
+from customer_manager.actors.storage import Method, StorageClient
 from customer_manager.config import Settings
-from customer_manager.errors import InvalidArgument, NotFound
+from customer_manager.errors import InvalidArgument, NotFound, OutcomeUnknown
 from customer_manager.messages.bodies import BodyError, decode_body
 from customer_manager.messages.ops import Op
 from customer_manager.messages.records import Accesskey, Customer
@@ -35,6 +35,7 @@ from customer_manager.storage.base import Deleted, Storage
 log = logging.getLogger(__name__)
 R = TypeVar("R", Customer, Accesskey)
 T = TypeVar("T")
+P = ParamSpec("P")
 B = TypeVar("B", bound=msgspec.Struct)
 
 
@@ -82,22 +83,37 @@ class Deps:
             lambda row: self.cache.put(row, populate=populate)
         )
 
+    # -- writes -------------------------------------------------------------------------------
+
+    def write(self, method: Method[P, T], *args: P.args, **kwargs: P.kwargs) -> Flow[T]:
+        """A storage write. If its outcome is unknown (the connection was lost at COMMIT),
+        the cache entries of the records it wrote are dropped before the error (503) goes
+        on, so none of them outlives what was stored."""
+        recovered = self.storage.run(method, *args, **kwargs).recover(OutcomeUnknown, self._forget)
+        return cast(Flow[T], recovered)  # the fallback's Flow only raises
+
+    def _forget(self, error: OutcomeUnknown) -> Flow[NoReturn]:
+        def fail(_: None) -> NoReturn:
+            raise error
+
+        return self.cache.forget(error.records).then(fail)
+
     # -- after a write ------------------------------------------------------------------------
 
     def saved(self, record: R) -> Flow[R]:
         """Refresh the record's cache entry, then have the outbox relayed."""
         return self.cache.put(record).then(lambda _: self._relayed(record))
 
-    def deleted(self, result: Deleted) -> Response | Flow[Response]:
+    def deleted(self, result: Deleted) -> Flow[Response]:
         """The reply to a soft delete: the record; the cache refreshed (with the keys a
-        customer delete revoked, also for a customer deleted before) and the outbox relayed
+        customer delete revoked, also for a customer deleted before) even if nothing changed
+        (a retry after an unknown outcome: the cache may say it is live); the outbox relayed
         only if something changed."""
         record = result.record
-        changed: list[Customer | Accesskey] = [*result.keys]
-        changed += [record] if result.changed else []
-        if not changed:
-            return ok(record)
-        return self._refresh(changed).then(lambda _: ok(self._relayed(record)))
+        refreshed = self._refresh([*result.keys, record])
+        if not result.changed and not result.keys:
+            return refreshed.then(lambda _: ok(record))
+        return refreshed.then(lambda _: ok(self._relayed(record)))
 
     def _refresh(self, records: list[Customer | Accesskey]) -> Flow[None]:
         first, *rest = records

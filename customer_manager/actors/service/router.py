@@ -25,7 +25,7 @@ from customer_manager.errors import (
     error_response,
     internal_response,
 )
-from customer_manager.messages.ops import Handle, HandleMany, Op
+from customer_manager.messages.ops import Handle, HandleMany, Op, request_key
 from customer_manager.messages.routes import match, path_id
 from customer_manager.messages.wire import Request, Response
 
@@ -68,7 +68,12 @@ class RouterActor(pykka.ThreadingActor):
                 message, error_response(NotFound(where, "ROUTE_NOT_FOUND")), "notfound", started
             )
             return
-        op = Op(name=route.op, request=request, id=path_id(request.uri))
+        op = Op(
+            name=route.op,
+            request=request,
+            id=path_id(request.uri),
+            request_key=request_key(message.correlation_id, request),
+        )
 
         def done(value: Any, error: BaseException | None) -> None:
             _finish(message, _as_response(value, error), route.label, started)

@@ -1,0 +1,1 @@
+"""The chaos soak (soak_run); ``python -m tests.soak`` runs it by hand."""
