@@ -32,6 +32,7 @@ from customer_manager.messages.records import Accesskey, Customer
 
 SCHEMA_VERSION = 5
 REPLY_WINDOW = 600.0  # seconds a write's result is kept for repeats of its request
+PURGE_EVERY = REPLY_WINDOW / 10  # seconds between purges of older results (SQL backends)
 
 
 class OutboxMessage(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,7 +5,8 @@ re-apply an update over newer ones).
 
 A write given a ``request_key`` stores its result (the record as the first run returned it,
 Go JSON) with the change, in the same transaction; the SQL backends keep it in
-``customer_replies`` and purge entries older than REPLY_WINDOW with the outbox claims. The
+``customer_replies`` and purge entries older than REPLY_WINDOW with an outbox claim at most
+every PURGE_EVERY seconds (so an entry may outlive the window by that much). The
 reply is rebuilt from that record, so it is the first reply exactly. Access-key creates are
 not remembered: their reply carries the token, which is never stored (docs/storage.md#tokens).
 """

@@ -11,6 +11,7 @@ update or delete.
 from __future__ import annotations
 
 import abc
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from customer_manager.messages.records import SENTINEL, Accesskey, Customer, nex
 from customer_manager.storage import replies, schema
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import (
+    PURGE_EVERY,
     REPLY_WINDOW,
     Deleted,
     KeyOutboxFn,
@@ -78,6 +80,7 @@ class SQLStorage(LifecycleSQL, abc.ABC):
     # (owner, until, now, owner, limit): lease the oldest entries that are unclaimed, whose
     # lease expired, or that the owner leased already (a batch whose publish failed)
     claim_sql: str
+    _next_purge = 0.0  # monotonic time of the next purge of old write results
     # Run after each migrated version, so an interrupted migration resumes at the next one
     # ("" where the whole migration is one transaction, as in SQLite).
     commit_sql = ""
@@ -332,7 +335,9 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         stamp, until = ts(moment), ts(moment + timedelta(seconds=lease_seconds))
 
         def work(tx: Tx) -> list[OutboxEntry]:
-            tx.rows(q.REPLIES_PURGE, (ts(moment - timedelta(seconds=REPLY_WINDOW)),))
+            if time.monotonic() >= self._next_purge:  # not a DELETE with every relay
+                tx.rows(q.REPLIES_PURGE, (ts(moment - timedelta(seconds=REPLY_WINDOW)),))
+                self._next_purge = time.monotonic() + PURGE_EVERY
             own = owner if reclaim_own else ""  # a leased row always names a non-empty owner
             tx.rows(self.claim_sql, (owner, until, stamp, own, limit))
             return [
