@@ -46,6 +46,7 @@ class Filters(msgspec.Struct, frozen=True, kw_only=True):
     token: str | None = None
     deleted: bool | None = None
     expired: bool | None = None
+    unused_since: str | None = None  # a wire timestamp (docs/api.md#filters)
 
 
 class ListQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,6 +80,7 @@ _ALLOWED: dict[Table, dict[str, type]] = {
         "token_hash": str,
         "deleted": bool,
         "expired": bool,
+        "unused_since": datetime,
     },
 }
 
@@ -144,9 +146,14 @@ def _filter_name(key: str) -> str:
 
 
 def _filter_value(key: str, kind: type, value: Any) -> Any:
-    expected = {uuid.UUID: str, str: str, bool: bool}[kind]
+    expected = {uuid.UUID: str, str: str, bool: bool, datetime: str}[kind]
     if value is None or type(value) is not expected:
         raise InvalidArgument(f"filter {key!r} must be a {kind.__name__}", "INVALID_FILTER")
+    if kind is datetime:
+        try:
+            return parse_timestamp(str(value))
+        except InvalidArgument:
+            raise InvalidArgument(f"filter {key!r} is not a timestamp", "INVALID_FILTER") from None
     if kind is uuid.UUID:
         try:
             return parse_uuid(str(value))

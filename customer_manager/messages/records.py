@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 
@@ -127,6 +128,12 @@ class Accesskey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     token: str = ""
     token_prefix: str = ""
     tm_expire: str = ""
+    # Usage and rotation (docs/api.md#access-key-record, schema version 6): KEY_USAGE_FIELDS.
+    # ``None`` only in an entry another writer cached without them (read as a miss).
+    tm_last_used: str = ""
+    rotated_from: uuid.UUID | None = None
+    rotated_to: uuid.UUID | None = None
+    tm_grace_end: str = ""
     tm_create: str = ""
     tm_update: str = ""
     tm_delete: str = ""
@@ -135,5 +142,44 @@ class Accesskey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     def deleted(self) -> bool:
         return self.tm_delete != SENTINEL
 
+    @property
+    def complete(self) -> bool:
+        """The record carries the usage and rotation fields (a Go instance's cache entry
+        does not: the grace period could not be enforced from it)."""
+        return self.rotated_to is not None and self.rotated_from is not None
+
+    @property
+    def rotated(self) -> bool:
+        """A newer key replaced this one (docs/api.md#access-key-rotate)."""
+        return self.rotated_to is not None and self.rotated_to != NIL
+
+    def grace_over(self, moment: str) -> bool:
+        """The old key of a rotation whose grace period ended at or before ``moment``."""
+        return (
+            bool(self.tm_grace_end)
+            and self.tm_grace_end < SENTINEL
+            and (self.tm_grace_end <= moment)
+        )
+
+
+# The access-key keys that no Go version has, in the order they follow ``tm_expire``; the
+# values a key has before it is used or rotated.
+KEY_USAGE_FIELDS = ("tm_last_used", "rotated_from", "rotated_to", "tm_grace_end")
+KEY_USAGE_UNSET: dict[str, Any] = {
+    "tm_last_used": SENTINEL,
+    "rotated_from": NIL,
+    "rotated_to": NIL,
+    "tm_grace_end": SENTINEL,
+}
+
 
 Record = Customer | Accesskey
+
+
+def as_stored(key: Accesskey) -> Accesskey:
+    """``key`` as storage keeps it: no plain token, and "not set" in every usage and
+    rotation field it leaves empty."""
+    unset = {f: KEY_USAGE_UNSET[f] for f in KEY_USAGE_FIELDS if getattr(key, f) in (None, "")}
+    if not unset and not key.token:
+        return key
+    return msgspec.structs.replace(key, token="", **unset)

@@ -27,10 +27,11 @@ from typing import Any, Literal, Protocol, TypeVar
 import msgspec
 
 from customer_manager.messages.bodies import AccesskeyUpdateBody, CustomerFields
+from customer_manager.messages.expiring import ExpiringQuery
 from customer_manager.messages.query import ListQuery
 from customer_manager.messages.records import Accesskey, Customer
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 REPLY_WINDOW = 600.0  # seconds a write's result is kept for repeats of its request
 PURGE_EVERY = REPLY_WINDOW / 10  # seconds between purges of older results (SQL backends)
 
@@ -81,7 +82,16 @@ class Deleted(msgspec.Struct, frozen=True, kw_only=True):
     keys: list[Accesskey] = []
 
 
+class Rotation(msgspec.Struct, frozen=True, kw_only=True):
+    """Result of a rotation: the new key (without its token) and the old one as rotated
+    (deleted as well when its grace period is 0)."""
+
+    key: Accesskey
+    previous: Accesskey
+
+
 KeyOutboxFn = Callable[[Customer, Accesskey], Sequence[OutboxMessage]]
+RotateOutboxFn = Callable[[Accesskey, Accesskey], Sequence[OutboxMessage]]  # (new, previous)
 SignupOutboxFn = Callable[[Customer, Accesskey], Sequence[OutboxMessage]]
 Due = Literal["unverified", "frozen_expired"]
 
@@ -198,6 +208,47 @@ class Storage(Protocol):
         *,
         request_key: str = "",
     ) -> Deleted: ...
+    # access-key usage, rotation and expiry (docs/api.md#access-key-usage-and-rotation)
+    def accesskey_touch(self, key_id: uuid.UUID, moment: str) -> Accesskey | None:
+        """Set ``tm_last_used`` to ``moment`` unless it is as new already (monotonic;
+        ``tm_update`` stays). The row as re-read if it changed, else None."""
+        ...
+
+    def accesskey_rotate(
+        self,
+        old_id: uuid.UUID,
+        key: Accesskey,
+        token_hash: str,
+        grace_end: str,
+        moment: str,
+        outbox: RotateOutboxFn,
+    ) -> Rotation:
+        """In one transaction: lock the old key (NotFound; FailedPrecondition
+        ``ACCESSKEY_DELETED`` or ``ACCESSKEY_ALREADY_ROTATED``), insert ``key`` (as
+        ``accesskey_insert``), set the old key's ``rotated_to``, ``tm_grace_end`` and
+        ``tm_update``, soft-delete it too when ``grace_end <= moment``, and store
+        ``outbox(new, previous)``."""
+        ...
+
+    def accesskey_end_grace(
+        self, key_id: uuid.UUID, moment: str, outbox: OutboxFn[Accesskey]
+    ) -> Accesskey | None:
+        """Soft-delete the key if it is live and its grace period ended at or before
+        ``moment``: the deleted row, or None if it was not (a concurrent sweep won)."""
+        ...
+
+    def accesskey_grace_over(self, moment: str, limit: int) -> list[Accesskey]:
+        """Live keys whose grace period ended at or before ``moment``, oldest end first."""
+        ...
+
+    def accesskey_expiring(self, query: ExpiringQuery) -> list[Accesskey]: ...
+    def accesskey_notify_expiry(
+        self, key_id: uuid.UUID, moment: str, outbox: OutboxFn[Accesskey]
+    ) -> Accesskey | None:
+        """Mark the key's expiry notice sent (only if it was not: a CAS) and store
+        ``outbox(key)`` with the mark; the key, or None if another run marked it first."""
+        ...
+
     def orphaned_key_owners(self) -> list[uuid.UUID]:
         """Deleted customers that still have active keys (Go never revoked them)."""
         ...

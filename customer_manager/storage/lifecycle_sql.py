@@ -12,9 +12,13 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
-
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer, new_webhook_secret
+from customer_manager.messages.records import (
+    SENTINEL,
+    Accesskey,
+    Customer,
+    as_stored,
+    new_webhook_secret,
+)
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import (
     Deleted,
@@ -100,7 +104,7 @@ class LifecycleSQL:
     def customer_signup(
         self, customer: Customer, key: Accesskey, token_hash: str, outbox: SignupOutboxFn
     ) -> tuple[Customer, Accesskey]:
-        stored = msgspec.structs.replace(key, token="")
+        stored = as_stored(key)
 
         def work(tx: Any) -> tuple[Customer, Accesskey]:
             tx.rows(q.CUSTOMER_INSERT, q.customer_params(customer))

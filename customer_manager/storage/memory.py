@@ -21,7 +21,7 @@ import msgspec
 
 from customer_manager.errors import AlreadyExists, NotFound
 from customer_manager.messages.query import ListQuery
-from customer_manager.messages.records import Accesskey, Customer, next_update, now
+from customer_manager.messages.records import Accesskey, Customer, as_stored, next_update, now
 from customer_manager.storage.base import (
     ACCESSKEY_MUTABLE,
     CUSTOMER_MUTABLE,
@@ -32,6 +32,7 @@ from customer_manager.storage.base import (
     OutboxMessage,
     OutboxStats,
 )
+from customer_manager.storage.memory_keys import MemoryKeys
 from customer_manager.storage.memory_lifecycle import MemoryLifecycle
 from customer_manager.storage.memory_query import fold
 from customer_manager.storage.memory_query import page as _page
@@ -47,7 +48,7 @@ class _Lease(msgspec.Struct, kw_only=True):
     until: float = 0.0
 
 
-class MemoryStorage(MemoryLifecycle):
+class MemoryStorage(MemoryLifecycle, MemoryKeys):
     """Customers, access keys and the outbox in dicts, guarded by one re-entrant lock."""
 
     def __init__(self) -> None:
@@ -56,6 +57,7 @@ class MemoryStorage(MemoryLifecycle):
         self._customers: dict[uuid.UUID, Customer] = {}
         self._keys: dict[uuid.UUID, Accesskey] = {}
         self._hashes: dict[uuid.UUID, str] = {}
+        self._notified: dict[uuid.UUID, str] = {}
         self._outbox: dict[int, _Lease] = {}
         self._next_outbox_id = 1
         self._version = 0
@@ -177,7 +179,7 @@ class MemoryStorage(MemoryLifecycle):
     def accesskey_insert(
         self, key: Accesskey, token_hash: str, outbox: OutboxFn[Accesskey]
     ) -> Accesskey:
-        stored = msgspec.structs.replace(key, token="")
+        stored = as_stored(key)
         with self._lock:
             self._check_new_key(stored, token_hash)
             messages = outbox(stored)

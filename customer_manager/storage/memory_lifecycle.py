@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from customer_manager.errors import AlreadyExists
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer
+from customer_manager.messages.records import SENTINEL, Accesskey, Customer, as_stored
 from customer_manager.storage.base import (
     Deleted,
     Due,
@@ -91,7 +91,7 @@ class MemoryLifecycle:
     def customer_signup(
         self, customer: Customer, key: Accesskey, token_hash: str, outbox: SignupOutboxFn
     ) -> tuple[Customer, Accesskey]:
-        stored = msgspec.structs.replace(key, token="")
+        stored = as_stored(key)
         with self._lock:
             if customer.id in self._customers:
                 raise AlreadyExists(f"customer {customer.id} exists", "CUSTOMER_ALREADY_EXISTS")

@@ -50,6 +50,8 @@ def _matches(
             return False
         if f.expired is not None and not _tri(row.tm_expire, stamp, f.expired, expired=True):
             return False
+        if f.unused_since is not None and not _unused(row, f.unused_since):
+            return False
     return f.deleted is None or _tri(row.tm_delete, SENTINEL, f.deleted, expired=False)
 
 
@@ -63,3 +65,10 @@ def _tri(value: str, bound: str, flag: bool, *, expired: bool) -> bool:
     if expired:
         return (value <= bound) if flag else (value > bound)
     return (value < bound) if flag else (value >= bound)
+
+
+def _unused(key: Accesskey, since: str) -> bool:
+    """The ``unused_since`` filter: used before ``since``, or never used and created before."""
+    if key.tm_last_used and key.tm_last_used < SENTINEL:
+        return key.tm_last_used < since
+    return key.tm_create < since

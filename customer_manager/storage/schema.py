@@ -193,10 +193,14 @@ def _migrations() -> dict[Dialect, dict[int, list[Step]]]:
     # v4: the customer lifecycle (schema_v4.py, docs/lifecycle.md#schema-version-4)
     from customer_manager.storage.schema_v4 import MYSQL_V4, SQLITE_V4
 
+    # v6: access-key usage, rotation and expiry notices (schema_v6.py,
+    # docs/storage.md#schema-version-6)
+    from customer_manager.storage.schema_v6 import MYSQL_V6, SQLITE_V6
+
     return {
-        "mysql": {1: _MYSQL_V1, 2: _MYSQL_V2, 3: _MYSQL_V3, 4: MYSQL_V4, 5: _MYSQL_V5},
+        "mysql": {1: _MYSQL_V1, 2: _MYSQL_V2, 3: _MYSQL_V3, 4: MYSQL_V4, 5: _MYSQL_V5, 6: MYSQL_V6},
         # SQLite never held Go data: v1 has it all; 2 and 3 keep the numbers aligned.
-        "sqlite": {1: _SQLITE_V1, 2: [], 3: [], 4: SQLITE_V4, 5: _SQLITE_V5},
+        "sqlite": {1: _SQLITE_V1, 2: [], 3: [], 4: SQLITE_V4, 5: _SQLITE_V5, 6: SQLITE_V6},
     }
 
 

@@ -17,11 +17,17 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import msgspec
-
 from customer_manager.errors import NotFound
 from customer_manager.messages.query import ListQuery
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer, next_update, now, ts
+from customer_manager.messages.records import (
+    SENTINEL,
+    Accesskey,
+    Customer,
+    as_stored,
+    next_update,
+    now,
+    ts,
+)
 from customer_manager.storage import replies, schema
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import (
@@ -34,6 +40,7 @@ from customer_manager.storage.base import (
     OutboxMessage,
     OutboxStats,
 )
+from customer_manager.storage.keys_sql import KeysSQL
 from customer_manager.storage.lifecycle_sql import LifecycleSQL
 
 T = TypeVar("T")
@@ -71,7 +78,7 @@ class Tx:
 Work = Callable[[Tx], T]
 
 
-class SQLStorage(LifecycleSQL, abc.ABC):
+class SQLStorage(LifecycleSQL, KeysSQL, abc.ABC):
     """Storage over a DB-API connection; see the module docstring."""
 
     dialect: schema.Dialect
@@ -281,7 +288,7 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         self, key: Accesskey, token_hash: str, outbox: OutboxFn[Accesskey]
     ) -> Accesskey:
         plain = key.token
-        key = msgspec.structs.replace(key, token="") if plain else key  # not in the record
+        key = as_stored(key)  # the token is not in the record
         params = q.accesskey_params(key, token_hash)
 
         def work(tx: Tx) -> Accesskey:

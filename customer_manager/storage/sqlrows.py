@@ -24,6 +24,7 @@ from customer_manager.messages.records import (
     Accesskey,
     Customer,
     Metadata,
+    as_stored,
     now,
 )
 from customer_manager.storage.base import ACCESSKEY_MUTABLE, CUSTOMER_MUTABLE
@@ -34,9 +35,17 @@ R = TypeVar("R", Customer, Accesskey)
 # token's prefix, never the token (docs/storage.md#tokens).
 CUSTOMER_COLUMNS: tuple[str, ...] = Customer.__struct_fields__
 ACCESSKEY_COLUMNS = tuple(f for f in Accesskey.__struct_fields__ if f != "token")
-_UUID_COLUMNS = frozenset({"id", "customer_id", "billing_account_id"})
+_UUID_COLUMNS = frozenset({"id", "customer_id", "billing_account_id", "rotated_from", "rotated_to"})
 _TS_COLUMNS = frozenset(
-    {"tm_create", "tm_update", "tm_delete", "tm_expire", "tm_deletion_scheduled"}
+    {
+        "tm_create",
+        "tm_update",
+        "tm_delete",
+        "tm_expire",
+        "tm_deletion_scheduled",
+        "tm_last_used",
+        "tm_grace_end",
+    }
 )
 
 
@@ -131,6 +140,8 @@ ACCESSKEY_INSERT_PLAIN = ACCESSKEY_INSERT.replace(", token_hash)", ", token_hash
 )
 # A key a Go replica inserted during a takeover has a plain token and no hash yet.
 EITHER_TOKEN = "(token_hash = %s OR (token_hash IS NULL AND token = %s))"
+# Used before the moment, or never used and created before it (docs/api.md#filters).
+UNUSED_SINCE = "(tm_last_used < %s OR (tm_last_used >= %s AND tm_create < %s))"
 SOFT_DELETE = "UPDATE {table} SET tm_delete = %s, tm_update = %s WHERE id = %s"
 # docs/lifecycle.md#statuses-and-transitions: a customer delete also sets status (upstream
 # ``dbhandler/customer.go:503-507``)
@@ -192,7 +203,10 @@ def customer_params(customer: Customer) -> list[Any]:
 
 
 def accesskey_params(key: Accesskey, token_hash: str) -> list[Any]:
-    return [param(getattr(key, c)) for c in ACCESSKEY_COLUMNS] + [token_hash]
+    """The INSERT parameters; a usage or rotation field the record leaves empty is stored
+    as "not set" (records.as_stored)."""
+    stored = as_stored(key)
+    return [param(getattr(stored, c)) for c in ACCESSKEY_COLUMNS] + [token_hash]
 
 
 def update_sql(table: Table[Any], names: Sequence[str]) -> str:
@@ -238,6 +252,9 @@ def _filter_sql(
     if f.expired is not None and table is ACCESSKEYS:
         conditions.append("tm_expire <= %s" if f.expired else "tm_expire > %s")
         values.append(now())
+    if f.unused_since is not None and table is ACCESSKEYS:
+        conditions.append(UNUSED_SINCE)
+        values.extend((f.unused_since, SENTINEL, f.unused_since))
     return conditions, values
 
 

@@ -83,7 +83,7 @@ def test_v4_on_seed_rows_and_reapplied(seed_db: tuple[Callable[[], SQLStorage], 
     active = _seed_row(run, "live@example.com", SENTINEL)
     gone = _seed_row(run, "gone@example.com", "2021-01-01 00:00:00.000000")
     store = make()
-    assert store.migrate() == SCHEMA_VERSION == 5
+    assert store.migrate() == SCHEMA_VERSION == 6
     live, dead = store.customer_get(active), store.customer_get(gone)
     assert (live.status, live.email_verified, live.identity_verification_status) == (
         "active",

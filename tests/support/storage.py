@@ -18,6 +18,7 @@ import pytest
 from customer_manager.config import parse_dsn
 from customer_manager.messages.query import Filters, ListQuery
 from customer_manager.messages.records import (
+    KEY_USAGE_UNSET,
     NIL,
     SENTINEL,
     Accesskey,
@@ -65,6 +66,7 @@ def accesskey(customer_id: uuid.UUID, **fields: Any) -> Accesskey:
         "token": "vb_secret_should_not_be_stored",
         "token_prefix": "vb_secret_s",
         "tm_expire": SENTINEL,
+        **KEY_USAGE_UNSET,
         "tm_create": now(),
         "tm_update": SENTINEL,
         "tm_delete": SENTINEL,
