@@ -14,6 +14,8 @@ import msgspec
 DEFAULT_SQLITE_PATH = "customer-manager.sqlite3"
 DEFAULT_RABBITMQ = "amqp://guest:guest@localhost:5672"
 DEFAULT_EMAIL_VERIFY_BASE_URL = "https://api.voipbin.net"
+DEFAULT_LAST_USED_INTERVAL = 60
+MAX_LAST_USED_INTERVAL = 86400
 
 
 # Unacked requests per replica. Measured (bench/RESULTS.md): at 32 the consumer hands the
@@ -45,6 +47,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     instance_id: str = ""
     expand_plain_tokens: bool = False  # takeover expand phase: new keys keep a plain token
     email_verify_base_url: str = DEFAULT_EMAIL_VERIFY_BASE_URL
+    # seconds between two tm_last_used writes of one key (0: not tracked)
+    accesskey_last_used_interval: int = DEFAULT_LAST_USED_INTERVAL
 
 
 def check_base_url(url: str) -> str:
@@ -131,6 +135,11 @@ def check(settings: Settings) -> None:
     if settings.database_dsn:
         parse_dsn(settings.database_dsn)
     check_base_url(settings.email_verify_base_url)
+    if not 0 <= settings.accesskey_last_used_interval <= MAX_LAST_USED_INTERVAL:
+        raise ValueError(
+            f"ACCESSKEY_LAST_USED_INTERVAL must be 0 (off) to {MAX_LAST_USED_INTERVAL} seconds,"
+            f" not {settings.accesskey_last_used_interval}"
+        )
     _host, colon, port = settings.redis_address.rpartition(":")
     if colon and (not port.isdigit() or not 0 < int(port) <= 65535):
         raise ValueError(f"REDIS_ADDRESS {settings.redis_address[:64]!r} is not host:port")

@@ -14,6 +14,7 @@ import click
 
 from customer_manager.config import (
     DEFAULT_EMAIL_VERIFY_BASE_URL,
+    DEFAULT_LAST_USED_INTERVAL,
     DEFAULT_SQLITE_PATH,
     check_base_url,
 )
@@ -64,6 +65,16 @@ _SHARED: list[Callable[[F], F]] = [
         is_flag=True,
         default=False,
         help="Ask billing-manager before setting a billing account.",
+    ),
+    click.option(
+        "--accesskey_last_used_interval",
+        envvar="ACCESSKEY_LAST_USED_INTERVAL",
+        default=DEFAULT_LAST_USED_INTERVAL,
+        type=int,
+        show_default=True,
+        show_envvar=True,
+        help="Seconds between two writes of an access key's tm_last_used, across replicas "
+        "(0: last use is not tracked).",
     ),
     click.option(
         "--expand_plain_tokens",

@@ -206,3 +206,10 @@ email_verification_total = Counter(
     "Email verifications by status (invalid_token, error, already_verified, success).",
     ["status"],
 )
+accesskey_last_used_write_total = Counter(
+    "customer_manager_accesskey_last_used_write_total",
+    "Access-key last-use writes by result: written (the UPDATE ran), throttled (another use"
+    " in the interval wrote it, in this process or another), error (skipped: Redis or the"
+    " database failed).",
+    ["result"],
+)

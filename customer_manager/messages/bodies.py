@@ -67,6 +67,20 @@ class AccesskeyCreateBody(msgspec.Struct, frozen=True, kw_only=True):
     expire: INT32 = 0
 
 
+class AccesskeyRotateBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of ``POST /v1/accesskeys/<id>/rotate`` (docs/api.md#access-key-rotate): ``grace``
+    seconds the old key keeps working, ``expire`` as in create."""
+
+    grace: INT32 = 86400
+    expire: INT32 = 0
+
+
+class NotifyExpiringBody(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of ``POST /v1/accesskeys/notify_expiring``: the window in seconds."""
+
+    within: INT32 = 604800
+
+
 class AccesskeyUpdateBody(msgspec.Struct, frozen=True, kw_only=True):
     """Body of ``PUT /v1/accesskeys/<id>``."""
 

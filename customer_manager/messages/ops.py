@@ -33,6 +33,11 @@ OpName = Literal[
     "recover",
     "freeze_and_delete",
     "metadata",
+    "used",
+    "rotate",
+    "cleanup_rotated",
+    "expiring",
+    "notify_expiring",
     "set_identity_verification",  # no route: the CLI only (docs/lifecycle.md#identity-verification)
 ]
 Reply = Callable[[Response], None]

@@ -42,12 +42,18 @@ ID = "2cfbb148-7dc7-11ec-85df-47cf2c8492f0"
         ("POST", f"/v1/customers/{ID}/recover", ("customer", "recover")),
         ("POST", f"/v1/customers/{ID}/freeze_and_delete", ("customer", "freeze_and_delete")),
         ("PUT", f"/v1/customers/{ID}/metadata", ("customer", "metadata")),
+        # docs/api.md#access-key-usage-and-rotation
+        ("GET", "/v1/accesskeys/expiring?within=60", ("accesskey", "expiring")),
+        ("POST", "/v1/accesskeys/cleanup_rotated", ("accesskey", "cleanup_rotated")),
+        ("POST", "/v1/accesskeys/notify_expiring", ("accesskey", "notify_expiring")),
+        ("POST", f"/v1/accesskeys/{ID}/used", ("accesskey", "used")),
+        ("POST", f"/v1/accesskeys/{ID}/rotate", ("accesskey", "rotate")),
     ],
 )
 def test_routes(method: str, uri: str, op: tuple[str, str]) -> None:
     route = match(Request(method=method, uri=uri))
     assert route is not None and (route.pool, route.op) == op
-    assert len(ROUTES) == 20
+    assert len(ROUTES) == 25
 
 
 @pytest.mark.parametrize(

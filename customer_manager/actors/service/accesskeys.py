@@ -14,69 +14,46 @@ go to storage (by hash only) and are cached.
 from __future__ import annotations
 
 import logging
-import secrets
-import uuid
 
 import msgspec
 
 from customer_manager.actors.kit.flow import Flow
-from customer_manager.actors.service.deps import Deps, Worker, body, customer_not_found, handlers
+from customer_manager.actors.service import expiring, keyuse, rotation
+from customer_manager.actors.service.deps import Deps, Worker, body, handlers
+from customer_manager.actors.service.keyuse import mark_used
+from customer_manager.actors.service.newkey import new_key, writable
 from customer_manager.actors.service.outbox import key_outbox
-from customer_manager.errors import FailedPrecondition
+from customer_manager.actors.service.rotation import end_grace
 from customer_manager.messages.bodies import AccesskeyCreateBody, AccesskeyUpdateBody
 from customer_manager.messages.ops import Op
 from customer_manager.messages.query import Filters, ListQuery, hash_token, parse_list
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer, after, now
+from customer_manager.messages.records import SENTINEL, Accesskey, Customer, now
 from customer_manager.messages.wire import Response, ok
 from customer_manager.storage.base import Deleted, Storage
 
 log = logging.getLogger(__name__)
 
-TOKEN_PREFIX_LEN = 11
-
-
-def new_token() -> str:
-    """``vb_`` + 32 URL-safe characters (24 random bytes) from ``secrets``
-    (docs/api.md#access-key-record)."""
-    return "vb_" + secrets.token_urlsafe(24)
-
 
 def create(deps: Deps, op: Op) -> Flow[Response]:
     fields = body(op.request.data, AccesskeyCreateBody)
-    token = new_token()
-    token_hash = hash_token(token)
 
-    def insert(customer: Customer) -> Flow[Accesskey]:
-        if customer.deleted:  # deleted or expired (F6)
-            raise customer_not_found(customer.id)
-        if (
-            customer.status == "frozen"
-        ):  # docs/lifecycle.md#statuses-and-transitions: active or initial only
-            raise FailedPrecondition(f"customer {customer.id} is frozen", "CUSTOMER_FROZEN")
-        created = now()
-        key = Accesskey(
-            id=uuid.uuid4(),
-            customer_id=customer.id,
-            name=fields.name,
-            detail=fields.detail,
-            token_prefix=token[:TOKEN_PREFIX_LEN],
-            tm_expire=after(fields.expire, created) if fields.expire > 0 else SENTINEL,
-            tm_create=created,
-            tm_update=SENTINEL,
-            tm_delete=SENTINEL,
-        )
+    def insert(customer: Customer) -> Flow[Response]:
+        writable(customer)
+        key, token = new_key(customer.id, fields.name, fields.detail, fields.expire, now())
         outbox = key_outbox("accesskey_created", customer)
         # Storage keeps the hash (and the plain token only in a takeover's expand phase).
         plain = msgspec.structs.replace(key, token=token)
-        return deps.write(Storage.accesskey_insert, plain, token_hash, outbox)
+        stored = deps.write(Storage.accesskey_insert, plain, hash_token(token), outbox)
+        return stored.then(lambda row: shown(row, token))
 
-    return (
-        deps.customer(fields.customer_id)
-        .then(insert)
-        .tap(lambda key: deps.cache.put_token(token_hash, key.id))
-        .then(deps.saved)
-        .then(lambda key: ok(msgspec.structs.replace(key, token=token)))  # the only time
-    )
+    def shown(key: Accesskey, token: str) -> Flow[Response]:
+        return (
+            deps.cache.put_token(hash_token(token), key.id)
+            .then(lambda _: deps.saved(key))
+            .then(lambda _: ok(msgspec.structs.replace(key, token=token)))  # the only time
+        )
+
+    return deps.customer(fields.customer_id).then(insert)
 
 
 def get(deps: Deps, op: Op) -> Flow[Response]:
@@ -88,15 +65,29 @@ def list_(deps: Deps, op: Op) -> Flow[Response]:
     query = parse_list("accesskey", op.request.uri, bytes(op.request.data), moment)
     if query.filters.token_hash is not None and not query.paged:
         return _by_token(deps, query, query.filters.token_hash, moment)
-    return deps.storage.run(Storage.accesskey_list, query).then(ok)
+    return (
+        deps.storage.run(Storage.accesskey_list, query)
+        .tap(lambda rows: _used(deps, query, rows))
+        .then(ok)
+    )
+
+
+def _used(deps: Deps, query: ListQuery, rows: list[Accesskey]) -> None:
+    """A list by token that found exactly one live key is a use of it (keyuse.py)."""
+    if query.filters.token_hash is not None and len(rows) == 1 and not rows[0].deleted:
+        mark_used(deps, rows[0])
 
 
 def _by_token(deps: Deps, query: ListQuery, token_hash: str, moment: str) -> Flow[Response]:
     """The auth path: at most one key has this hash (unique index). The cache actor answers
     a hit itself; a miss lists by hash in storage and fills the cache."""
 
-    def answer(key: Accesskey | None) -> Response:
-        return ok([key] if key is not None and matches(key, query.filters, moment) else [])
+    def answer(key: Accesskey | None) -> Response | Flow[Response]:
+        if key is not None and not key.deleted and key.grace_over(moment):
+            return end_grace(deps, key, moment).then(answer)  # refused from now on
+        found = [key] if key is not None and matches(key, query.filters, moment) else []
+        _used(deps, query, found)
+        return ok(found)
 
     def from_storage() -> Flow[Response]:
         only_hash = ListQuery(
@@ -116,8 +107,9 @@ def _by_token(deps: Deps, query: ListQuery, token_hash: str, moment: str) -> Flo
             .then(lambda _: answer(key))
         )
 
+    # An entry without the rotation fields (another writer's) cannot enforce a grace period.
     return deps.cache.accesskey_by_token(token_hash).then(
-        lambda key: answer(key) if key is not None else from_storage()
+        lambda key: answer(key) if key is not None and key.complete else from_storage()
     )
 
 
@@ -158,7 +150,12 @@ def delete(deps: Deps, op: Op) -> Flow[Response]:
     return deps.accesskey(op.id).then(remove)
 
 
-HANDLERS = handlers(create, get, list_, update, delete)
+HANDLERS = {
+    **handlers(create, get, list_, update, delete),
+    **keyuse.HANDLERS,
+    **rotation.HANDLERS,
+    **expiring.HANDLERS,
+}
 
 
 class AccessKeyActor(Worker):

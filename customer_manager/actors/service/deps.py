@@ -22,6 +22,7 @@ from customer_manager.actors.cache import CacheClient, Unreadable
 from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
 from customer_manager.actors.kit.pool import Pool
+from customer_manager.actors.kit.throttle import Throttle
 from customer_manager.actors.publisher import RelayRequest, RpcClient
 from customer_manager.actors.storage import Method, StorageClient
 from customer_manager.config import Settings
@@ -50,6 +51,8 @@ class Deps:
         settings: Settings,
     ) -> None:
         self.storage, self.cache, self.settings = storage, cache, settings
+        # the per-process stage of the last-use throttle (keyuse.py)
+        self.used = Throttle(settings.accesskey_last_used_interval)
         self._rpc = RpcClient(publisher, settings.rpc_timeout)
         self._relay = RelayRequest(publisher)
 

@@ -18,9 +18,9 @@ import msgspec
 
 from customer_manager import metrics
 from customer_manager.actors.kit.flow import Flow
-from customer_manager.actors.service.accesskeys import TOKEN_PREFIX_LEN, new_token
 from customer_manager.actors.service.customers import agents_free, new_customer, validate
 from customer_manager.actors.service.deps import Deps, body, handlers
+from customer_manager.actors.service.newkey import new_key
 from customer_manager.actors.service.outbox import (
     deferred_call,
     event_message,
@@ -33,7 +33,6 @@ from customer_manager.messages.query import hash_token
 from customer_manager.messages.queues import EMAIL_QUEUE
 from customer_manager.messages.records import (
     NIL,
-    SENTINEL,
     SYSTEM_ID,
     Accesskey,
     Customer,
@@ -76,18 +75,9 @@ def signup(deps: Deps, op: Op) -> Flow[Response]:
         terms_agreed_version=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         terms_agreed_ip=given.client_ip,
     )
-    token, verify_token = new_token(), secrets.token_hex(32)
-    created = now()
-    key = Accesskey(
-        id=uuid.uuid4(),
-        customer_id=customer.id,
-        name="default",
-        detail="Auto-provisioned API key",
-        token_prefix=token[:TOKEN_PREFIX_LEN],
-        tm_expire=after(SIGNUP_KEY_LIFETIME, created),
-        tm_create=created,
-        tm_update=SENTINEL,
-        tm_delete=SENTINEL,
+    verify_token, created = secrets.token_hex(32), now()
+    key, token = new_key(
+        customer.id, "default", "Auto-provisioned API key", SIGNUP_KEY_LIFETIME, created
     )
 
     def store(emailing: bool) -> Flow[tuple[Customer, Accesskey]]:
