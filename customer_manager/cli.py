@@ -314,6 +314,6 @@ def _query(**params: str) -> str:
     return urlencode(params)
 
 
-from customer_manager import cli_lifecycle  # noqa: E402  (registers its commands)
+from customer_manager import cli_keys, cli_lifecycle  # noqa: E402  (registers their commands)
 
-__all__ = ["cli_lifecycle", "main"]
+__all__ = ["cli_keys", "cli_lifecycle", "main"]

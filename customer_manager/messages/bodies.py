@@ -67,6 +67,9 @@ class AccesskeyCreateBody(msgspec.Struct, frozen=True, kw_only=True):
     expire: INT32 = 0
 
 
+MAX_GRACE = 2_592_000  # seconds (30 days) an old key may keep working after a rotation
+
+
 class AccesskeyRotateBody(msgspec.Struct, frozen=True, kw_only=True):
     """Body of ``POST /v1/accesskeys/<id>/rotate`` (docs/api.md#access-key-rotate): ``grace``
     seconds the old key keeps working, ``expire`` as in create."""

@@ -17,7 +17,7 @@ from customer_manager.actors.service.deps import Deps, body, handlers
 from customer_manager.actors.service.newkey import new_key, writable
 from customer_manager.actors.service.outbox import key_outbox
 from customer_manager.errors import InvalidArgument
-from customer_manager.messages.bodies import AccesskeyRotateBody
+from customer_manager.messages.bodies import MAX_GRACE, AccesskeyRotateBody
 from customer_manager.messages.ops import Op
 from customer_manager.messages.query import hash_token
 from customer_manager.messages.records import Accesskey, Customer, after, now
@@ -27,7 +27,6 @@ from customer_manager.storage.keys_sql import check_rotatable
 
 log = logging.getLogger(__name__)
 
-MAX_GRACE = 2_592_000  # seconds: 30 days
 CLEANUP_BATCH = 1000  # keys per cleanup_rotated run
 
 
