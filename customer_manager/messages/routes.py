@@ -38,16 +38,6 @@ def _r(method: str, pattern: str, pool: Any, op: OpName, label: str) -> Route:
 
 ROUTES: tuple[Route, ...] = (
     _r("GET", r"/v1/accesskeys\?(.*)$", "accesskey", "list", _AK),
-    # docs/api.md#access-key-usage-and-rotation
-    _r("GET", r"/v1/accesskeys/expiring\?(.*)$", "accesskey", "expiring", f"{_AK}/expiring"),
-    *(
-        _r("POST", f"{_AK}/{name}$", "accesskey", name, f"{_AK}/{name}")
-        for name in ("cleanup_rotated", "notify_expiring")
-    ),
-    *(
-        _r("POST", f"/v1/accesskeys/{_UUID}/{name}$", "accesskey", name, f"{_AKID}/{name}")
-        for name in ("used", "rotate")
-    ),
     _r("POST", r"/v1/accesskeys$", "accesskey", "create", _AK),
     _r("GET", f"/v1/accesskeys/{_UUID}$", "accesskey", "get", _AKID),
     _r("PUT", f"/v1/accesskeys/{_UUID}$", "accesskey", "update", _AKID),
@@ -86,6 +76,16 @@ ROUTES: tuple[Route, ...] = (
         "customer",
         "metadata",
         "/v1/customers/<customer_id>/metadata",
+    ),
+    # docs/api.md#access-key-usage-and-rotation
+    _r("GET", r"/v1/accesskeys/expiring\?(.*)$", "accesskey", "expiring", f"{_AK}/expiring"),
+    *(
+        _r("POST", f"{_AK}/{name}$", "accesskey", name, f"{_AK}/{name}")
+        for name in ("cleanup_rotated", "notify_expiring")
+    ),
+    *(
+        _r("POST", f"/v1/accesskeys/{_UUID}/{name}$", "accesskey", name, f"{_AKID}/{name}")
+        for name in ("used", "rotate")
     ),
 )
 

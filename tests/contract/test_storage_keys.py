@@ -1,5 +1,5 @@
-"""Storage contract for access-key usage, rotation and expiry (docs/api.md#access-key-usage-
-and-rotation, docs/storage.md#schema-version-6), on every backend."""
+"""Storage contract for access-key usage, rotation and expiry, on every backend
+(docs/api.md#access-key-usage-and-rotation, docs/storage.md#schema-version-6)."""
 
 from __future__ import annotations
 

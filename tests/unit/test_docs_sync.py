@@ -93,7 +93,7 @@ def test_every_error_reason_is_documented_and_no_other() -> None:
 
 
 def test_every_event_type_is_documented_and_no_other() -> None:
-    event_type = r'"((?:customer|accesskey)_(?!manager_)[a-z_]*(?:ed|frozen))"'
+    event_type = r'"((?:customer|accesskey)_(?!manager_)[a-z_]*(?:ed|frozen|expiring))"'
     in_code = set().union(*(re.findall(event_type, s) for s in sources()))
     documented = quoted(section("events.md", "Event types"), r"(?:customer|accesskey)_[a-z_]+")
     assert in_code and in_code == documented

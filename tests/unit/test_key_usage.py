@@ -1,6 +1,6 @@
 """Access-key last use, rotation and expiry through the real actors on the embedded-style
-fakes (MemoryStorage, LocalCache: the throttle is per process) (docs/api.md#access-key-usage-
-and-rotation)."""
+fakes (MemoryStorage, LocalCache: the throttle is per process)
+(docs/api.md#access-key-usage-and-rotation)."""
 
 from __future__ import annotations
 
