@@ -110,6 +110,8 @@ def test_signup_and_email_verify(
 
         again = client.call("POST", "/v1/customers/signup", body)
         assert (again["status_code"], again["data"]["reason"]) == (409, "EMAIL_ALREADY_EXISTS")
+        created = client.call("POST", "/v1/customers", customer_body(email.upper()))
+        assert reason_of(created) == (409, "EMAIL_ALREADY_EXISTS")  # initial holds the email
 
         redis_db.set(f"verify_lock:{cid}", "someone", ex=30)
         busy = client.call("POST", "/v1/customers/email_verify", {"token": token})
