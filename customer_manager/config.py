@@ -11,6 +11,8 @@ from urllib.parse import parse_qsl, unquote
 
 import msgspec
 
+from customer_manager.messages import codec
+
 DEFAULT_SQLITE_PATH = "customer-manager.sqlite3"
 DEFAULT_RABBITMQ = "amqp://guest:guest@localhost:5672"
 DEFAULT_EMAIL_VERIFY_BASE_URL = "https://api.voipbin.net"
@@ -49,6 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     email_verify_base_url: str = DEFAULT_EMAIL_VERIFY_BASE_URL
     # seconds between two tm_last_used writes of one key (0: not tracked)
     accesskey_last_used_interval: int = DEFAULT_LAST_USED_INTERVAL
+    # docs/profiles.md: the wire of the seed-era Go service, or of today's VoIPbin
+    wire_profile: Literal["seed", "current"] = "seed"
 
 
 def check_base_url(url: str) -> str:
@@ -140,6 +144,9 @@ def check(settings: Settings) -> None:
             f"ACCESSKEY_LAST_USED_INTERVAL must be 0 (off) to {MAX_LAST_USED_INTERVAL} seconds,"
             f" not {settings.accesskey_last_used_interval}"
         )
+    codec.check(settings.wire_profile)
+    if settings.wire_profile == "current" and settings.expand_plain_tokens:
+        raise ValueError("EXPAND_PLAIN_TOKENS is for seed-profile takeovers; WIRE_PROFILE=current")
     _host, colon, port = settings.redis_address.rpartition(":")
     if colon and (not port.isdigit() or not 0 < int(port) <= 65535):
         raise ValueError(f"REDIS_ADDRESS {settings.redis_address[:64]!r} is not host:port")

@@ -2,8 +2,8 @@
 (docs/api.md#access-key-usage-and-rotation, docs/storage.md#schema-version-6).
 
 ``KeysSQL`` is a base of ``SQLStorage``; it uses the transaction runner and the shared steps
-that SQLStorage defines (declared here so the type checker knows them). Every "not set"
-comparison takes the sentinel as a parameter.
+that SQLStorage defines (declared here so the type checker knows them). "Live" and "not set"
+are the SQL edge's marks (``LIVE()``, ``UNSET()``: storage/sqledge.py), never literals.
 """
 
 from __future__ import annotations
@@ -15,30 +15,31 @@ import msgspec
 
 from customer_manager.errors import FailedPrecondition
 from customer_manager.messages.expiring import ExpiringQuery
-from customer_manager.messages.records import NIL, SENTINEL, Accesskey, next_update
+from customer_manager.messages.records import NIL, Accesskey, next_update
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import OutboxFn, RotateOutboxFn, Rotation
 
 _K = "customer_accesskeys"
 TOUCH = (
-    f"UPDATE {_K} SET tm_last_used = %s WHERE id = %s AND (tm_last_used < %s OR tm_last_used >= %s)"
+    f"UPDATE {_K} SET tm_last_used = %s"
+    " WHERE id = %s AND (tm_last_used < %s OR UNSET(tm_last_used))"
 )
 ROTATE_OLD = (
     f"UPDATE {_K} SET rotated_to = %s, tm_grace_end = %s, tm_update = %s"
-    " WHERE id = %s AND rotated_to = %s AND tm_delete >= %s"
+    " WHERE id = %s AND rotated_to = %s AND LIVE(tm_delete)"
 )
 GRACE_OVER = (
-    f"{q.ACCESSKEYS.select} WHERE tm_delete >= %s AND tm_grace_end <= %s"
+    f"{q.ACCESSKEYS.select} WHERE LIVE(tm_delete) AND tm_grace_end <= %s"
     " ORDER BY tm_grace_end, id LIMIT %s"
 )
-NOTIFY = f"UPDATE {_K} SET tm_expiry_notified = %s WHERE id = %s AND tm_expiry_notified >= %s"
+NOTIFY = f"UPDATE {_K} SET tm_expiry_notified = %s WHERE id = %s AND UNSET(tm_expiry_notified)"
 
 
 def expiring_sql(query: ExpiringQuery) -> tuple[str, list[Any]]:
     """Live, unrotated keys expiring in the window after the cursor, ``(tm_expire, id)``
     ascending (index ``idx_customer_accesskeys_tm_expire``)."""
-    where = ["tm_delete >= %s", "rotated_to = %s", "tm_expire > %s", "tm_expire <= %s"]
-    params: list[Any] = [SENTINEL, NIL.bytes, query.start, query.end]
+    where = ["LIVE(tm_delete)", "rotated_to = %s", "tm_expire > %s", "tm_expire <= %s"]
+    params: list[Any] = [NIL.bytes, query.start, query.end]
     if query.after_id is not None:
         where.append("tm_expire >= %s AND (tm_expire > %s OR id > %s)")
         params += [query.after_expire, query.after_expire, query.after_id.bytes]
@@ -46,8 +47,7 @@ def expiring_sql(query: ExpiringQuery) -> tuple[str, list[Any]]:
         where.append("customer_id = %s")
         params.append(query.customer_id.bytes)
     if query.unnotified:
-        where.append("tm_expiry_notified >= %s")
-        params.append(SENTINEL)
+        where.append("UNSET(tm_expiry_notified)")
     sql = f"{q.ACCESSKEYS.select} WHERE {' AND '.join(where)} ORDER BY tm_expire, id LIMIT %s"
     return sql, [*params, query.page_size]
 
@@ -76,7 +76,7 @@ class KeysSQL:
 
     def accesskey_touch(self, key_id: uuid.UUID, moment: str) -> Accesskey | None:
         def work(tx: Any) -> Accesskey | None:
-            if tx.count(TOUCH, (moment, key_id.bytes, moment, SENTINEL)) != 1:
+            if tx.count(TOUCH, (moment, key_id.bytes, moment)) != 1:
                 return None
             row: Accesskey = self._get(tx, q.ACCESSKEYS, key_id)
             tx.written.append(row)
@@ -106,7 +106,7 @@ class KeysSQL:
             else:
                 tx.rows(q.ACCESSKEY_INSERT, params)
             stamp = next_update(old.tm_update, moment)
-            guard = (key.id.bytes, grace_end, stamp, old_id.bytes, NIL.bytes, SENTINEL)
+            guard = (key.id.bytes, grace_end, stamp, old_id.bytes, NIL.bytes)
             if tx.count(ROTATE_OLD, guard) != 1:
                 raise already_rotated(old_id)
             if grace_end <= moment:
@@ -134,7 +134,7 @@ class KeysSQL:
         return result
 
     def accesskey_grace_over(self, moment: str, limit: int) -> list[Accesskey]:
-        params = (SENTINEL, moment, limit)
+        params = (moment, limit)
         rows: list[Accesskey] = self._run(
             lambda tx: [q.to_accesskey(r) for r in tx.rows(GRACE_OVER, params)], write=False
         )
@@ -151,7 +151,7 @@ class KeysSQL:
         self, key_id: uuid.UUID, moment: str, outbox: OutboxFn[Accesskey]
     ) -> Accesskey | None:
         def work(tx: Any) -> Accesskey | None:
-            if tx.count(NOTIFY, (moment, key_id.bytes, SENTINEL)) != 1:
+            if tx.count(NOTIFY, (moment, key_id.bytes)) != 1:
                 return None
             row: Accesskey = self._get(tx, q.ACCESSKEYS, key_id)
             self._enqueue(tx, outbox(row))

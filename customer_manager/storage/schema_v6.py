@@ -52,17 +52,28 @@ _INDEXES = (
 )
 
 
-def _steps(dialect: Dialect) -> list[Step]:
+def _steps(dialect: Dialect, columns: tuple[tuple[str, str, str], ...] = _COLUMNS) -> list[Step]:
     which: Literal[1, 2] = 1 if dialect == "mysql" else 2
     steps: list[Step] = [
         Ensure(_T, "column", c[0], f"ALTER TABLE {_T} ADD COLUMN {c[0]} {c[which]}")
-        for c in _COLUMNS
+        for c in columns
     ]
     return steps + [
-        Ensure(_T, "index", name, f"CREATE INDEX {name} ON {_T} ({columns})")
-        for name, columns in _INDEXES
+        Ensure(_T, "index", name, f"CREATE INDEX {name} ON {_T} ({cols})")
+        for name, cols in _INDEXES
     ]
 
 
 MYSQL_V6 = _steps("mysql")
 SQLITE_V6 = _steps("sqlite")
+
+# The ``current`` profile (docs/profiles.md#schema): the same objects, additive, with NULL
+# as "not set" for the times (the UUID links keep the nil UUID, as Go's binary ids do).
+_CURRENT_TIME = ("datetime(6) NULL DEFAULT NULL", "TEXT NULL DEFAULT NULL")
+_CURRENT_COLUMNS = tuple(
+    (name, *(_CURRENT_TIME if name.startswith("tm_") else (mysql, sqlite)))
+    for name, mysql, sqlite in _COLUMNS
+)
+
+CURRENT_MYSQL_V6 = _steps("mysql", _CURRENT_COLUMNS)
+CURRENT_SQLITE_V6 = _steps("sqlite", _CURRENT_COLUMNS)

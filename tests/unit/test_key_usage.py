@@ -11,12 +11,28 @@ from typing import Any
 import msgspec
 import pytest
 
-from customer_manager.messages.records import NIL, SENTINEL, after, now
+from customer_manager.messages.records import NIL, SENTINEL, Accesskey, after, now
 from tests.support.harness import Build, Harness
 from tests.support.metrics import count
+from tests.support.profiles import Wire, both_profiles
 from tests.support.waiting import wait_until
 
+pytestmark = both_profiles
+
 WRITES = "customer_manager_accesskey_last_used_write_total"
+
+
+def plain(h: Harness, key: dict[str, Any]) -> dict[str, Any]:
+    """A key as a reply shows it, with its plain token under ``token`` in both profiles."""
+    token = key.pop(Wire(h.profile).token, "")
+    return {**key, "token": token} if token else key
+
+
+def record(h: Harness, key: dict[str, Any]) -> Accesskey:
+    """The internal record of a key a reply showed (either profile's JSON)."""
+    shown = {k: v for k, v in key.items() if k != "token"}
+    decoded: Accesskey = Wire(h.profile).decode(msgspec.json.encode(shown), Accesskey)
+    return decoded
 
 
 def _key(h: Harness, customer: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -24,7 +40,7 @@ def _key(h: Harness, customer: dict[str, Any], **fields: Any) -> dict[str, Any]:
         "POST", "/v1/accesskeys", {"customer_id": customer["id"], "name": "ci", **fields}
     )
     h.published()
-    return key
+    return plain(h, key)
 
 
 def auth(h: Harness, token: str) -> list[dict[str, Any]]:
@@ -40,17 +56,25 @@ def reason(h: Harness, method: str, uri: str, data: Any = ...) -> tuple[int, str
     return response.status_code, msgspec.json.decode(response.data).get("reason", "")
 
 
-def test_new_keys_show_the_usage_keys_after_tm_expire(h: Harness) -> None:
+USAGE = ["tm_last_used", "rotated_from", "rotated_to", "tm_grace_end"]
+
+
+def test_where_the_usage_keys_are(h: Harness) -> None:
+    """seed: after ``tm_expire``, always; current: after ``tm_delete``, only when set (a
+    plain key is the newest Go's record byte for byte)."""
     key = _key(h, h.customer())
-    names = list(key)
-    assert names[names.index("tm_expire") + 1 : names.index("tm_create")] == [
-        "tm_last_used",
-        "rotated_from",
-        "rotated_to",
-        "tm_grace_end",
-    ]
-    assert key["tm_last_used"] == key["tm_grace_end"] == SENTINEL
-    assert key["rotated_from"] == key["rotated_to"] == str(NIL)
+    names = [name for name in key if name != "token"]
+    if h.profile == "seed":
+        assert names[names.index("tm_expire") + 1 : names.index("tm_create")] == USAGE
+        assert key["tm_last_used"] == key["tm_grace_end"] == SENTINEL
+        assert key["rotated_from"] == key["rotated_to"] == str(NIL)
+    else:
+        assert not set(USAGE) & set(names) and names[-1] == "tm_delete"
+    previous = h.json("POST", f"/v1/accesskeys/{key['id']}/rotate", {})["previous"]
+    names = list(previous)
+    if h.profile == "current":
+        assert names[names.index("tm_delete") + 1 :] == ["rotated_to", "tm_grace_end"]
+    assert record(h, previous).rotated_to != NIL
 
 
 def test_authentications_within_the_interval_write_last_use_once(h: Harness) -> None:
@@ -60,13 +84,13 @@ def test_authentications_within_the_interval_write_last_use_once(h: Harness) -> 
         assert [k["id"] for k in auth(h, key["token"])] == [key["id"]]
     wait_until(lambda: count(WRITES, result="written") > before["written"], 5, "the write")
     stored = h.memory.accesskey_get(uuid.UUID(key["id"]))
-    assert SENTINEL > stored.tm_last_used > key["tm_create"]
+    assert SENTINEL > stored.tm_last_used > record(h, key).tm_create
     assert stored.tm_update == SENTINEL  # a use is no update
     assert count(WRITES, result="written") - before["written"] == 1
     assert count(WRITES, result="throttled") - before["throttled"] == 49
     assert h.published() == []  # no event for a use
     wait_until(
-        lambda: h.json("GET", f"/v1/accesskeys/{key['id']}")["tm_last_used"] != SENTINEL,
+        lambda: record(h, h.json("GET", f"/v1/accesskeys/{key['id']}")).tm_last_used != SENTINEL,
         5,
         "the cache entry refreshed",
     )
@@ -135,13 +159,14 @@ def test_rotate_reply_events_and_both_tokens_during_the_grace(h: Harness) -> Non
     customer = h.customer(webhook_uri="https://hook.example/x")
     old = _key(h, customer, detail="d", expire=3600)
     reply = rotate(h, old["id"], grace=3600, expire=60)
-    new, previous = reply["accesskey"], reply["previous"]
+    new, previous = plain(h, reply["accesskey"]), reply["previous"]
     assert new["token"].startswith("vb_") and new["token"] != old["token"]
     assert (new["name"], new["detail"], new["customer_id"]) == ("ci", "d", customer["id"])
-    assert new["rotated_from"] == old["id"] and new["rotated_to"] == str(NIL)
-    assert previous["rotated_to"] == new["id"] and previous["tm_delete"] == SENTINEL
-    assert previous["tm_grace_end"] > new["tm_create"] and "token" not in previous
-    assert new["tm_expire"] < after(61)
+    fresh, gone = record(h, new), record(h, previous)
+    assert str(fresh.rotated_from) == old["id"] and fresh.rotated_to == NIL
+    assert str(gone.rotated_to) == new["id"] and gone.tm_delete == SENTINEL
+    assert gone.tm_grace_end > fresh.tm_create and Wire(h.profile).token not in previous
+    assert fresh.tm_expire < after(61)
     events = [(m[2]["type"], m[2]["data"]["id"]) for m in h.published() if m[0]]
     assert events == [("accesskey_created", new["id"]), ("accesskey_rotated", old["id"])]
     assert [k["id"] for k in auth(h, old["token"])] == [old["id"]]
@@ -155,7 +180,7 @@ def test_rotate_reply_events_and_both_tokens_during_the_grace(h: Harness) -> Non
 def test_the_old_token_is_refused_after_the_grace_without_a_sweep(h: Harness) -> None:
     customer = h.customer(webhook_uri="https://hook.example/x")
     old = _key(h, customer)
-    new = rotate(h, old["id"], grace=1)["accesskey"]
+    new = plain(h, rotate(h, old["id"], grace=1)["accesskey"])
     h.published()
     wait_until(lambda: auth(h, old["token"]) == [], 5, "the old token refused")
     assert h.memory.accesskey_get(uuid.UUID(old["id"])).deleted  # deleted on the spot
@@ -168,11 +193,12 @@ def test_the_old_token_is_refused_after_the_grace_without_a_sweep(h: Harness) ->
 def test_grace_zero_revokes_at_once(h: Harness) -> None:
     old = _key(h, h.customer())
     reply = rotate(h, old["id"], grace=0)
-    assert reply["previous"]["tm_delete"] != SENTINEL
+    assert record(h, reply["previous"]).deleted
     types = [m[2]["type"] for m in h.published() if m[0]]
     assert types == ["accesskey_created", "accesskey_rotated", "accesskey_deleted"]
     assert auth(h, old["token"]) == []
-    assert [k["id"] for k in auth(h, reply["accesskey"]["token"])] == [reply["accesskey"]["id"]]
+    new = plain(h, reply["accesskey"])
+    assert [k["id"] for k in auth(h, new["token"])] == [new["id"]]
 
 
 def test_rotate_refusals(h: Harness) -> None:

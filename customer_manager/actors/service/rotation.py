@@ -30,24 +30,16 @@ log = logging.getLogger(__name__)
 CLEANUP_BATCH = 1000  # keys per cleanup_rotated run
 
 
-class RotateReply(msgspec.Struct, frozen=True, kw_only=True):
-    """The reply of a rotation: the new key with its token (shown this once) and the old
-    one with ``rotated_to`` and ``tm_grace_end``."""
-
-    accesskey: Accesskey
-    previous: Accesskey
-
-
 def rotate(deps: Deps, op: Op) -> Flow[Response]:
     fields = body(bytes(op.request.data) or b"{}", AccesskeyRotateBody)
     if not 0 <= fields.grace <= MAX_GRACE:
         raise InvalidArgument(f"grace must be 0 to {MAX_GRACE} seconds", "INVALID_GRACE")
 
-    def owner(old: Accesskey) -> Flow[RotateReply]:
+    def owner(old: Accesskey) -> Flow[dict[str, Accesskey]]:
         check_rotatable(old)  # early; storage checks again under the row lock
         return deps.customer(old.customer_id).then(lambda customer: store(old, customer))
 
-    def store(old: Accesskey, customer: Customer) -> Flow[RotateReply]:
+    def store(old: Accesskey, customer: Customer) -> Flow[dict[str, Accesskey]]:
         writable(customer)
         moment = now()
         key, token = new_key(customer.id, old.name, old.detail, fields.expire, moment)
@@ -60,7 +52,7 @@ def rotate(deps: Deps, op: Op) -> Flow[Response]:
         )
         return rotated.then(lambda result: cached(result, token_hash, token))
 
-    def cached(result: Rotation, token_hash: str, token: str) -> Flow[RotateReply]:
+    def cached(result: Rotation, token_hash: str, token: str) -> Flow[dict[str, Accesskey]]:
         new = result.key
         return (
             deps.cache.put_token(token_hash, new.id)
@@ -69,8 +61,10 @@ def rotate(deps: Deps, op: Op) -> Flow[Response]:
             .then(lambda previous: reply(msgspec.structs.replace(new, token=token), previous))
         )
 
-    def reply(new: Accesskey, previous: Accesskey) -> RotateReply:
-        return RotateReply(accesskey=new, previous=previous)
+    def reply(new: Accesskey, previous: Accesskey) -> dict[str, Accesskey]:
+        """The new key with its token (shown this once) and the old one (a dict: the
+        profile's codec writes the records in it)."""
+        return {"accesskey": new, "previous": previous}
 
     return deps.accesskey(op.id).then(owner).then(ok)
 
