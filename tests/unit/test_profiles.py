@@ -40,7 +40,15 @@ def test_times_both_ways(stored: str, shown: str | None) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "9999-01-01 00:00:00.000000", "2026-08-22 10:15:30.123456", "2026-08-22T10:15:30", "x"],
+    [
+        "",
+        "9999-01-01 00:00:00.000000",
+        "2026-08-22 10:15:30.123456",
+        "2026-08-22T10:15:30",
+        "x",
+        "2026-02-30T10:15:30Z",
+        "2026-08-22T25:15:30Z",
+    ],
 )
 def test_what_go_cannot_decode_is_not_a_time(text: str) -> None:
     with pytest.raises(NotATime):
