@@ -132,13 +132,13 @@ class PublicCustomerJSON(msgspec.Struct, frozen=True, kw_only=True, omit_default
 
 
 class PublicAccesskeyJSON(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """The webhook record of an access key (``accesskey.WebhookMessage``)."""
+    """The webhook record of an access key (``accesskey.WebhookMessage``; its ``token`` is
+    never set here: no webhook carries a token)."""
 
     id: uuid.UUID
     customer_id: uuid.UUID
     name: str = ""
     detail: str = ""
-    token: str = ""
     token_prefix: str = ""
     tm_expire: Stamp
     tm_create: Stamp
@@ -152,22 +152,31 @@ _SHAPES: dict[type[Any], type[Any]] = {
     PublicCustomer: PublicCustomerJSON,
     PublicAccesskey: PublicAccesskeyJSON,
 }
-_RENAMED = {"token": "raw_token"}
+# per record type: its shape and, for each of the shape's keys, the record field it shows and
+# whether it is a time (built once: the conversion runs for every record sent)
+_PLANS: dict[type[Any], tuple[type[Any], tuple[tuple[str, str, bool], ...]]] = {
+    record: (
+        shape,
+        tuple(
+            ("token" if key == "raw_token" else key, key, key.startswith("tm_"))
+            for key in shape.__struct_fields__
+        ),
+    )
+    for record, shape in _SHAPES.items()
+}
 
 
 def outward(obj: Any) -> Any:
     """``obj`` with every record in it (in dicts and lists too) in this profile's shape."""
-    shape = _SHAPES.get(type(obj))
-    if shape is not None:
-        fields: dict[str, Any] = {}
-        for name in obj.__struct_fields__:
-            value = getattr(obj, name)
-            if name.startswith("tm_"):
-                value = rfc3339(value)
-            elif name == "token" and shape is AccesskeyJSON:
-                name = _RENAMED[name]
-            fields[name] = value
-        return shape(**{k: v for k, v in fields.items() if k in shape.__struct_fields__})
+    plan = _PLANS.get(type(obj))
+    if plan is not None:
+        shape, keys = plan
+        return shape(
+            **{
+                key: rfc3339(getattr(obj, field)) if time else getattr(obj, field)
+                for field, key, time in keys
+            }
+        )
     if isinstance(obj, dict):
         return {key: outward(value) for key, value in obj.items()}
     if isinstance(obj, list | tuple):
