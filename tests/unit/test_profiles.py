@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import msgspec
@@ -18,18 +19,17 @@ from customer_manager.messages import codec
 from customer_manager.messages.current import NotATime, internal, rfc3339
 from customer_manager.messages.query import parse_list
 from customer_manager.messages.records import (
-    NIL,
     SENTINEL,
     TS_FORMAT,
     Accesskey,
     Customer,
-    Metadata,
     ts,
 )
 from customer_manager.messages.wire import decode_request
 from tests.support.harness import Harness
 from tests.support.profiles import Wire, both_profiles
 from tests.support.storage import accesskey
+from tests.support.storage import customer as stored_customer
 
 CURRENT = codec.CODECS["current"]
 CID = uuid.UUID("4b9ff112-02ec-11ee-b037-5b5c308ec044")
@@ -70,28 +70,20 @@ def test_offsets_and_nine_digits_from_a_go_writer() -> None:
     assert internal("2026-08-22T12:15:30.123456789+02:00") == "2026-08-22 10:15:30.123456"
 
 
-def customer(**fields: object) -> Customer:
-    base: dict[str, object] = {
+def customer(**fields: Any) -> Customer:
+    """The customer of docs/profiles.md#customer (created, never updated)."""
+    example = {
         "id": CID,
         "name": "test1",
         "detail": "detail1",
-        "email": "test@voipbin.net",
         "phone_number": "+821100000001",
         "address": "somewhere",
         "webhook_method": "POST",
         "webhook_uri": "https://example.com/hook",
         "webhook_secret": "q3Z0bYk1x8v0F9sJm2r7T4wQe6Lp-aHc",
-        "billing_account_id": NIL,
-        "email_verified": True,
-        "status": "active",
-        "identity_verification_status": "none",
-        "metadata": Metadata(),
-        "tm_deletion_scheduled": SENTINEL,
         "tm_create": "2026-08-22 10:15:30.123450",
-        "tm_update": SENTINEL,
-        "tm_delete": SENTINEL,
     }
-    return Customer(**{**base, **fields})  # type: ignore[arg-type]
+    return stored_customer("test@voipbin.net", **{**example, **fields})
 
 
 def test_customer_json_is_the_newest_go_shape() -> None:
