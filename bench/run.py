@@ -163,7 +163,8 @@ class Bench:
 
     def run(self) -> None:
         cmd = shlex.split(self.args.daemon_cmd.format(prefetch=self.args.prefetch))
-        daemon = Daemon(cmd, self.env.daemon_env(free_port()), Path(self.args.daemon_log))
+        metrics_port = free_port()
+        daemon = Daemon(cmd, self.env.daemon_env(metrics_port), Path(self.args.daemon_log))
         sampler = RssSampler(0)
         try:
             daemon.start()
@@ -182,6 +183,7 @@ class Bench:
             with EchoServer(self.env.amqp_url, self.args.prefetch) as echo:
                 self.echo_pid = echo.pid
                 self.run_daemon_phases(daemon, seed, sampler)
+            self.res["daemon_counters"] = daemon_counters(metrics_port, COUNTERS)
         except BaseException:
             print(f"bench: daemon log tail:\n{daemon.log_tail()}", file=sys.stderr)
             raise
@@ -190,6 +192,25 @@ class Bench:
             code, took = daemon.stop()
             self.res["exit_code"], self.res["stop_s"] = code, round(took, 2)
         self.res.setdefault("memory", {})["idle_start_mib"] = self.res.pop("idle_start_mib")
+
+
+# Daemon counters read at the end of a run (the series' label sets and values).
+COUNTERS = ("customer_manager_accesskey_last_used_write_total",)
+
+
+def daemon_counters(port: int, names: tuple[str, ...]) -> dict[str, float]:
+    """The daemon's samples of the counters ``names`` from its metrics endpoint."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+        text = page.read().decode()
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(names) and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            if not series.endswith("_created") and "_created{" not in series:
+                found[series] = float(value)
+    return found
 
 
 def _progress(r: dict[str, Any]) -> None:

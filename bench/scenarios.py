@@ -14,10 +14,12 @@ from typing import Any
 from bench.amqp import RpcClient, envelope
 
 SCENARIOS = ("get", "auth", "create", "mix")
+EXTRA_SCENARIOS = ("auth1",)  # run only when named (bench/lastused.py)
 DESCRIPTIONS = {
     "echo": "bare pika echo server: fixed reply, no storage",
     "get": "cache-hit `GET /v1/customers/<id>` over the seeded customers",
     "auth": "api-manager auth: `GET /v1/accesskeys?page_size=1` data `{token, deleted:false}`",
+    "auth1": "the auth request of `auth` for one key only (every request is a use of it)",
     "create": "`POST /v1/customers`, a unique email per request",
     "mix": "50 % get, 40 % auth, 10 % create (90 % reads)",
 }
@@ -70,11 +72,14 @@ def body_factory(scenario: str, seed: Seed, tag: str = "") -> Bodies:
         return _get(seed)
     if scenario == "auth":
         return _auth(seed)
+    if scenario == "auth1":
+        return _auth(dataclasses.replace(seed, tokens=seed.tokens[:1]))
     if scenario == "create":
         return _create(seed, tag)
     if scenario == "mix":
         return _mix(seed, tag)
-    raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    known = ", ".join(SCENARIOS + EXTRA_SCENARIOS)
+    raise ValueError(f"unknown scenario {scenario!r}; choose from {known}")
 
 
 def _check(replies: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:

@@ -57,7 +57,10 @@ def through_cutter(
     dsn = dsn_via(fresh_migrated_dsn, cutter.port)
     cache = LocalCache()
     system = bootstrap(
-        Settings(database_dsn=dsn, agent_check="off", storage_workers=1),
+        # no last-use write after the auth below: it would take the COMMIT the cutter cuts
+        Settings(
+            database_dsn=dsn, agent_check="off", storage_workers=1, accesskey_last_used_interval=0
+        ),
         storage_factory=lambda: MySQLStorage(parse_dsn(dsn), pure=pure),
         cache=cache,
     )

@@ -52,10 +52,20 @@ def mark_used(deps: Deps, key: Accesskey) -> None:
 
     def refresh(row: Accesskey | None) -> Flow[None] | None:
         metrics.child(metrics.accesskey_last_used_write_total, "written").inc()
-        return deps.cache.put(row) if row is not None else None
+        if row is None:
+            return None
+        return deps.cache.accesskey(key.id).then(lambda cached: _refreshed(deps, row, cached))
 
     flow = deps.cache.claim(used_key(key.id), "1", interval, only_if_absent=True).then(write)
     deliver(_finished, flow.recover(Exception, _skipped), None)
+
+
+def _refreshed(deps: Deps, row: Accesskey, cached: Accesskey | None) -> Flow[None] | None:
+    """Put the touched row in the cache unless the entry there is another writer's (a Go
+    instance's holds the plain token its reads need; a use is no reason to replace it)."""
+    if cached is not None and not cached.complete:
+        return None
+    return deps.cache.put(row, populate=cached is None)
 
 
 def _skipped(exc: Exception) -> None:
