@@ -89,7 +89,7 @@ def test_a_thousand_authentications_write_last_use_once(
     redis_db: redis.Redis,
     wire: Wire,
 ) -> None:
-    settings = service_settings(accesskey_last_used_interval=600)
+    settings = service_settings(accesskey_last_used_interval=600, agent_check="off")
     dsn = parse_dsn(settings.database_dsn)
     factory = lambda: CountingStorage(dsn, profile=settings.wire_profile)  # noqa: E731
     _replicas(daemons, settings, storage_factory=factory)
@@ -123,7 +123,7 @@ def test_rotation_grace_is_enforced_without_a_sweep(
     service_settings: Callable[..., Settings],
     wire: Wire,
 ) -> None:
-    _replicas(daemons, service_settings())
+    _replicas(daemons, service_settings(agent_check="off"))
     old = _key(client, wire)
     reply = client.call("POST", f"/v1/accesskeys/{old['id']}/rotate", {"grace": 2})
     assert reply["status_code"] == 200, reply
@@ -151,7 +151,7 @@ def test_grace_zero_and_concurrent_rotations(
     service_settings: Callable[..., Settings],
     wire: Wire,
 ) -> None:
-    _replicas(daemons, service_settings())
+    _replicas(daemons, service_settings(agent_check="off"))
     old = _key(client, wire)
     reply = client.call("POST", f"/v1/accesskeys/{old['id']}/rotate", {"grace": 0})
     assert _record(wire, reply["data"]["previous"]).deleted
