@@ -29,6 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--inflight", type=int, default=32)
     p.add_argument("--rounds", type=int, default=2, help="runs with tracking on and off each")
     p.add_argument("--seed-count", type=int, default=200)
+    p.add_argument("--out", default="", help="also write every run's results (JSON) here")
     return p.parse_args(argv)
 
 
@@ -87,16 +88,27 @@ def main(argv: list[str] | None = None) -> int:
             run = one_run(interval, args)
             runs[interval].append(run)
             print(" | ".join(row(interval, run)), flush=True)
-    print("median p50 over the runs (ms):")
+    print("median over the runs: p50 (ms), and p50 / the same run's echo p50 (the machine's")
+    print("noise moves both alike):")
     for name in ("auth1", "auth"):
-        on = statistics.median(r["scenarios"][name]["p50_ms"] for r in runs[ON])
-        off = statistics.median(r["scenarios"][name]["p50_ms"] for r in runs[OFF])
+        on, off = _median(runs[ON], name), _median(runs[OFF], name)
+        on_r, off_r = _median(runs[ON], name, relative=True), _median(runs[OFF], name, True)
         spread = [r["scenarios"][name]["p50_ms"] for r in runs[ON] + runs[OFF]]
         print(
-            f"  {name:<5} tracking on {on:.2f}, off {off:.2f}, difference {on - off:+.2f}"
-            f" (all runs {min(spread):.2f} to {max(spread):.2f})"
+            f"  {name:<5} tracking on {on:.2f} ({on_r:.2f} x echo), off {off:.2f}"
+            f" ({off_r:.2f} x echo); difference {on - off:+.2f} ms, {on_r - off_r:+.2f} x"
+            f" (every run: {min(spread):.2f} to {max(spread):.2f} ms)"
         )
+    if args.out:
+        with open(args.out, "w") as out:
+            json.dump({"on": runs[ON], "off": runs[OFF]}, out, indent=1)
     return 0
+
+
+def _median(runs: list[dict[str, Any]], name: str, relative: bool = False) -> float:
+    return statistics.median(
+        r["scenarios"][name]["p50_ms"] / (_echo_p50(r) if relative else 1.0) for r in runs
+    )
 
 
 if __name__ == "__main__":

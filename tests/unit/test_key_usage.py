@@ -321,3 +321,19 @@ def test_notify_expiring_by_two_replicas_at_once(build: Build, runs: int) -> Non
     assert sum(r["notified"] for r in replies) == len(keys)
     published = [m for h in (first, second) for m in h.published() if m[0]]
     assert sorted(m[2]["data"]["id"] for m in published) == sorted(k["id"] for k in keys)
+
+
+def test_an_old_key_past_its_grace_is_no_use(h: Harness) -> None:
+    old = _key(h, h.customer())
+    rotate(h, old["id"], grace=1)
+    end = h.memory.accesskey_get(uuid.UUID(old["id"])).tm_grace_end
+    wait_until(lambda: now() > end, 5, "the grace to end")
+    assert reason(h, "POST", f"/v1/accesskeys/{old['id']}/used") == (409, "ACCESSKEY_DELETED")
+    written = count(WRITES, result="written")
+    paged = h.json(
+        "GET", f"/v1/accesskeys?page_size=1&page_token={after(60)}", {"token": old["token"]}
+    )
+    assert [k["id"] for k in paged] == [old["id"]]  # a plain list shows it until the sweep
+    h.json("POST", "/v1/accesskeys/cleanup_rotated", {})
+    assert count(WRITES, result="written") == written
+    assert h.memory.accesskey_get(uuid.UUID(old["id"])).tm_last_used == SENTINEL

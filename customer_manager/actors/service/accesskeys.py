@@ -73,9 +73,13 @@ def list_(deps: Deps, op: Op) -> Flow[Response]:
 
 
 def _used(deps: Deps, query: ListQuery, rows: list[Accesskey]) -> None:
-    """A list by token that found exactly one live key is a use of it (keyuse.py)."""
-    if query.filters.token_hash is not None and len(rows) == 1 and not rows[0].deleted:
-        mark_used(deps, rows[0])
+    """A list by token that found exactly one live key is a use of it (keyuse.py); the old
+    key of a rotation past its grace is not live, even before it is deleted."""
+    if query.filters.token_hash is None or len(rows) != 1:
+        return
+    key = rows[0]
+    if not key.deleted and not key.grace_over(now()):
+        mark_used(deps, key)
 
 
 def _by_token(deps: Deps, query: ListQuery, token_hash: str, moment: str) -> Flow[Response]:

@@ -79,10 +79,11 @@ def _finished(_value: Any, error: BaseException | None) -> None:
 
 
 def used(deps: Deps, op: Op) -> Flow[Response]:
-    """``POST /v1/accesskeys/<id>/used``: the key (404, 409 if deleted), its use recorded."""
+    """``POST /v1/accesskeys/<id>/used``: the key (404; 409 if deleted, or the old key of a
+    rotation past its grace), its use recorded."""
 
     def mark(key: Accesskey) -> Response:
-        if key.deleted:
+        if key.deleted or key.grace_over(now()):  # past its grace: deleted by the sweep
             raise FailedPrecondition(f"accesskey {key.id} is deleted", "ACCESSKEY_DELETED")
         mark_used(deps, key)
         return ok(key)
