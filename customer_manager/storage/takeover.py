@@ -24,7 +24,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from customer_manager.errors import FailedPrecondition
-from customer_manager.messages.records import SENTINEL, ts
+from customer_manager.messages.records import ts
 from customer_manager.storage import schema
 from customer_manager.storage.sql import Tx
 from customer_manager.storage.sqlrows import read_ts, read_uuid
@@ -32,9 +32,9 @@ from customer_manager.storage.sqlrows import read_ts, read_uuid
 CONTRACT_MARK = "contract"
 DUPLICATE_EMAILS = (
     "SELECT c.email, c.id, c.tm_create FROM customer_customers c JOIN ("
-    " SELECT email FROM customer_customers WHERE tm_delete >= %s AND email <> ''"
+    " SELECT email FROM customer_customers WHERE LIVE(tm_delete) AND email <> ''"
     " GROUP BY email HAVING COUNT(*) > 1) d ON c.email = d.email"
-    " WHERE c.tm_delete >= %s ORDER BY c.email, c.tm_create, c.id"
+    " WHERE LIVE(c.tm_delete) ORDER BY c.email, c.tm_create, c.id"
 )
 TABLE_EXISTS = (
     "SELECT COUNT(*) FROM information_schema.tables"
@@ -58,7 +58,7 @@ def preflight(tx: Tx) -> None:
     """Raise FailedPrecondition naming every blocker of the pending steps (nothing changed)."""
     if not int(tx.scalar(TABLE_EXISTS, ("customer_customers",))):
         return
-    rows = tx.rows(DUPLICATE_EMAILS, (SENTINEL, SENTINEL))
+    rows = tx.rows(DUPLICATE_EMAILS)
     if not rows:
         return
     groups: dict[str, list[str]] = {}
