@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 import pytest
 import redis
 from click.testing import CliRunner, Result
@@ -190,10 +191,22 @@ def events(tap: RawEventTap, count: int, timeout: float = 10) -> list[GoEvent]:
     return [decode_event(body) for body in tap.bodies]
 
 
-def check_cache(go: GoCurrent) -> int:
+def event_data(tap: RawEventTap, kind: str) -> list[bytes]:
+    """The raw ``data`` of each event of type ``kind`` seen so far (json.RawMessage)."""
+
+    class Envelope(msgspec.Struct):
+        type: str
+        data: msgspec.Raw
+
+    found = [msgspec.json.decode(body, type=Envelope) for body in tap.bodies]
+    return [bytes(e.data) for e in found if e.type == kind]
+
+
+def check_cache(go: GoCurrent, *expect: str) -> int:
     """Every record entry in Redis is Go's JSON (D.6): it passes the strict reader, its TTL is
     at most a day, and Go's cache read of it equals Go's SQL read of the row (no stale entry
-    after the writes settle). Returns the number of entries checked."""
+    after the writes settle); the keys in ``expect`` are among them. Returns the number of
+    entries checked."""
 
     def entries() -> list[tuple[str, bytes]]:
         found = []
@@ -222,6 +235,7 @@ def check_cache(go: GoCurrent) -> int:
 
     wait_until(consistent, 10, "every cache entry to match Go's read of its row")
     checked = entries()
+    assert set(expect) <= {key for key, _ in checked}, (expect, [key for key, _ in checked])
     for key, value in checked:
         if key.startswith("customer:"):
             decode_cache_customer(value)
@@ -287,7 +301,9 @@ def test_reads_go_written_rows_as_go_would_print_them(
     )
     listed = decode_accesskey_list(keys)
     assert {k.id for k in listed} == {world.alice_key[0], world.forever_key[0]}
-    assert check_cache(go_current) >= 1
+    missing = rpc(raw_client, "GET", f"/v1/customers/{uuid.uuid4()}")  # typed data must decode
+    assert missing.status_code in (400, 404)
+    assert check_cache(go_current, f"customer:{world.alice}") >= 1
 
 
 def test_auth_lookup_exactly_as_api_manager_sends_it(
@@ -387,7 +403,7 @@ def test_updates_go_written_rows(
     seen = events(raw_events, 3)
     assert [e.type for e in seen] == ["customer_updated", "customer_updated", "accesskey_updated"]
     assert [e.record.id for e in seen] == [world.alice, world.alice, key_id]
-    check_cache(go_current)
+    check_cache(go_current, f"customer:{world.alice}", f"customer_accesskey:{key_id}")
 
 
 def test_deletes_go_written_rows(
@@ -419,7 +435,7 @@ def test_deletes_go_written_rows(
     for event in seen:
         if event.type == "accesskey_deleted":
             assert isinstance(event.record, GoAccesskey) and event.record.tm_delete is not None
-    check_cache(go_current)
+    check_cache(go_current, f"customer:{world.alice}", f"customer_accesskey:{key_id}")
 
 
 def test_created_by_us_is_read_by_go_and_survives_its_cleanup(
@@ -495,7 +511,12 @@ def test_created_by_us_is_read_by_go_and_survives_its_cleanup(
     assert len(created) == 1 and created[0].headless is False and created[0].record == carol
     [key_event] = [e for e in seen if e.type == "accesskey_created"]
     assert key_event.record.id == key.id  # decode_event already refused a raw_token
-    check_cache(go_current)
+    # D.4: the same bytes as the reply (customer_created + headless; no raw_token)
+    assert event_data(raw_events, "customer_created") == [data[:-1] + b',"headless":false}']
+    assert event_data(raw_events, "accesskey_created") == [
+        accesskey_json(dataclasses.replace(stored, token_hash=""))
+    ]
+    check_cache(go_current, f"customer:{carol.id}", f"customer_accesskey:{key.id}")
 
 
 # -- the cache shared with Go (D.6) ---------------------------------------------------------
