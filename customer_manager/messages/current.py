@@ -59,12 +59,12 @@ def internal(value: Stamp) -> str:
         raise NotATime(f"not an RFC 3339 time: {value[:40]!r}")
     date, clock, fraction, zone = match.groups()
     micro = (fraction or "")[:6].ljust(6, "0")
-    if zone == "Z":
-        return f"{date} {clock}.{micro}"
-    try:
-        moment = datetime.fromisoformat(f"{date}T{clock}.{micro}{zone}")
+    try:  # the field ranges too (month 13, February 30, hour 25): Go refuses them
+        moment = datetime.fromisoformat(f"{date}T{clock}.{micro}{zone.replace('Z', '+00:00')}")
     except ValueError as exc:
         raise NotATime(str(exc)) from None
+    if zone == "Z":
+        return f"{date} {clock}.{micro}"
     return moment.astimezone(UTC).strftime(TS_FORMAT)
 
 

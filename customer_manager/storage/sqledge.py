@@ -3,7 +3,8 @@
 The internal model says "not set" with one value, the sentinel (records.py). A ``seed``
 database stores it as is (and NULL there means deleted, as for the seed-era Go service); a
 ``current`` database stores NULL (today's Go service: NULL ``tm_delete`` is active). Every
-statement says "live" and "deleted" as ``LIVE(column)`` and ``GONE(column)``; the edge
+statement says "live" and "deleted" as ``LIVE(column)`` and ``GONE(column)`` (and "not set"
+as ``UNSET(column)``); the edge
 renders them for its profile, binds the sentinel as NULL in ``current`` and reads NULL
 times back as the sentinel. Nothing else in storage knows the profile.
 """
@@ -22,9 +23,13 @@ from customer_manager.messages.records import SENTINEL
 
 log = logging.getLogger(__name__)
 
-_MARK = re.compile(r"\b(LIVE|GONE)\(([\w.]+)\)")
-_SEED = {"LIVE": "{} >= '" + SENTINEL + "'", "GONE": "{} < '" + SENTINEL + "'"}
-_CURRENT = {"LIVE": "{} IS NULL", "GONE": "{} IS NOT NULL"}
+_MARK = re.compile(r"\b(LIVE|GONE|UNSET)\(([\w.]+)\)")
+_SEED = {
+    "LIVE": "{} >= '" + SENTINEL + "'",
+    "UNSET": "{} >= '" + SENTINEL + "'",
+    "GONE": "{} < '" + SENTINEL + "'",
+}
+_CURRENT = {"LIVE": "{} IS NULL", "UNSET": "{} IS NULL", "GONE": "{} IS NOT NULL"}
 _FAR = datetime(9999, 1, 1)
 
 
@@ -61,7 +66,7 @@ class CurrentEdge(SeedEdge):
 
 @functools.lru_cache(maxsize=1024)
 def _render(sql: str, profile: Profile) -> str:
-    if "LIVE(" not in sql and "GONE(" not in sql:
+    if "LIVE(" not in sql and "GONE(" not in sql and "UNSET(" not in sql:
         return sql
     forms = _CURRENT if profile == "current" else _SEED
     return _MARK.sub(lambda m: forms[m.group(1)].format(m.group(2)), sql)

@@ -235,7 +235,9 @@ def _filter_sql(
     if f.deleted is not None:
         conditions.append("GONE(tm_delete)" if f.deleted else "LIVE(tm_delete)")
     if f.expired is not None and table is ACCESSKEYS:
-        conditions.append("tm_expire <= %s" if f.expired else "tm_expire > %s")
+        conditions.append(
+            "tm_expire <= %s" if f.expired else "(tm_expire > %s OR UNSET(tm_expire))"
+        )
         values.append(now())
     return conditions, values
 

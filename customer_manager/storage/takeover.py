@@ -36,6 +36,10 @@ DUPLICATE_EMAILS = (
     " GROUP BY email HAVING COUNT(*) > 1) d ON c.email = d.email"
     " WHERE LIVE(c.tm_delete) ORDER BY c.email, c.tm_create, c.id"
 )
+DUPLICATE_HASHES = (
+    "SELECT token_hash, COUNT(*) FROM customer_accesskeys WHERE token_hash IS NOT NULL"
+    " GROUP BY token_hash HAVING COUNT(*) > 1 ORDER BY token_hash"
+)
 TABLE_EXISTS = (
     "SELECT COUNT(*) FROM information_schema.tables"
     " WHERE table_schema = DATABASE() AND table_name = %s"
@@ -58,6 +62,16 @@ def preflight(tx: Tx) -> None:
     """Raise FailedPrecondition naming every blocker of the pending steps (nothing changed)."""
     if not int(tx.scalar(TABLE_EXISTS, ("customer_customers",))):
         return
+    if has_column(tx, "customer_accesskeys", "token_hash"):
+        shared = tx.rows(DUPLICATE_HASHES)
+        if shared:
+            raise FailedPrecondition(
+                "migration blocked, nothing was changed: the token-hash unique index cannot"
+                f" take {len(shared)} hash(es) shared by several access keys (first:"
+                f" {str(shared[0][0])[:12]}…); delete all but one key of each, then run"
+                " `customer-control db migrate` again.",
+                "MIGRATION_BLOCKED",
+            )
     rows = tx.rows(DUPLICATE_EMAILS)
     if not rows:
         return
