@@ -1,13 +1,13 @@
-"""Issue 15, "Must show" item 2: on a database built from the newest upstream schema (D.5.1)
-with rows written as the newest Go writes them, our daemon in ``WIRE_PROFILE=current`` reads,
-authenticates, updates and deletes them; every reply, event and cache entry it produces parses
-with a reader that decodes as the newest Go does (tests/support/go_current.py, D.1, D.3.2, D.4,
-D.6), and what it writes reads back through Go's SQL (D.5.2, D.5.3); a customer we create
-survives Go's ``cleanup_unverified``; startup on that database issues no UPDATE and no ALTER
-but the additive objects (D.5.4), observed in MariaDB's general log.
+"""Issue 15, "Must show" item 2: on a database built from the newest upstream schema
+(docs/profiles.md#mysql) with rows written as the newest Go writes them, our daemon in
+``WIRE_PROFILE=current`` reads, authenticates, updates and deletes them; every reply, event and
+cache entry it produces parses with a reader that decodes as the newest Go does
+(tests/support/go_current.py), and what it writes reads back through Go's SQL; a customer we
+create survives Go's ``cleanup_unverified``; startup on that database issues no UPDATE and no
+ALTER but the additive objects (docs/profiles.md#schema), observed in MariaDB's general log.
 
-Written from SPEC_D and the stand-in alone, against the planned interface (``Settings``'s
-``wire_profile``, CLI ``--wire_profile``), not against the implementation.
+Written from the contract and the stand-in alone, against the planned interface
+(``Settings``'s ``wire_profile``, CLI ``--wire_profile``), not against the implementation.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ from tests.support.service import start_daemon
 from tests.support.waiting import until, wait_until
 
 pytestmark = pytest.mark.integration
-LOOKUP_URI = "/v1/accesskeys?page_token=&page_size=10"  # api-manager's auth lookup (D.2.2)
+# api-manager's auth lookup (docs/profiles.md#requests)
+LOOKUP_URI = "/v1/accesskeys?page_token=&page_size=10"
 
 
 # -- the Go world and our daemon -------------------------------------------------------------
@@ -138,11 +139,17 @@ def raw_events(amqp_url: str) -> Iterator[RawEventTap]:
 
 
 def start_current(
-    go: GoCurrent, service_settings: Callable[..., Settings], daemons: list[Daemon]
+    go: GoCurrent,
+    service_settings: Callable[..., Settings],
+    daemons: list[Daemon],
+    report: list[str] | None = None,
 ) -> Daemon:
-    """Our daemon in profile ``current`` on the stand-in's database, after ``db migrate``."""
+    """Our daemon in profile ``current`` on the stand-in's database, after ``db migrate``
+    (whose output is appended to ``report``)."""
     migrated = ctl(go, "db", "migrate")
     assert migrated.exit_code == 0, migrated.output
+    if report is not None:
+        report.append(migrated.output)
     settings = service_settings(database_dsn=go.dsn, wire_profile="current", agent_check="off")
     daemon = start_daemon(settings)
     daemons.append(daemon)
@@ -187,7 +194,7 @@ def events(tap: RawEventTap, count: int, timeout: float = 10) -> list[GoEvent]:
     """The first ``count`` events since the tap opened, each read by the Go reader."""
     until(lambda: len(tap.bodies) >= count, timeout, idle=tap.pump)
     tap.pump(0.3)  # and any extra ones
-    assert all(p.content_type == "text/plain" for p in tap.props)  # D.4
+    assert all(p.content_type == "text/plain" for p in tap.props)  # docs/profiles.md#json
     return [decode_event(body) for body in tap.bodies]
 
 
@@ -203,10 +210,10 @@ def event_data(tap: RawEventTap, kind: str) -> list[bytes]:
 
 
 def check_cache(go: GoCurrent, *expect: str) -> int:
-    """Every record entry in Redis is Go's JSON (D.6): it passes the strict reader, its TTL is
-    at most a day, and Go's cache read of it equals Go's SQL read of the row (no stale entry
-    after the writes settle); the keys in ``expect`` are among them. Returns the number of
-    entries checked."""
+    """Every record entry in Redis is Go's JSON (docs/profiles.md#redis): it passes the strict
+    reader, its TTL is at most a day, and Go's cache read of it equals Go's SQL read of the row (no
+    stale entry after the writes settle); the keys in ``expect`` are among them. Returns the number
+    of entries checked."""
 
     def entries() -> list[tuple[str, bytes]]:
         found = []
@@ -246,7 +253,8 @@ def check_cache(go: GoCurrent, *expect: str) -> int:
 
 
 def lookup(client: RawClient, token: str) -> list[GoAccesskey]:
-    """The auth lookup byte for byte as api-manager sends it (D.2.2: sorted map keys)."""
+    """The auth lookup byte for byte as api-manager sends it (docs/profiles.md#requests: sorted map
+    keys)."""
     body = (
         b'{"uri":"' + LOOKUP_URI.encode() + b'","method":"GET","publisher":"api-manager",'
         b'"data_type":"application/json","data":{"deleted":false,"token_hash":"'
@@ -257,7 +265,7 @@ def lookup(client: RawClient, token: str) -> list[GoAccesskey]:
 
 
 def usable(key: GoAccesskey) -> bool:
-    """api-manager's checks on the one row (D.2.2)."""
+    """api-manager's checks on the one row (docs/profiles.md#requests)."""
     return key.tm_delete is None and (key.tm_expire is None or key.tm_expire > datetime.now(UTC))
 
 
@@ -285,7 +293,7 @@ def test_reads_go_written_rows_as_go_would_print_them(
         assert expected_key is not None
         assert data == accesskey_json(dataclasses.replace(expected_key, token_hash=""))
     forever = ok(rpc(raw_client, "GET", f"/v1/accesskeys/{world.forever_key[0]}"))
-    assert b'"tm_expire":null' in forever  # D.8 #6
+    assert b'"tm_expire":null' in forever  # a NULL tm_expire
 
     live = ok(rpc(raw_client, "GET", "/v1/customers?page_size=100", {"deleted": False}))
     assert {c.id for c in decode_customer_list(live)} == {world.alice, world.signup}
@@ -309,7 +317,7 @@ def test_reads_go_written_rows_as_go_would_print_them(
 def test_auth_lookup_exactly_as_api_manager_sends_it(
     go_current: GoCurrent, world: World, ours: Daemon, raw_client: RawClient
 ) -> None:
-    """D.2.2/D.8 #5-#7: the ``token_hash`` lookup finds exactly the live key, a NULL
+    """The ``token_hash`` lookup finds exactly the live key, a NULL
     ``tm_expire`` is ``null`` and usable, deleted keys are absent; ``token`` still works;
     both page-token forms and ``request_id`` are accepted, garbage is a 400."""
     [found] = lookup(raw_client, world.alice_key[1])
@@ -339,7 +347,7 @@ def test_auth_lookup_exactly_as_api_manager_sends_it(
     assert bad.status_code == 400
 
     traced = rpc(raw_client, "GET", f"/v1/customers/{world.alice}", request_id="req-1")
-    assert decode_customer(ok(traced)).id == world.alice  # D.8 #19
+    assert decode_customer(ok(traced)).id == world.alice  # request_id accepted and ignored
 
 
 # -- writes ---------------------------------------------------------------------------------
@@ -385,7 +393,7 @@ def test_updates_go_written_rows(
         "SELECT JSON_EXTRACT(metadata, '$.rtp_debug') FROM customer_customers WHERE id = %s",
         (world.alice.bytes,),
     )
-    assert str(stored) == "true"  # D.8 #14: JSON in the column, read back by Go's rules
+    assert str(stored) == "true"  # JSON in the column, read back by Go's rules
     reread = go_current.customer(world.alice)
     assert reread is not None and reread.metadata == {"rtp_debug": True}
 
@@ -413,7 +421,7 @@ def test_deletes_go_written_rows(
     raw_client: RawClient,
     raw_events: RawEventTap,
 ) -> None:
-    """R5 and R10 on Go's rows: soft deletes as D.5.2 (status with tm_delete), after which
+    """R5 and R10 on Go's rows: soft deletes as Go's (status with tm_delete), after which
     both our lookup and a newest Go replica's SQL lookup reject the key."""
     key_id, token = world.forever_key
     deleted_key = decode_accesskey(ok(rpc(raw_client, "DELETE", f"/v1/accesskeys/{key_id}")))
@@ -425,7 +433,7 @@ def test_deletes_go_written_rows(
 
     gone = decode_customer(ok(rpc(raw_client, "DELETE", f"/v1/customers/{world.alice}")))
     assert gone.deleted and gone.status == "deleted"
-    go_view = go_current.customer(world.alice)  # D.8 #13: Go's CustomerGet of our delete
+    go_view = go_current.customer(world.alice)  # Go's CustomerGet of our delete
     assert go_view is not None and go_view.tm_delete is not None and go_view.status == "deleted"
     assert go_view.tm_update is not None
 
@@ -445,7 +453,7 @@ def test_created_by_us_is_read_by_go_and_survives_its_cleanup(
     raw_client: RawClient,
     raw_events: RawEventTap,
 ) -> None:
-    """R7 and R2 in ``current`` (D.8 #3, #4, #10-#12): replies are Go's JSON of Go's read of
+    """R7 and R2 in ``current``: replies are Go's JSON of Go's read of
     the row; all columns written explicitly; Go's ``cleanup_unverified`` passes our customer
     by and expires Go's stale sign-up; a newest Go replica authenticates our key."""
     body = {
@@ -511,7 +519,7 @@ def test_created_by_us_is_read_by_go_and_survives_its_cleanup(
     assert len(created) == 1 and created[0].headless is False and created[0].record == carol
     [key_event] = [e for e in seen if e.type == "accesskey_created"]
     assert key_event.record.id == key.id  # decode_event already refused a raw_token
-    # D.4: the same bytes as the reply (customer_created + headless; no raw_token)
+    # docs/profiles.md#json: the same bytes as the reply (customer_created + headless; no raw_token)
     assert event_data(raw_events, "customer_created") == [data[:-1] + b',"headless":false}']
     assert event_data(raw_events, "accesskey_created") == [
         accesskey_json(dataclasses.replace(stored, token_hash=""))
@@ -519,13 +527,13 @@ def test_created_by_us_is_read_by_go_and_survives_its_cleanup(
     check_cache(go_current, f"customer:{carol.id}", f"customer_accesskey:{key.id}")
 
 
-# -- the cache shared with Go (D.6) ---------------------------------------------------------
+# -- the cache shared with Go (docs/profiles.md#redis) ---------------------------------------------
 
 
 def test_go_cache_entries_are_hits_and_seed_entries_misses(
     go_current: GoCurrent, world: World, ours: Daemon, raw_client: RawClient
 ) -> None:
-    """D.8 #17/#18: an entry the newest Go wrote is served; a seed-format one is a miss."""
+    """An entry the newest Go wrote is served; a seed-format one is a miss."""
     go_current.cache_customer(world.alice)  # Go's write path, after our start flushed Redis
     go_current.sql(
         "UPDATE customer_customers SET name = 'changed behind the cache' WHERE id = %s",
@@ -556,7 +564,7 @@ def test_go_cache_entries_are_hits_and_seed_entries_misses(
     assert key.name == "live"  # Go's entry (which has no token_hash) served
 
 
-# -- startup on a current database (D.5.4, D.8 #15) -----------------------------------------
+# -- startup on a current database (docs/profiles.md#schema) ---------------------------------------
 
 _WRITE = re.compile(
     r"^\s*(?P<verb>UPDATE|INSERT(?:\s+IGNORE)?\s+INTO|REPLACE\s+INTO|DELETE\s+FROM|"
@@ -652,8 +660,8 @@ def upstream_state(go: GoCurrent) -> dict[str, Any]:
 
 
 def additive(statement: str) -> bool:
-    """D.5.4's additive objects on an upstream table: the ``email_active`` column with
-    ``tm_delete IS NULL`` semantics, its UNIQUE index, a UNIQUE ``token_hash`` index."""
+    """The additive objects (docs/profiles.md#schema) on an upstream table: the ``email_active``
+    column with ``tm_delete IS NULL`` semantics, its UNIQUE index, a UNIQUE ``token_hash`` index."""
     flat = " ".join(statement.split()).lower()
     if flat.startswith("create table if not exists"):
         return True  # a no-op on an existing table (checked by the state comparison)
@@ -665,18 +673,7 @@ def additive(statement: str) -> bool:
     return False
 
 
-ORPHAN_XFAIL = pytest.mark.xfail(
-    strict=False,
-    reason="issue 15: `db migrate` in current still runs the seed-era step 'revoke keys of "
-    "deleted tenants' (migration.revoke_deleted_tenants_keys): it decodes the key list as seed "
-    "JSON (ValidationError on tm_update null, exit 1) and, once decodable, would UPDATE "
-    "customer_accesskeys/customer_customers at startup (D.5.4)",
-)
-
-
-@pytest.mark.parametrize(
-    "orphan", [False, pytest.param(True, marks=ORPHAN_XFAIL)], ids=["", "orphan key"]
-)
+@pytest.mark.parametrize("orphan", [False, True], ids=["", "orphan key"])
 def test_startup_on_a_current_database_changes_nothing_go_reads(
     orphan: bool,
     go_current: GoCurrent,
@@ -685,18 +682,19 @@ def test_startup_on_a_current_database_changes_nothing_go_reads(
     daemons: list[Daemon],
     raw_client: RawClient,
 ) -> None:
-    """D.5.4/D.8 #15: ``db migrate`` and daemon start in ``current`` send no UPDATE, DELETE,
-    INSERT or destructive DDL to the upstream tables, only the additive objects; afterwards
-    every upstream column, index and row is exactly as Go left it, and the active-email index
-    has ``tm_delete IS NULL`` semantics. ``orphan``: as the newest Go leaves it, a deleted
-    customer still has a live key at our start (Go's delete never touches keys)."""
+    """docs/profiles.md#schema: ``db migrate`` and daemon start in ``current`` send no UPDATE,
+    DELETE, INSERT or destructive DDL to the upstream tables, only the additive objects; afterwards
+    every upstream column, index and row is exactly as Go left it, and the active-email index has
+    ``tm_delete IS NULL`` semantics. ``orphan``: as the newest Go leaves it, a deleted customer
+    still has a live key at our start (Go's delete never touches keys)."""
     if orphan:
         delete_gone(go_current, world)
     before = upstream_state(go_current)
     [(stand_in,)] = go_current.sql("SELECT CONNECTION_ID()")
     database = go_current.dsn.rsplit("/", 1)[1]
+    report: list[str] = []
     with StatementLog(database, skip={int(stand_in)}) as log:
-        start_current(go_current, service_settings, daemons)
+        start_current(go_current, service_settings, daemons, report)
         ok(rpc(raw_client, "GET", f"/v1/customers/{world.alice}"))  # serving
         raw_client.pump(1.0)  # the relay's first rounds
     assert log.statements, "the general log saw nothing: the observation is broken"
@@ -707,11 +705,14 @@ def test_startup_on_a_current_database_changes_nothing_go_reads(
             touching.append(statement)
     assert touching == [], "statements changing what Go reads:\n" + "\n".join(touching)
     assert upstream_state(go_current) == before
-    if not orphan:
+    if orphan:  # left as Go left them, and said so (an operator's `customer delete` revokes)
+        assert str(world.gone) in report[0]
+        assert [k.id for k in go_current.accesskeys_by_token_hash(sha256_hex(world.gone_key[1]))]
+    else:
         delete_gone(go_current, world)
 
-    # email_active: NULL-is-active semantics (D.5.4): a second live alice is refused, a
-    # reused address of a deleted customer is not
+    # email_active: NULL-is-active semantics (docs/profiles.md#schema): a second live alice
+    # is refused, a reused address of a deleted customer is not
     import mysql.connector
 
     with pytest.raises(mysql.connector.IntegrityError):
@@ -722,8 +723,8 @@ def test_startup_on_a_current_database_changes_nothing_go_reads(
 def test_preflight_refuses_duplicate_active_emails_and_changes_nothing(
     go_current: GoCurrent,
 ) -> None:
-    """D.5.4: two live customers with one email (Go's racy INSERT allows it) block the
-    migration; it names them and changes nothing."""
+    """docs/profiles.md#schema: two live customers with one email (Go's racy INSERT allows it) block
+    the migration; it names them and changes nothing."""
     first = go_current.insert_customer("dup@example.com")
     second = go_current.insert_customer("DUP@example.com")
     go_current.insert_customer("dup@example.com", status="deleted", tm_delete=go_now())

@@ -1,6 +1,6 @@
-"""The newest-Go stand-in on a real MySQL and Redis (tests/support/go_current.py): the schema
-is D.5.1's, the writer writes what D.5.2/D.5.3 say, its cache entries pass the Go reader,
-and its ``cleanup_unverified`` selects what Go's does. Nothing of ours runs here."""
+"""The newest-Go stand-in on a real MySQL and Redis (tests/support/go_current.py): the schema is the
+newest upstream one, the writer writes as Go does (docs/profiles.md#mysql), its cache entries pass
+the Go reader, and its ``cleanup_unverified`` selects what Go's does. Nothing of ours runs here."""
 
 from __future__ import annotations
 

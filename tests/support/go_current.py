@@ -1,24 +1,26 @@
-"""Plugin: a stand-in for the NEWEST upstream Go customer-manager and its peers (SPEC_D, the
-``current`` wire profile), written from the contract alone, to check ours against.
+"""Plugin: a stand-in for the NEWEST upstream Go customer-manager and its peers (the
+``current`` wire profile, docs/profiles.md), written from the contract alone, to check ours
+against. What it plays:
 
-What it plays, each part citing the contract section it follows:
-
-* **Schema** (D.5.1): ``CURRENT_SCHEMA_SQL``, the newest upstream tables in physical column
-  order, and the ``current_dsn`` fixture (a fresh database built from it, dropped after).
-* **Go writer** (D.5.2, D.5.3, D.6): ``GoCurrent`` inserts, soft-deletes and caches rows
-  exactly as the newest Go does (explicit sorted column lists, NULL for unset times, metadata
-  JSON, hashed ``vb_`` tokens, ``customer:<id>`` entries in Go JSON).
-* **Go readers** (D.1, D.3.2, D.4, D.6): ``decode_customer``, ``decode_accesskey`` and friends
-  decode bytes as ``encoding/json`` into the upstream structs would, and FAIL wherever Go
-  fails (a time that is not RFC 3339, a wrong JSON type, a bad UUID). On top of that they check
-  what the newest callers depend on and what D.1 promises about our output (key order and
-  omitempty, ``status`` in its enum, ``metadata`` an object, no ``token``/``token_hash``,
-  ``raw_token`` only where allowed, times in Go's canonical RFC3339Nano).
-* **Go SQL reader** (D.5.2, D.5.3): ``GoCurrent.customer`` / ``accesskey`` run Go's SELECT and
-  apply its row rules; ``GoCurrent.cleanup_unverified`` is Go's expiry job.
-* **Golden data** (D.8 #2, D.1.1): the upstream literal JSON of the listenhandler tests
+* **Schema** (docs/profiles.md#mysql): ``CURRENT_SCHEMA_SQL``, the newest upstream tables in
+  physical column order, and the ``current_dsn`` fixture (a fresh database built from it,
+  dropped after).
+* **Go writer** (docs/profiles.md#mysql, docs/profiles.md#redis): ``GoCurrent`` inserts,
+  soft-deletes and caches rows exactly as the newest Go does (explicit sorted column lists,
+  NULL for unset times, metadata JSON, hashed ``vb_`` tokens, ``customer:<id>`` entries in Go
+  JSON).
+* **Go readers** (docs/profiles.md#json, docs/profiles.md#errors): ``decode_customer``,
+  ``decode_accesskey`` and friends decode bytes as ``encoding/json`` into the upstream structs
+  would, and FAIL wherever Go fails (a time that is not RFC 3339, a wrong JSON type, a bad
+  UUID). On top of that they check what the newest callers depend on and what the contract
+  promises about our output (key order and omitempty, ``status`` in its enum, ``metadata`` an
+  object, no ``token``/``token_hash``, ``raw_token`` only where allowed, times in Go's
+  canonical RFC3339Nano).
+* **Go SQL reader** (docs/profiles.md#mysql): ``GoCurrent.customer`` / ``accesskey`` run
+  Go's SELECT and apply its row rules; ``GoCurrent.cleanup_unverified`` is Go's expiry job.
+* **Golden data**: the upstream literal JSON of the listenhandler tests
   (``tests/support/data/current_golden.txt``) with ``golden()`` to substitute our values, and
-  ``TIME_GOLDEN``.
+  ``TIME_GOLDEN`` (docs/profiles.md#times).
 
 Upstream facts are from voipbin/monorepo at 2bf22fa4e; no upstream code is copied.
 """
@@ -49,7 +51,7 @@ from tests.support.servers import mysql_connect
 # ===================================================================================== schema
 
 CURRENT_SCHEMA_SQL: tuple[str, ...] = (
-    # D.5.1: physical column order as the Alembic chain leaves it (AFTER clauses of
+    # docs/profiles.md#mysql: physical column order as the Alembic chain leaves it (AFTER clauses of
     # 902325885953, b2e4f8a91c03, dafeedbccfa5, 455debd049b2; c78cf0c45f54 and ffb1bfe3f8d7
     # append at the end).
     "CREATE TABLE customer_customers ("
@@ -124,7 +126,7 @@ UPSTREAM_INDEXES = {
     },
 }
 
-# D.5.3: SELECT lists in struct order; INSERT lists sorted by squirrel's SetMap.
+# docs/profiles.md#mysql: SELECT lists in struct order; INSERT lists sorted by squirrel's SetMap.
 CUSTOMER_SELECT = [
     "id",
     "name",
@@ -164,7 +166,7 @@ ACCESSKEY_INSERT = sorted(ACCESSKEY_SELECT)
 
 
 def create_current_schema(dsn: str) -> None:
-    """Build the D.5.1 tables in the (empty) database of ``dsn``."""
+    """Build the newest upstream tables in the (empty) database of ``dsn``."""
     conn = mysql_connect(dsn)
     try:
         cursor = conn.cursor()
@@ -182,16 +184,16 @@ def current_dsn(fresh_mysql_dsn: str) -> str:
     return fresh_mysql_dsn
 
 
-# ====================================================================== times (D.1.1)
+# =================================================================== times (docs/profiles.md#times)
 
 NIL = uuid.UUID(int=0)
 TIME_GOLDEN: list[tuple[str | None, str]] = [
-    # (DB datetime(6), JSON): SPEC_D D.1.1's golden table
+    # (DB datetime(6), JSON): the golden table of docs/profiles.md#times
     ("2026-08-22 10:15:30.123456", '"2026-08-22T10:15:30.123456Z"'),
     ("2026-08-22 10:15:30.120000", '"2026-08-22T10:15:30.12Z"'),
     ("2026-08-22 10:15:30.000000", '"2026-08-22T10:15:30Z"'),
     (None, "null"),
-    # upstream evidence D.1.1 cites: bin-agent-manager/pkg/listenhandler/v1_agents_test.go:78,86
+    # upstream evidence: bin-agent-manager/pkg/listenhandler/v1_agents_test.go:78,86
     ("2023-11-19 09:29:39.712000", '"2023-11-19T09:29:39.712Z"'),
 ]
 _RFC3339 = re.compile(
@@ -200,7 +202,7 @@ _RFC3339 = re.compile(
 
 
 class GoDecodeError(ValueError):
-    """Where Go's ``json.Unmarshal`` (or a D.1 promise a newest caller relies on) fails."""
+    """Where Go's ``json.Unmarshal`` (or a documented promise a newest caller relies on) fails."""
 
 
 def go_time_json(moment: datetime | None) -> str:
@@ -237,7 +239,8 @@ def parse_go_time(text: str) -> datetime:
 
 
 def db_time_to_json(value: datetime | str | None) -> str:
-    """Go's path from a datetime(6) column to JSON (D.1.1): driver text -> ISO -> UTC -> JSON."""
+    """Go's path from a datetime(6) column to JSON (docs/profiles.md#times): driver text -> ISO ->
+    UTC -> JSON."""
     if value is None:
         return "null"
     if isinstance(value, str):
@@ -245,7 +248,7 @@ def db_time_to_json(value: datetime | str | None) -> str:
     return go_time_json(value.replace(tzinfo=UTC))
 
 
-# ============================================================== Go JSON encoding (A §2.5)
+# ============================================================= Go JSON encoding (HTML-safe escapes)
 
 _GO_ESCAPES: tuple[tuple[str, str], ...] = (
     ("<", "\\u003c"),
@@ -271,7 +274,7 @@ def _time_value(moment: datetime | None) -> str | None:
     return None if encoded == "null" else encoded[1:-1]
 
 
-# ======================================================================= Go records (D.1)
+# =============================================================== Go records (docs/profiles.md#json)
 
 CUSTOMER_STATUSES = ("initial", "active", "frozen", "deleted", "expired")
 IDENTITY_STATUSES = ("none", "pending", "verified", "rejected")
@@ -292,7 +295,7 @@ FieldKind = Literal["uuid", "string", "bool", "time", "metadata"]
 
 @dataclasses.dataclass
 class GoCustomer:
-    """``cmcustomer.Customer`` (D.1.2) as Go holds it after decoding."""
+    """``cmcustomer.Customer`` (docs/profiles.md#customer) as Go holds it after decoding."""
 
     id: uuid.UUID = NIL
     name: str = ""
@@ -317,13 +320,14 @@ class GoCustomer:
 
     @property
     def deleted(self) -> bool:
-        """D.5.2: "already deleted" means ``TMDelete != nil``."""
+        """docs/profiles.md#mysql: "already deleted" means ``TMDelete != nil``."""
         return self.tm_delete is not None
 
 
 @dataclasses.dataclass
 class GoAccesskey:
-    """``accesskey.Accesskey`` (D.1.3); ``token_hash`` only ever comes from the DB."""
+    """``accesskey.Accesskey`` (docs/profiles.md#access-key); ``token_hash`` only ever comes from
+    the DB."""
 
     id: uuid.UUID = NIL
     customer_id: uuid.UUID = NIL
@@ -522,7 +526,7 @@ def _check_common(
     keys = [k for k, _ in _pairs(obj)]
     expected = _expected_keys(record, fields) + extra
     if keys != expected:
-        raise GoDecodeError(f"{what}: keys {keys} are not D.1's {expected}")
+        raise GoDecodeError(f"{what}: keys {keys} are not the documented {expected}")
     for key, kind, _ in fields:
         if key not in obj:
             continue
@@ -538,11 +542,11 @@ def _check_common(
 
 
 def decode_customer(raw: bytes | Any) -> GoCustomer:
-    """A customer record (D.1.2) from a reply, an event (``customer_*`` data, without
-    ``headless``: see ``decode_event``) or a ``customer:<id>`` cache entry, as the newest Go
-    reads it, plus D.1.2's promises: every key in order, ``status`` and
-    ``identity_verification_status`` in their enums, ``metadata`` exactly
-    ``{"rtp_debug":bool}``, times canonical, no token keys."""
+    """A customer record (docs/profiles.md#customer) from a reply, an event (``customer_*`` data,
+    without ``headless``: see ``decode_event``) or a ``customer:<id>`` cache entry, as the newest Go
+    reads it, plus the promises of docs/profiles.md#customer: every key in order, ``status`` and
+    ``identity_verification_status`` in their enums, ``metadata`` exactly ``{"rtp_debug":bool}``,
+    times canonical, no token keys."""
     obj = go_loads(raw) if isinstance(raw, bytes | str) else raw
     if not isinstance(obj, dict):
         raise GoDecodeError(f"customer: expected an object, got {type(obj).__name__}")
@@ -558,16 +562,17 @@ def decode_customer(raw: bytes | Any) -> GoCustomer:
     if not isinstance(meta, dict) or list(meta) != ["rtp_debug"]:
         raise GoDecodeError(f"customer.metadata {meta!r} is not {{'rtp_debug': bool}}")
     if customer.deleted != (customer.status in ("deleted", "expired")):
-        # D.5.2/D.5.3: every Go soft delete, anonymize and expiry writes status and tm_delete
-        # together; a live status with tm_delete set (or the reverse) is a half-written delete
+        # docs/profiles.md#mysql: every Go soft delete, anonymize and expiry writes status and
+        # tm_delete together; a live status with tm_delete set (or the reverse) is half-written
         raise GoDecodeError(f"customer: status {customer.status!r}, tm_delete {obj['tm_delete']}")
     return customer
 
 
 def decode_accesskey(raw: bytes | Any, *, raw_token: RawToken = "forbidden") -> GoAccesskey:
-    """An access key (D.1.3) as the newest Go reads it, plus D.1.3's promises: keys in order,
-    ``token_prefix`` always printed, never ``token``/``token_hash``; ``raw_token`` only when
-    ``required`` (the R2 and signup replies), then ``vb_`` + 32 base64url with its prefix."""
+    """An access key (docs/profiles.md#access-key) as the newest Go reads it, plus the promises of
+    docs/profiles.md#access-key: keys in order, ``token_prefix`` always printed, never
+    ``token``/``token_hash``; ``raw_token`` only when ``required`` (the R2 and signup replies), then
+    ``vb_`` + 32 base64url with its prefix."""
     obj = go_loads(raw) if isinstance(raw, bytes | str) else raw
     if not isinstance(obj, dict):
         raise GoDecodeError(f"accesskey: expected an object, got {type(obj).__name__}")
@@ -587,7 +592,7 @@ def decode_accesskey(raw: bytes | Any, *, raw_token: RawToken = "forbidden") -> 
 
 
 def decode_customer_list(raw: bytes) -> list[GoCustomer]:
-    """R1's data (D.1.4): a JSON array (``[]`` when empty) of customers."""
+    """R1's data (docs/profiles.md#json): a JSON array (``[]`` when empty) of customers."""
     items = go_loads(raw)
     if not isinstance(items, list):
         raise GoDecodeError(f"customer list: expected an array, got {type(items).__name__}")
@@ -595,7 +600,7 @@ def decode_customer_list(raw: bytes) -> list[GoCustomer]:
 
 
 def decode_accesskey_list(raw: bytes) -> list[GoAccesskey]:
-    """R6's data (D.1.4): a JSON array of keys, none with ``raw_token``."""
+    """R6's data (docs/profiles.md#json): a JSON array of keys, none with ``raw_token``."""
     items = go_loads(raw)
     if not isinstance(items, list):
         raise GoDecodeError(f"accesskey list: expected an array, got {type(items).__name__}")
@@ -603,7 +608,7 @@ def decode_accesskey_list(raw: bytes) -> list[GoAccesskey]:
 
 
 def decode_signup(raw: bytes) -> tuple[GoCustomer, GoAccesskey]:
-    """Signup's data (D.1.4): ``{"customer":…,"accesskey":… with raw_token}``."""
+    """Signup's data (docs/profiles.md#json): ``{"customer":…,"accesskey":… with raw_token}``."""
     obj = go_loads(raw)
     if not isinstance(obj, dict) or list(obj) != ["customer", "accesskey"]:
         raise GoDecodeError(f"signup: expected {{customer, accesskey}}, got {raw[:80]!r}")
@@ -613,7 +618,7 @@ def decode_signup(raw: bytes) -> tuple[GoCustomer, GoAccesskey]:
 
 
 def decode_email_verify(raw: bytes) -> GoCustomer:
-    """email_verify's data (D.1.4): ``{"customer":…}``."""
+    """email_verify's data (docs/profiles.md#json): ``{"customer":…}``."""
     obj = go_loads(raw)
     if not isinstance(obj, dict) or list(obj) != ["customer"]:
         raise GoDecodeError(f"email_verify: expected {{customer}}, got {raw[:80]!r}")
@@ -643,8 +648,8 @@ class _EventEnvelope(msgspec.Struct):
 
 
 def decode_reply(body: bytes) -> GoReply:
-    """A reply as ``parseResponse`` reads it (D.3.2): an int status, a string data_type, the
-    data kept raw; a typed error's data must unmarshal into ``VoipbinError`` (E3)."""
+    """A reply as ``parseResponse`` reads it (docs/profiles.md#errors): an int status, a string
+    data_type, the data kept raw; a typed error's data must unmarshal into ``VoipbinError`` (E3)."""
     go_loads(body)  # Go's syntax rules first
     try:
         env = msgspec.json.decode(body, type=_Envelope)
@@ -660,8 +665,8 @@ def decode_reply(body: bytes) -> GoReply:
 
 
 def decode_voipbin_error(raw: bytes) -> dict[str, Any]:
-    """``VoipbinError`` (D.3.2): status, reason, domain, message as strings, in this order,
-    optional ``details`` (an array of objects); ``status`` one of the mapped codes."""
+    """``VoipbinError`` (docs/profiles.md#errors): status, reason, domain, message as strings, in
+    this order, optional ``details`` (an array of objects); ``status`` one of the mapped codes."""
     obj = go_loads(raw)
     if not isinstance(obj, dict):
         raise GoDecodeError("voipbin_error: not an object")
@@ -686,7 +691,7 @@ class GoEvent:
 
 
 def decode_event(body: bytes) -> GoEvent:
-    """An event (D.4) as subscribers read it: the envelope in order with publisher
+    """An event (docs/profiles.md#json) as subscribers read it: the envelope in order with publisher
     ``customer-manager``, one of the 9 types; ``customer_*`` data a Customer
     (``customer_created`` followed by ``"headless":bool``), ``accesskey_*`` data an Accesskey
     without ``raw_token``."""
@@ -697,7 +702,7 @@ def decode_event(body: bytes) -> GoEvent:
     if env.publisher != "customer-manager" or env.data_type != "application/json":
         raise GoDecodeError(f"event envelope: publisher/data_type {env.publisher!r}")
     if env.type not in EVENT_TYPES:
-        raise GoDecodeError(f"event type {env.type!r} is not one of D.4's")
+        raise GoDecodeError(f"event type {env.type!r} is not one of the nine")
     data = go_loads(bytes(env.data) or b"null")
     if env.type.startswith("accesskey_"):
         return GoEvent(env.type, decode_accesskey(data))
@@ -713,8 +718,8 @@ def decode_event(body: bytes) -> GoEvent:
 
 
 def go_cache_read(raw: bytes | None, kind: Literal["customer", "accesskey"]) -> Any:
-    """Go's cache read (D.6): the record, or None for a miss (absent or any decode error);
-    Go-semantics only, no contract checks."""
+    """Go's cache read (docs/profiles.md#redis): the record, or None for a miss (absent or any
+    decode error); Go-semantics only, no contract checks."""
     if raw is None:
         return None
     try:
@@ -726,17 +731,18 @@ def go_cache_read(raw: bytes | None, kind: Literal["customer", "accesskey"]) -> 
 
 
 def decode_cache_customer(raw: bytes) -> GoCustomer:
-    """A ``customer:<id>`` entry WE wrote (D.6): D.1.2 JSON, ``webhook_secret`` allowed,
-    no ``headless``; must not be a miss for Go."""
+    """A ``customer:<id>`` entry WE wrote (docs/profiles.md#redis): the customer JSON,
+    ``webhook_secret`` allowed, no ``headless``; must not be a miss for Go."""
     return decode_customer(raw)
 
 
 def decode_cache_accesskey(raw: bytes) -> GoAccesskey:
-    """A ``customer_accesskey:<id>`` entry WE wrote (D.6): no ``token_hash``, no ``raw_token``."""
+    """A ``customer_accesskey:<id>`` entry WE wrote (docs/profiles.md#redis): no ``token_hash``, no
+    ``raw_token``."""
     return decode_accesskey(raw)
 
 
-# ================================================== Go writer and SQL reader (D.5, D.6)
+# ======================== Go writer and SQL reader (docs/profiles.md#mysql, docs/profiles.md#redis)
 
 
 def go_token() -> str:
@@ -857,7 +863,7 @@ class GoCurrent:
         return row_id, token
 
     def delete_customer(self, customer_id: uuid.UUID) -> None:
-        """Go's soft delete (D.5.2): status, tm_delete and tm_update together."""
+        """Go's soft delete (docs/profiles.md#mysql): status, tm_delete and tm_update together."""
         moment = go_now()
         self.sql(
             "UPDATE customer_customers SET status = %s, tm_delete = %s, tm_update = %s"
@@ -874,7 +880,7 @@ class GoCurrent:
         )
         self.cache_accesskey(key_id)
 
-    # -- cache (D.6) --------------------------------------------------------------------------
+    # -- cache (docs/profiles.md#redis) ------------------------------------------------------------
 
     def cache_customer(self, customer_id: uuid.UUID) -> bytes:
         """The write path's re-read and SET of ``customer:<id>`` (EX 86400)."""
@@ -897,7 +903,7 @@ class GoCurrent:
         found: GoCustomer | None = go_cache_read(raw, "customer")
         return found
 
-    # -- SQL reads (D.5.2 rules) ---------------------------------------------------------------
+    # -- SQL reads (docs/profiles.md#mysql rules) --------------------------------------------------
 
     def customer(self, customer_id: uuid.UUID) -> GoCustomer | None:
         """CustomerGet's SELECT; None when no row."""
@@ -915,7 +921,7 @@ class GoCurrent:
         return _accesskey_row(rows[0]) if rows else None
 
     def accesskeys_by_token_hash(self, token_hash: str, size: int = 10) -> list[GoAccesskey]:
-        """A newest Go replica answering the auth lookup of D.2.2 (its own SQL)."""
+        """A newest Go replica answering api-manager's auth lookup (its own SQL)."""
         rows = self.sql(
             f"SELECT {', '.join(ACCESSKEY_SELECT)} FROM customer_accesskeys"
             " WHERE tm_create < %s AND token_hash = %s AND tm_delete IS NULL"
@@ -925,8 +931,9 @@ class GoCurrent:
         return [_accesskey_row(r) for r in rows]
 
     def unverified_to_expire(self, at: datetime) -> list[GoCustomer]:
-        """``CleanupUnverified``'s selection (D.5.3) as if run at ``at`` (naive UTC): token =
-        ``at`` - 1 h in the legacy format, ``email_verified = 0``, ``deleted: false``, 100."""
+        """``CleanupUnverified``'s selection (docs/profiles.md#mysql) as if run at ``at`` (naive
+        UTC): token = ``at`` - 1 h in the legacy format, ``email_verified = 0``, ``deleted: false``,
+        100."""
         cutoff = (at - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S.%f")
         rows = self.sql(
             f"SELECT {', '.join(CUSTOMER_SELECT)} FROM customer_customers"
@@ -1086,7 +1093,7 @@ class RawEventTap:
             self.conn.close()
 
 
-# ================================================================= golden data (D.8 #2)
+# ============================================================== golden data (the upstream literals)
 
 GOLDEN_FILE = Path(__file__).parent / "data" / "current_golden.txt"
 

@@ -1,6 +1,7 @@
-"""The stand-in for the newest Go service (tests/support/go_current.py) is itself right:
-its reader fails where Go's ``encoding/json`` fails and where D.1 is broken, accepts SPEC_D's
-own examples verbatim, and its encoder, golden data and SQL row rules match the contract."""
+"""The stand-in for the newest Go service (tests/support/go_current.py) is itself right: its reader
+fails where Go's ``encoding/json`` fails and where docs/profiles.md#json is broken, accepts the
+contract's own examples verbatim, and its encoder, golden data and SQL row rules match the
+contract."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ from tests.support.go_current import (
     sha256_hex,
 )
 
-# SPEC_D D.1.2's full example, verbatim
+# the contract's full customer example (a GET reply), verbatim
 CUSTOMER_EXAMPLE = (
     b'{"id":"4b9ff112-02ec-11ee-b037-5b5c308ec044","name":"test1","detail":"detail1",'
     b'"email":"test@voipbin.net","phone_number":"+821100000001","address":"somewhere",'
@@ -60,7 +61,7 @@ CUSTOMER_EXAMPLE = (
     b'"tm_deletion_scheduled":null,"tm_create":"2026-08-22T10:15:30.12345Z","tm_update":null,'
     b'"tm_delete":null}'
 )
-# SPEC_D D.1.3's full example, verbatim
+# the contract's full access key example (a create reply), verbatim
 ACCESSKEY_EXAMPLE = (
     b'{"id":"9f4e3b52-1c2d-4e8f-a1b2-c3d4e5f60718",'
     b'"customer_id":"4b9ff112-02ec-11ee-b037-5b5c308ec044","name":"ci","detail":"ci key",'
@@ -82,7 +83,7 @@ def edit(raw: bytes, **changes: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-# -- times (D.1.1) -------------------------------------------------------------------------
+# -- times (docs/profiles.md#times) ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("db", "text"), TIME_GOLDEN)
@@ -186,7 +187,7 @@ def test_go_syntax(raw: bytes) -> None:
         go_unmarshal(raw, GoCustomer(), CUSTOMER_FIELDS)
 
 
-# -- the contract layer: customers (D.1.2) -------------------------------------------------
+# -- the contract layer: customers (docs/profiles.md#customer) -------------------------------------
 
 
 def test_customer_example_accepted_verbatim_and_reencoded_byte_exact() -> None:
@@ -244,14 +245,16 @@ def test_deleted_and_expired_customers_accepted() -> None:
         assert deleted.deleted
 
 
-# -- access keys (D.1.3) ---------------------------------------------------------------------
+# -- access keys (docs/profiles.md#access-key) -----------------------------------------------------
 
 
 def test_accesskey_example_accepted_verbatim_and_reencoded_byte_exact() -> None:
     key = decode_accesskey(ACCESSKEY_EXAMPLE, raw_token="required")
     assert key.token_prefix == key.raw_token[:11] == "vb_Xk3pQ9aZ"
     assert key.tm_expire is not None and key.tm_create is not None
-    assert key.tm_expire - timedelta(seconds=86400) < key.tm_create  # computed first (D.1.3)
+    assert (
+        key.tm_expire - timedelta(seconds=86400) < key.tm_create
+    )  # computed first (docs/profiles.md#access-key)
     assert accesskey_json(key) == ACCESSKEY_EXAMPLE
     with pytest.raises(GoDecodeError, match="raw_token"):
         decode_accesskey(ACCESSKEY_EXAMPLE)  # not in get, list, events, cache
@@ -287,7 +290,7 @@ def test_accesskey_raw_token_shape_is_checked() -> None:
     with pytest.raises(GoDecodeError, match="first 11"):
         decode_accesskey(wrong_prefix, raw_token="required")
     key = decode_accesskey(edit(ACCESSKEY_EXAMPLE, raw_token=..., tm_expire=None))
-    assert key.tm_expire is None  # B.3 #11 "never expires" is null
+    assert key.tm_expire is None  # "never expires" is null
     assert decode_accesskey_list(b"[]") == []
 
 
@@ -298,7 +301,7 @@ def test_token_generation_and_hash() -> None:
     assert len({go_token() for _ in range(50)}) == 50
 
 
-# -- other shapes (D.1.4, D.3.2, D.4) -------------------------------------------------------
+# -- other shapes (docs/profiles.md#json, docs/profiles.md#errors, docs/profiles.md#json) ----------
 
 
 def test_signup_and_email_verify() -> None:
@@ -364,7 +367,7 @@ def test_replies() -> None:
             decode_reply(bad)
 
 
-# -- cache (D.6) -----------------------------------------------------------------------------
+# -- cache (docs/profiles.md#redis) ----------------------------------------------------------------
 
 
 def test_cache_reads_as_go() -> None:
@@ -387,7 +390,7 @@ def test_go_encoder_escapes_like_go() -> None:
     assert b'"webhook_secret"' not in encoded and b'"billing_account_id":"0000' in encoded
 
 
-# -- golden data (D.8 #2) ---------------------------------------------------------------------
+# -- golden data (the upstream literals) -----------------------------------------------------------
 
 
 def test_golden_literals_round_trip_byte_exact() -> None:
@@ -415,8 +418,8 @@ def test_golden_substitution() -> None:
 
 
 def test_goldens_are_go_decodable_but_not_our_contract() -> None:
-    """Upstream's mocks leave ``status`` empty: Go prints and reads it, D.8 #3 forbids it
-    for us (status must be in the enum) — substitute it, as the lead's tests must."""
+    """Upstream's mocks leave ``status`` empty: Go prints and reads it, our contract forbids
+    it (status must be in the enum) — substitute it, as the lead's tests must."""
     _, literal = GOLDEN["customer_create"]
     assert go_unmarshal(literal, GoCustomer(), CUSTOMER_FIELDS).status == ""
     with pytest.raises(GoDecodeError, match="status"):
@@ -430,7 +433,7 @@ def test_goldens_are_go_decodable_but_not_our_contract() -> None:
     assert decode_accesskey(key_literal).tm_expire is None
 
 
-# -- SQL (D.5.2, D.5.3) ----------------------------------------------------------------------
+# -- SQL (docs/profiles.md#mysql, docs/profiles.md#mysql) ------------------------------------------
 
 
 def test_statement_column_lists() -> None:
