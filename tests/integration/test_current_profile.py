@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,10 +26,12 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
+from customer_manager.actors.service.router import call
 from customer_manager.cli import main as control
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
 from customer_manager.messages.queues import EVENT_EXCHANGE
+from customer_manager.oneshot import make_request
 from tests.support.amqp import reset_request_queue
 from tests.support.go_current import (
     UPSTREAM_ACCESSKEY_COLUMNS,
@@ -37,6 +40,7 @@ from tests.support.go_current import (
     UPSTREAM_TABLES,
     GoAccesskey,
     GoCurrent,
+    GoCurrentReplica,
     GoCustomer,
     GoEvent,
     GoReply,
@@ -143,6 +147,7 @@ def start_current(
     service_settings: Callable[..., Settings],
     daemons: list[Daemon],
     report: list[str] | None = None,
+    dsn_params: str = "",
 ) -> Daemon:
     """Our daemon in profile ``current`` on the stand-in's database, after ``db migrate``
     (whose output is appended to ``report``)."""
@@ -150,7 +155,8 @@ def start_current(
     assert migrated.exit_code == 0, migrated.output
     if report is not None:
         report.append(migrated.output)
-    settings = service_settings(database_dsn=go.dsn, wire_profile="current", agent_check="off")
+    dsn = f"{go.dsn}?{dsn_params}" if dsn_params else go.dsn
+    settings = service_settings(database_dsn=dsn, wire_profile="current", agent_check="off")
     daemon = start_daemon(settings)
     daemons.append(daemon)
     return daemon
@@ -182,6 +188,13 @@ def rpc(client: RawClient, method: str, uri: str, data: Any = None, **extra: str
         body["data"] = data
     body.update(extra)
     return decode_reply(client.send_raw(go_dumps(body)))
+
+
+def our_router(daemon: Daemon, method: str, uri: str, data: Any = None) -> bytes:
+    """A request answered by our daemon's own router (not via the shared queue): the data."""
+    response = call(daemon.system.router, make_request(method, uri, data), 10)
+    assert response.status_code == 200, bytes(response.data)
+    return bytes(response.data)
 
 
 def ok(reply: GoReply) -> bytes:
@@ -253,15 +266,20 @@ def check_cache(go: GoCurrent, *expect: str) -> int:
 
 
 def lookup(client: RawClient, token: str) -> list[GoAccesskey]:
-    """The auth lookup byte for byte as api-manager sends it (docs/profiles.md#requests: sorted map
-    keys)."""
+    """The auth lookup's keys, each read by the Go reader."""
+    return decode_accesskey_list(ok(decode_reply(lookup_raw(client, token))))
+
+
+def lookup_raw(client: RawClient, token: str) -> bytes:
+    """The auth lookup byte for byte as api-manager sends it (docs/profiles.md#requests: sorted
+    map keys); the raw reply."""
     body = (
         b'{"uri":"' + LOOKUP_URI.encode() + b'","method":"GET","publisher":"api-manager",'
         b'"data_type":"application/json","data":{"deleted":false,"token_hash":"'
         + sha256_hex(token).encode()
         + b'"}}'
     )
-    return decode_accesskey_list(ok(decode_reply(client.send_raw(body))))
+    return client.send_raw(body)
 
 
 def usable(key: GoAccesskey) -> bool:
@@ -312,6 +330,46 @@ def test_reads_go_written_rows_as_go_would_print_them(
     missing = rpc(raw_client, "GET", f"/v1/customers/{uuid.uuid4()}")  # typed data must decode
     assert missing.status_code in (400, 404)
     assert check_cache(go_current, f"customer:{world.alice}") >= 1
+
+
+@pytest.fixture
+def local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone is Asia/Seoul (UTC+9) during the test."""
+    monkeypatch.setenv("TZ", "Asia/Seoul")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    "params",
+    ["parseTime=true&loc=Local", "parseTime=false&loc=UTC&tls=false&charset=utf8mb4"],
+)
+def test_dsn_parameters_do_not_change_the_output(
+    params: str,
+    go_current: GoCurrent,
+    world: World,
+    raw_client: RawClient,
+    service_settings: Callable[..., Settings],
+    daemons: list[Daemon],
+    local_zone: None,
+) -> None:
+    """The production DSN's parameters are unknown (docs/profiles.md#times): ``parseTime``,
+    ``loc`` and ``tls`` change no byte of what we answer or write, even with the process in a
+    zone 9 hours from UTC."""
+    start_current(go_current, service_settings, daemons, dsn_params=params)
+    expected = go_current.customer(world.alice)
+    assert expected is not None
+    assert ok(rpc(raw_client, "GET", f"/v1/customers/{world.alice}")) == customer_json(expected)
+    [found] = lookup(raw_client, world.alice_key[1])
+    assert found.tm_expire is not None and found.tm_expire > datetime.now(UTC)
+    change = {"name": "renamed", "email": "alice@example.com", "webhook_method": "POST"}
+    data = ok(rpc(raw_client, "PUT", f"/v1/customers/{world.alice}", change))
+    after = go_current.customer(world.alice)
+    assert after is not None and data == customer_json(after)
+    assert after.tm_update is not None
+    assert abs(after.tm_update - datetime.now(UTC)) < timedelta(minutes=1)  # written in UTC
 
 
 def test_auth_lookup_exactly_as_api_manager_sends_it(
@@ -525,6 +583,38 @@ def test_created_by_us_is_read_by_go_and_survives_its_cleanup(
         accesskey_json(dataclasses.replace(stored, token_hash=""))
     ]
     check_cache(go_current, f"customer:{carol.id}", f"customer_accesskey:{key.id}")
+
+
+# -- a newest Go replica on the same queue and database ---------------------------------------
+
+
+def test_a_newest_go_replica_and_ours_answer_logins_alike(
+    go_current: GoCurrent,
+    world: World,
+    ours: Daemon,
+    raw_client: RawClient,
+    amqp_url: str,
+) -> None:
+    """During a rolling switch-over a newest Go replica and ours consume the same request
+    queue: a key made by either side logs in whichever replica answers, and both answer the
+    auth lookup with the same bytes (docs/profiles.md#switching-from-todays-go-service)."""
+    made = our_router(ours, "POST", "/v1/accesskeys", {"customer_id": str(world.alice)})
+    ours_key = decode_accesskey(made, raw_token="required")
+    replica = GoCurrentReplica(amqp_url, go_current)
+    replica.start()
+    try:
+        assert replica.ready.wait(10)
+        go_key = go_current.insert_accesskey(world.alice, name="made by go during the switch")
+        for key_id, token in (world.alice_key, go_key, (ours_key.id, ours_key.raw_token)):
+            replies = {bytes(ok(decode_reply(lookup_raw(raw_client, token)))) for _ in range(6)}
+            assert len(replies) == 1, replies  # Go's answer and ours, byte for byte
+            [found] = decode_accesskey_list(replies.pop())
+            assert found.id == key_id and usable(found)
+        assert lookup(raw_client, world.dead_key[1]) == []
+    finally:
+        replica.stop()
+    assert replica.answered >= 3  # Go answered some; ours the rest (prefetch 1 vs 32)
+    assert replica.answered < 19
 
 
 # -- the cache shared with Go (docs/profiles.md#redis) ---------------------------------------------

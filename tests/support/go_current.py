@@ -1068,6 +1068,69 @@ class RawClient(Client):
         return self.raw[corr]
 
 
+class GoCurrentReplica(threading.Thread):
+    """A newest Go replica on the shared request queue during a rolling switch-over
+    (docs/profiles.md#switching-from-todays-go-service): prefetch 1, acks first, answers from
+    ``GoCurrent`` with Go's SQL and JSON. It serves the auth lookup (GET /v1/accesskeys with a
+    ``token_hash`` filter), GET /v1/customers/<id> and GET /v1/accesskeys/<id>; anything else
+    gets a bare 404 (tests send only those requests to the shared queue)."""
+
+    def __init__(self, url: str, go: GoCurrent) -> None:
+        super().__init__(daemon=True, name="go-current-replica")
+        self.url, self.go = url, go
+        self.answered = 0
+        self.ready = threading.Event()
+        self._stop_flag = threading.Event()
+
+    def run(self) -> None:
+        from customer_manager.messages.queues import REQUEST_QUEUE
+
+        conn = connect(self.url, "cm-test-go-current-replica")
+        channel = conn.channel()
+        channel.queue_declare(REQUEST_QUEUE, durable=True)
+        channel.basic_qos(prefetch_count=1)
+        channel.basic_consume(REQUEST_QUEUE, self._on_message)
+        self.ready.set()
+        while not self._stop_flag.is_set():
+            conn.process_data_events(time_limit=0.05)
+        conn.close()
+
+    def stop(self) -> None:
+        self._stop_flag.set()
+        self.join(10)
+
+    def answer(self, request: dict[str, Any]) -> bytes:
+        """The reply bytes Go would send (a bare ``{"status_code":N,"data_type":""}`` on
+        failure)."""
+        path = str(request.get("uri", "")).split("?")[0].strip("/").split("/")
+        data = request.get("data") or {}
+        body: bytes | None = None
+        if request.get("method") == "GET" and path == ["v1", "accesskeys"]:
+            if isinstance(data, dict) and isinstance(data.get("token_hash"), str):
+                keys = self.go.accesskeys_by_token_hash(data["token_hash"])
+                body = b"[" + b",".join(accesskey_json(_no_hash(k)) for k in keys) + b"]"
+        elif request.get("method") == "GET" and len(path) == 3 and path[:2] == ["v1", "customers"]:
+            found = self.go.customer(uuid.UUID(path[2]))
+            body = customer_json(found) if found is not None else None
+        elif request.get("method") == "GET" and len(path) == 3 and path[:2] == ["v1", "accesskeys"]:
+            key = self.go.accesskey(uuid.UUID(path[2]))
+            body = accesskey_json(_no_hash(key)) if key is not None else None
+        if body is None:
+            return b'{"status_code":404,"data_type":""}'
+        return b'{"status_code":200,"data_type":"application/json","data":' + body + b"}"
+
+    def _on_message(self, ch: Any, method: Any, props: pika.BasicProperties, body: bytes) -> None:
+        ch.basic_ack(method.delivery_tag)  # Go acks first
+        reply = self.answer(json.loads(body))
+        self.answered += 1
+        out = pika.BasicProperties(content_type="text/plain", correlation_id=props.correlation_id)
+        ch.basic_publish("", props.reply_to, reply, out)
+
+
+def _no_hash(key: GoAccesskey) -> GoAccesskey:
+    return dataclasses.replace(key, token_hash="")
+
+
 class RawEventTap:
     """A tap on a fanout exchange keeping each event's raw bytes and properties."""
 
