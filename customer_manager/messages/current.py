@@ -10,7 +10,6 @@ sentinel for "not set"; this module converts at the edge, both ways.
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +20,6 @@ from customer_manager.messages.records import (
     TS_FORMAT,
     Accesskey,
     Customer,
-    Metadata,
     PublicAccesskey,
     PublicCustomer,
 )
@@ -68,106 +66,66 @@ def internal(value: Stamp) -> str:
     return moment.astimezone(UTC).strftime(TS_FORMAT)
 
 
-class CustomerJSON(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """``customer.Customer`` of the newest Go (docs/profiles.md#json)."""
-
-    id: uuid.UUID
-    name: str = ""
-    detail: str = ""
-    email: str = ""
-    phone_number: str = ""
-    address: str = ""
-    webhook_method: str = ""
-    webhook_uri: str = ""
-    webhook_secret: str = ""
-    billing_account_id: uuid.UUID
-    email_verified: bool
-    status: str
-    identity_verification_status: str
-    terms_agreed_version: str = ""
-    terms_agreed_ip: str = ""
-    metadata: Metadata
-    tm_deletion_scheduled: Stamp
-    tm_create: Stamp
-    tm_update: Stamp
-    tm_delete: Stamp
+def _shape(record: type[Any], *, rename: dict[str, str] | None = None, always: str = "") -> Any:
+    """The ``current`` JSON shape of an internal record type: the same keys in the same order
+    (a renamed key follows ``always``), every ``tm_*`` key always printed (a time or
+    ``null``), ``always`` printed even when empty, other keys as the record omits them."""
+    rename = rename or {}
+    keys: list[tuple[Any, ...]] = []
+    for field in msgspec.structs.fields(record):
+        key = rename.get(field.name, field.name)
+        if field.name.startswith("tm_"):
+            keys.append((key, Stamp))
+        elif field.name == always or field.default is msgspec.NODEFAULT:
+            keys.append((key, field.type))
+        else:
+            keys.append((key, field.type, field.default))
+    for moved in rename.values():
+        entry = next(k for k in keys if k[0] == moved)
+        keys.remove(entry)
+        keys.insert(next(i for i, k in enumerate(keys) if k[0] == always) + 1, entry)
+    name = f"{record.__name__}JSON"
+    return msgspec.defstruct(name, keys, frozen=True, kw_only=True, omit_defaults=True)
 
 
-class AccesskeyJSON(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """``accesskey.Accesskey`` of the newest Go: ``token_prefix`` always printed, the plain
-    token only as ``raw_token`` (docs/profiles.md#json)."""
-
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    name: str = ""
-    detail: str = ""
-    token_prefix: str
-    raw_token: str = ""
-    tm_expire: Stamp
-    tm_create: Stamp
-    tm_update: Stamp
-    tm_delete: Stamp
-
-
-class PublicCustomerJSON(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """The webhook record of a customer (``customer.WebhookMessage``)."""
-
-    id: uuid.UUID
-    name: str = ""
-    detail: str = ""
-    email: str = ""
-    phone_number: str = ""
-    address: str = ""
-    webhook_method: str = ""
-    webhook_uri: str = ""
-    billing_account_id: uuid.UUID
-    metadata: Metadata
-    email_verified: bool
-    status: str
-    identity_verification_status: str
-    tm_deletion_scheduled: Stamp
-    tm_create: Stamp
-    tm_update: Stamp
-    tm_delete: Stamp
-
-
-class PublicAccesskeyJSON(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """The webhook record of an access key (``accesskey.WebhookMessage``)."""
-
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    name: str = ""
-    detail: str = ""
-    token: str = ""
-    token_prefix: str = ""
-    tm_expire: Stamp
-    tm_create: Stamp
-    tm_update: Stamp
-    tm_delete: Stamp
-
-
-_SHAPES: dict[type[Any], type[Any]] = {
+# ``customer.Customer`` and ``customer.WebhookMessage`` of today's Go (docs/profiles.md#json)
+CustomerJSON = _shape(Customer)
+PublicCustomerJSON = _shape(PublicCustomer)
+# ``accesskey.Accesskey``: ``token_prefix`` always printed, the plain token only as
+# ``raw_token``, which follows it; the webhook record never carries a token
+AccesskeyJSON = _shape(Accesskey, rename={"token": "raw_token"}, always="token_prefix")
+PublicAccesskeyJSON = _shape(PublicAccesskey)
+_SHAPES: dict[type[Any], Any] = {
     Customer: CustomerJSON,
     Accesskey: AccesskeyJSON,
     PublicCustomer: PublicCustomerJSON,
     PublicAccesskey: PublicAccesskeyJSON,
 }
-_RENAMED = {"token": "raw_token"}
+# per record type: its shape and, for each of the shape's keys, the record field it shows and
+# whether it is a time (built once: the conversion runs for every record sent)
+_PLANS: dict[type[Any], tuple[Any, tuple[tuple[str, str, bool], ...]]] = {
+    record: (
+        shape,
+        tuple(
+            ("token" if key == "raw_token" else key, key, key.startswith("tm_"))
+            for key in shape.__struct_fields__
+        ),
+    )
+    for record, shape in _SHAPES.items()
+}
 
 
 def outward(obj: Any) -> Any:
     """``obj`` with every record in it (in dicts and lists too) in this profile's shape."""
-    shape = _SHAPES.get(type(obj))
-    if shape is not None:
-        fields: dict[str, Any] = {}
-        for name in obj.__struct_fields__:
-            value = getattr(obj, name)
-            if name.startswith("tm_"):
-                value = rfc3339(value)
-            elif name == "token" and shape is AccesskeyJSON:
-                name = _RENAMED[name]
-            fields[name] = value
-        return shape(**{k: v for k, v in fields.items() if k in shape.__struct_fields__})
+    plan = _PLANS.get(type(obj))
+    if plan is not None:
+        shape, keys = plan
+        return shape(
+            **{
+                key: rfc3339(getattr(obj, field)) if time else getattr(obj, field)
+                for field, key, time in keys
+            }
+        )
     if isinstance(obj, dict):
         return {key: outward(value) for key, value in obj.items()}
     if isinstance(obj, list | tuple):

@@ -5,6 +5,9 @@ byte-for-byte comparisons with upstream's own test fixtures are in test_current_
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
 
 import msgspec
 import pytest
@@ -15,10 +18,18 @@ from customer_manager.config import Settings, check
 from customer_manager.messages import codec
 from customer_manager.messages.current import NotATime, internal, rfc3339
 from customer_manager.messages.query import parse_list
-from customer_manager.messages.records import NIL, SENTINEL, Accesskey, Customer, Metadata
+from customer_manager.messages.records import (
+    SENTINEL,
+    TS_FORMAT,
+    Accesskey,
+    Customer,
+    ts,
+)
 from customer_manager.messages.wire import decode_request
 from tests.support.harness import Harness
-from tests.support.profiles import both_profiles
+from tests.support.profiles import Wire, both_profiles
+from tests.support.storage import accesskey
+from tests.support.storage import customer as stored_customer
 
 CURRENT = codec.CODECS["current"]
 CID = uuid.UUID("4b9ff112-02ec-11ee-b037-5b5c308ec044")
@@ -59,28 +70,20 @@ def test_offsets_and_nine_digits_from_a_go_writer() -> None:
     assert internal("2026-08-22T12:15:30.123456789+02:00") == "2026-08-22 10:15:30.123456"
 
 
-def customer(**fields: object) -> Customer:
-    base: dict[str, object] = {
+def customer(**fields: Any) -> Customer:
+    """The customer of docs/profiles.md#customer (created, never updated)."""
+    example = {
         "id": CID,
         "name": "test1",
         "detail": "detail1",
-        "email": "test@voipbin.net",
         "phone_number": "+821100000001",
         "address": "somewhere",
         "webhook_method": "POST",
         "webhook_uri": "https://example.com/hook",
         "webhook_secret": "q3Z0bYk1x8v0F9sJm2r7T4wQe6Lp-aHc",
-        "billing_account_id": NIL,
-        "email_verified": True,
-        "status": "active",
-        "identity_verification_status": "none",
-        "metadata": Metadata(),
-        "tm_deletion_scheduled": SENTINEL,
         "tm_create": "2026-08-22 10:15:30.123450",
-        "tm_update": SENTINEL,
-        "tm_delete": SENTINEL,
     }
-    return Customer(**{**base, **fields})  # type: ignore[arg-type]
+    return stored_customer("test@voipbin.net", **{**example, **fields})
 
 
 def test_customer_json_is_the_newest_go_shape() -> None:
@@ -200,3 +203,28 @@ def test_unknown_profile_or_a_seed_takeover_flag_is_refused() -> None:
         check(Settings(wire_profile="current", expand_plain_tokens=True))
     done = CliRunner().invoke(ctl, ["--wire_profile", "newest", "customer", "list"])
     assert done.exit_code == 1 and "WIRE_PROFILE must be one of seed, current" in done.output
+
+
+@both_profiles
+def test_two_pages_built_with_api_managers_token_formula_lose_no_row(
+    h: Harness, wire: Wire
+) -> None:
+    """api-manager's next page token is the last row's ``tm_create`` as
+    ``2006-01-02T15:04:05.000000Z`` (docs/profiles.md#requests)."""
+    owner = uuid.UUID(h.customer("pages@example.com")["id"])
+    start = datetime(2026, 8, 22, 10, 15, 30, tzinfo=UTC)
+    made = set()
+    for n in range(150):
+        stamp = ts(start + timedelta(milliseconds=7 * n))
+        key = accesskey(owner, tm_create=stamp, token="", token_prefix="")
+        h.memory.accesskey_insert(key, f"{n:064x}", lambda k: [])
+        made.add(str(key.id))
+    seen: list[str] = []
+    token = ""
+    for _ in range(2):
+        uri = f"/v1/accesskeys?page_token={quote(token)}&page_size=100"
+        page = h.json("GET", uri, {"customer_id": str(owner), "deleted": False})
+        seen += [row["id"] for row in page]
+        last = wire.decode(msgspec.json.encode(page[-1]), Accesskey).tm_create
+        token = datetime.strptime(last, TS_FORMAT).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert len(seen) == 150 and set(seen) == made
