@@ -30,9 +30,9 @@ from customer_manager.actors.service.router import call
 from customer_manager.cli import main as control
 from customer_manager.config import Settings
 from customer_manager.main import Daemon
-from customer_manager.messages.queues import EVENT_EXCHANGE
+from customer_manager.messages.queues import AGENT_QUEUE, EMAIL_QUEUE, EVENT_EXCHANGE, WEBHOOK_QUEUE
 from customer_manager.oneshot import make_request
-from tests.support.amqp import reset_request_queue
+from tests.support.amqp import Peer, reset_request_queue
 from tests.support.go_current import (
     UPSTREAM_ACCESSKEY_COLUMNS,
     UPSTREAM_CUSTOMER_COLUMNS,
@@ -54,8 +54,10 @@ from tests.support.go_current import (
     decode_cache_customer,
     decode_customer,
     decode_customer_list,
+    decode_email_verify,
     decode_event,
     decode_reply,
+    decode_signup,
     go_cache_read,
     go_dumps,
     go_now,
@@ -583,6 +585,125 @@ def test_created_by_us_is_read_by_go_and_survives_its_cleanup(
         accesskey_json(dataclasses.replace(stored, token_hash=""))
     ]
     check_cache(go_current, f"customer:{carol.id}", f"customer_accesskey:{key.id}")
+
+
+# -- the lifecycle routes on Go's rows -----------------------------------------------------------
+
+
+def agent_manager(request: dict[str, Any]) -> dict[str, Any]:
+    if request["uri"] == "/v1/password-forgot":
+        return {"status_code": 200, "data_type": ""}
+    return {"status_code": 200, "data_type": "application/json", "data": []}
+
+
+def email_ok(_request: dict[str, Any]) -> dict[str, Any]:
+    return {"status_code": 200, "data_type": "application/json", "data": {"id": "e"}}
+
+
+def same_as_go(go: GoCustomer | None, ours: GoCustomer) -> None:
+    """Our record is Go's read of the row (times included)."""
+    assert go is not None and go == ours
+
+
+def test_lifecycle_routes_on_go_rows_read_as_go(
+    go_current: GoCurrent,
+    world: World,
+    ours: Daemon,
+    raw_client: RawClient,
+    raw_events: RawEventTap,
+    amqp_url: str,
+) -> None:
+    """signup, email_verify, billing account, freeze, recover, freeze_and_delete, the two
+    cleanups and the identity verification, on rows the newest Go wrote: every reply and event
+    reads as Go reads it and matches Go's SQL read of the row; freeze, recover and
+    freeze_and_delete refuse with bare codes (docs/profiles.md#errors); unset times are NULL."""
+    with (
+        Peer(amqp_url, AGENT_QUEUE, agent_manager),
+        Peer(amqp_url, EMAIL_QUEUE, email_ok),
+        Peer(amqp_url, WEBHOOK_QUEUE, lambda r: None),
+    ):
+        body = {"email": "dana@example.com", "name": "Dana", "client_ip": "203.0.113.7"}
+        signed_up, key = decode_signup(ok(rpc(raw_client, "POST", "/v1/customers/signup", body)))
+        assert (signed_up.status, signed_up.email_verified) == ("initial", False)
+        same_as_go(go_current.customer(signed_up.id), signed_up)
+        stored_key = go_current.accesskey(key.id)
+        assert stored_key is not None and stored_key.token_hash == sha256_hex(key.raw_token)
+        [token_key] = [k.decode() for k in go_current.redis.keys("email_verify:*")]
+        token = token_key.removeprefix("email_verify:")
+        verify = ok(rpc(raw_client, "POST", "/v1/customers/email_verify", {"token": token}))
+        verified = decode_email_verify(verify)
+        assert (verified.status, verified.email_verified) == ("active", True)
+        same_as_go(go_current.customer(signed_up.id), verified)
+
+        billing = uuid.uuid4()
+        uri = f"/v1/customers/{world.alice}/billing_account_id"
+        with_billing = decode_customer(
+            ok(rpc(raw_client, "PUT", uri, {"billing_account_id": str(billing)}))
+        )
+        assert with_billing.billing_account_id == billing
+        same_as_go(go_current.customer(world.alice), with_billing)
+
+        frozen = decode_customer(ok(rpc(raw_client, "POST", f"/v1/customers/{world.alice}/freeze")))
+        assert frozen.status == "frozen" and frozen.tm_deletion_scheduled is not None
+        same_as_go(go_current.customer(world.alice), frozen)
+        back = decode_customer(ok(rpc(raw_client, "POST", f"/v1/customers/{world.alice}/recover")))
+        assert back.status == "active" and back.tm_deletion_scheduled is None
+        [(scheduled_null,)] = go_current.sql(
+            "SELECT tm_deletion_scheduled IS NULL FROM customer_customers WHERE id = %s",
+            (world.alice.bytes,),
+        )
+        assert scheduled_null == 1  # recover writes NULL, never the sentinel
+        same_as_go(go_current.customer(world.alice), back)
+
+        for uri, status in (
+            (f"/v1/customers/{uuid.uuid4()}/freeze", 404),
+            (f"/v1/customers/{world.gone}/freeze", 400),
+            (f"/v1/customers/{world.alice}/recover", 400),
+            (f"/v1/customers/{world.gone}/freeze_and_delete", 400),
+        ):
+            refused = rpc(raw_client, "POST", uri)
+            assert (refused.status_code, refused.data_type, refused.data) == (status, "", None)
+
+        uri = f"/v1/customers/{signed_up.id}/freeze_and_delete"
+        erased = decode_customer(ok(rpc(raw_client, "POST", uri)))
+        assert erased.status == "deleted" and erased.deleted
+        same_as_go(go_current.customer(signed_up.id), erased)
+        dropped = go_current.accesskey(key.id)
+        assert dropped is not None and dropped.tm_delete is not None
+
+        expired = ok(rpc(raw_client, "POST", "/v1/customers/cleanup_unverified"))
+        assert expired == b'{"expired":1}'  # Go's stale sign-up, by our sweep
+        swept = go_current.customer(world.signup)
+        assert swept is not None and (swept.status, swept.deleted) == ("expired", True)
+        processed = ok(rpc(raw_client, "POST", "/v1/customers/cleanup_frozen_expired"))
+        assert processed == b'{"processed":0}'
+
+    marked = ctl(
+        go_current,
+        "customer",
+        "set-identity-verification",
+        "--id",
+        str(world.alice),
+        "--status",
+        "verified",
+    )
+    assert marked.exit_code == 0, marked.output
+    identity = go_current.customer(world.alice)
+    assert identity is not None and identity.identity_verification_status == "verified"
+
+    until(
+        lambda: any(b"customer_identity_verification_updated" in b for b in raw_events.bodies),
+        10,
+        idle=raw_events.pump,
+    )
+    seen = events(raw_events, 1)
+    kinds = {e.type for e in seen}
+    expected = {"customer_created", "accesskey_created", "customer_updated", "customer_frozen"}
+    expected |= {"customer_recovered", "customer_deleted", "accesskey_deleted"}
+    expected.add("customer_identity_verification_updated")
+    assert expected <= kinds, kinds
+    assert [e.headless for e in seen if e.type == "customer_created"] == [True]  # signup
+    check_cache(go_current, f"customer:{world.alice}", f"customer:{signed_up.id}")
 
 
 # -- a newest Go replica on the same queue and database ---------------------------------------
