@@ -58,6 +58,8 @@ from tests.support.go_current import (
     decode_event,
     decode_reply,
     decode_signup,
+    decode_webhook_accesskey,
+    decode_webhook_customer,
     go_cache_read,
     go_dumps,
     go_now,
@@ -620,7 +622,7 @@ def test_lifecycle_routes_on_go_rows_read_as_go(
     with (
         Peer(amqp_url, AGENT_QUEUE, agent_manager),
         Peer(amqp_url, EMAIL_QUEUE, email_ok),
-        Peer(amqp_url, WEBHOOK_QUEUE, lambda r: None),
+        Peer(amqp_url, WEBHOOK_QUEUE, lambda r: None) as hooks,
     ):
         body = {"email": "dana@example.com", "name": "Dana", "client_ip": "203.0.113.7"}
         signed_up, key = decode_signup(ok(rpc(raw_client, "POST", "/v1/customers/signup", body)))
@@ -703,6 +705,13 @@ def test_lifecycle_routes_on_go_rows_read_as_go(
     expected.add("customer_identity_verification_updated")
     assert expected <= kinds, kinds
     assert [e.headless for e in seen if e.type == "customer_created"] == [True]  # signup
+    assert hooks.requests, "no webhook for alice (she has a webhook_uri)"
+    for hook in hooks.requests:  # the public records (docs/profiles.md#webhooks)
+        message = hook["data"]["data"]
+        if message["type"].startswith("accesskey_"):
+            decode_webhook_accesskey(message["data"])
+        else:
+            decode_webhook_customer(message["data"])
     check_cache(go_current, f"customer:{world.alice}", f"customer:{signed_up.id}")
 
 

@@ -591,6 +591,47 @@ def decode_accesskey(raw: bytes | Any, *, raw_token: RawToken = "forbidden") -> 
     return key
 
 
+# the public records (``WebhookMessage``) our webhooks carry: no secret, no terms, no token
+WEBHOOK_CUSTOMER_FIELDS: list[tuple[str, FieldKind, bool]] = [
+    *CUSTOMER_FIELDS[:8],
+    ("billing_account_id", "uuid", False),
+    ("metadata", "metadata", False),
+    ("email_verified", "bool", False),
+    ("status", "string", False),
+    ("identity_verification_status", "string", False),
+    *CUSTOMER_FIELDS[16:],
+]
+WEBHOOK_ACCESSKEY_FIELDS: list[tuple[str, FieldKind, bool]] = [
+    *ACCESSKEY_FIELDS[:4],
+    ("token_prefix", "string", True),
+    *ACCESSKEY_FIELDS[6:],
+]
+
+
+def decode_webhook_customer(raw: bytes | Any) -> GoCustomer:
+    """A customer's public record (``customer.WebhookMessage``, docs/profiles.md#webhooks):
+    the customer keys in that struct's order, without ``webhook_secret`` and ``terms_*``."""
+    obj = go_loads(raw) if isinstance(raw, bytes | str) else raw
+    if not isinstance(obj, dict):
+        raise GoDecodeError("webhook customer: not an object")
+    customer: GoCustomer = go_unmarshal(obj, GoCustomer(), WEBHOOK_CUSTOMER_FIELDS)
+    _check_common(obj, customer, WEBHOOK_CUSTOMER_FIELDS, "webhook customer", [])
+    if customer.status not in CUSTOMER_STATUSES:
+        raise GoDecodeError(f"webhook customer.status {customer.status!r}")
+    return customer
+
+
+def decode_webhook_accesskey(raw: bytes | Any) -> GoAccesskey:
+    """An access key's public record (``accesskey.WebhookMessage``): ``token_prefix`` omitted
+    when empty, never a token (events carry none)."""
+    obj = go_loads(raw) if isinstance(raw, bytes | str) else raw
+    if not isinstance(obj, dict):
+        raise GoDecodeError("webhook accesskey: not an object")
+    key: GoAccesskey = go_unmarshal(obj, GoAccesskey(), WEBHOOK_ACCESSKEY_FIELDS)
+    _check_common(obj, key, WEBHOOK_ACCESSKEY_FIELDS, "webhook accesskey", [])
+    return key
+
+
 def decode_customer_list(raw: bytes) -> list[GoCustomer]:
     """R1's data (docs/profiles.md#json): a JSON array (``[]`` when empty) of customers."""
     items = go_loads(raw)

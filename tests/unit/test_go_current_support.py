@@ -40,6 +40,8 @@ from tests.support.go_current import (
     decode_event,
     decode_reply,
     decode_signup,
+    decode_webhook_accesskey,
+    decode_webhook_customer,
     go_cache_read,
     go_dumps,
     go_time_json,
@@ -365,6 +367,25 @@ def test_replies() -> None:
     ):
         with pytest.raises(GoDecodeError):
             decode_reply(bad)
+
+
+def test_webhook_records() -> None:
+    public = json.loads(CUSTOMER_EXAMPLE)
+    del public["webhook_secret"]
+    order = [k for k in public if k not in ("metadata", "email_verified", "status")]
+    at = order.index("identity_verification_status")
+    order[at:at] = ["metadata", "email_verified", "status"]
+    public = {k: public[k] for k in order}
+    assert decode_webhook_customer(public).status == "active"
+    with pytest.raises(GoDecodeError):
+        decode_webhook_customer(json.loads(CUSTOMER_EXAMPLE))  # the secret, the internal order
+    key = json.loads(ACCESSKEY_EXAMPLE)
+    del key["raw_token"]
+    assert decode_webhook_accesskey(key).token_prefix == "vb_Xk3pQ9aZ"
+    with pytest.raises(GoDecodeError):
+        decode_webhook_accesskey(json.loads(ACCESSKEY_EXAMPLE))  # raw_token is not a key there
+    with pytest.raises(GoDecodeError):
+        decode_webhook_accesskey({**key, "token_prefix": ""})  # omitempty there
 
 
 # -- cache (docs/profiles.md#redis) ----------------------------------------------------------------
