@@ -587,8 +587,18 @@ def decode_accesskey(raw: bytes | Any, *, raw_token: RawToken = "forbidden") -> 
             raise GoDecodeError(f"accesskey.raw_token {key.raw_token!r} is not vb_ + 32 base64url")
         if key.token_prefix != key.raw_token[:11]:
             raise GoDecodeError("accesskey.token_prefix is not the raw token's first 11 chars")
-    _check_common(obj, key, ACCESSKEY_FIELDS, "accesskey", [])
+    _check_common(obj, key, ACCESSKEY_FIELDS, "accesskey", ours_set(obj))
     return key
+
+
+# The access-key keys that no Go version has (docs/api.md#access-key-usage-and-rotation),
+# as docs/profiles.md#access-key places them: after ``tm_delete``, only when set.
+OURS = ("tm_last_used", "rotated_from", "rotated_to", "tm_grace_end")
+
+
+def ours_set(obj: dict[str, Any]) -> list[str]:
+    """The keys of OURS that ``obj`` has, in their order: Go's decoder skips them."""
+    return [k for k in OURS if k in obj]
 
 
 # the public records (``WebhookMessage``) our webhooks carry: no secret, no terms, no token
@@ -628,7 +638,7 @@ def decode_webhook_accesskey(raw: bytes | Any) -> GoAccesskey:
     if not isinstance(obj, dict):
         raise GoDecodeError("webhook accesskey: not an object")
     key: GoAccesskey = go_unmarshal(obj, GoAccesskey(), WEBHOOK_ACCESSKEY_FIELDS)
-    _check_common(obj, key, WEBHOOK_ACCESSKEY_FIELDS, "webhook accesskey", [])
+    _check_common(obj, key, WEBHOOK_ACCESSKEY_FIELDS, "webhook accesskey", ours_set(obj))
     return key
 
 
