@@ -226,3 +226,40 @@ def test_the_current_profile_on_the_cli(
     assert run("accesskey", "get", "--id", key["id"])["tm_delete"] is not None  # revoked
     again = run("customer", "create", "--email", "cur@example.com")  # the email is free
     assert again["id"] != made["id"]
+
+
+def test_accesskey_rotate_and_expiring(cli: Any) -> None:
+    """docs/api.md#access-key-usage-and-rotation from the command line."""
+    cust = ok(cli("customer", "create", "--email", "rot@example.com"))
+    made = [
+        ok(
+            cli(
+                "accesskey",
+                "create",
+                "--customer-id",
+                cust["id"],
+                "--name",
+                f"k{n}",
+                "--expire",
+                exp,
+            )
+        )
+        for n, exp in enumerate(("72h", "24h", "2000h"))
+    ]
+    soon = ok(cli("accesskey", "list-expiring", "--within", "96h"))
+    assert [k["id"] for k in soon] == [made[1]["id"], made[0]["id"]]  # soonest first
+    page = ok(cli("accesskey", "list-expiring", "--within", "96h", "--size", "1"))
+    token = f"{page[0]['tm_expire']}|{page[0]['id']}"
+    rest = ok(cli("accesskey", "list-expiring", "--within", "96h", "--page-token", token))
+    assert [k["id"] for k in rest] == [made[0]["id"]]
+    assert ok(cli("accesskey", "notify-expiring", "--within", "96h")) == {"notified": 2}
+    assert ok(cli("accesskey", "notify-expiring", "--within", "96h")) == {"notified": 0}
+    rotated = ok(cli("accesskey", "rotate", "--id", made[0]["id"], "--grace", "1h"))
+    assert rotated["accesskey"]["token"].startswith("vb_")
+    assert rotated["previous"]["rotated_to"] == rotated["accesskey"]["id"]
+    again = cli("accesskey", "rotate", "--id", made[0]["id"])
+    assert again.exit_code == 1 and "ACCESSKEY_ALREADY_ROTATED" in again.output
+    revoked = ok(cli("accesskey", "rotate", "--id", made[1]["id"], "--grace", "0"))
+    assert revoked["previous"]["tm_delete"] != SENTINEL
+    assert cli("accesskey", "rotate", "--id", made[2]["id"], "--grace", "31d").exit_code == 2
+    assert ok(cli("accesskey", "cleanup-rotated")) == {"deleted": 0}
