@@ -263,3 +263,12 @@ def test_accesskey_rotate_and_expiring(cli: Any) -> None:
     assert revoked["previous"]["tm_delete"] != SENTINEL
     assert cli("accesskey", "rotate", "--id", made[2]["id"], "--grace", "31d").exit_code == 2
     assert ok(cli("accesskey", "cleanup-rotated")) == {"deleted": 0}
+
+
+@pytest.mark.parametrize("value", ["-1", "86401"])
+def test_a_bad_last_used_interval_stops_with_one_line(cli: Any, value: str) -> None:
+    result = cli("--accesskey_last_used_interval", value, "customer", "list")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: ACCESSKEY_LAST_USED_INTERVAL must be 0 (off) to 86400 seconds, not {value}"
+    ]

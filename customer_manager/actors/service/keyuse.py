@@ -4,9 +4,9 @@ and interval goes to storage.
 
 The throttle has two stages: a per-process memory (``Deps.used``, a kit ``Throttle``: a
 process asks Redis at most once per key and interval, so authentication costs nothing more
-in between) and
-``SET customer_accesskey_used:<id> 1 NX EX <interval>`` in the shared cache (one write across
-all replicas; on the embedded store, the in-process cache, so per process). The write is a
+in between) and ``SET customer_accesskey_used:<id> 1 NX EX <interval>`` in the shared cache
+(one write across all replicas; on the embedded store, the in-process cache, so per
+process). The write is a
 Flow started as the reply goes out and never awaited: it cannot slow or fail the request,
 and if Redis or the database fails it is skipped (counted as ``error``).
 """
