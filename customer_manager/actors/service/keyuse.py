@@ -65,7 +65,9 @@ def _refreshed(deps: Deps, row: Accesskey, cached: Accesskey | None) -> Flow[Non
     instance's holds the plain token its reads need; a use is no reason to replace it)."""
     if cached is not None and not cached.complete:
         return None
-    return deps.cache.put(row, populate=cached is None)
+    # a plain SET of this version, not a fill: a fill racing with it may hold the row as read
+    # before the write, at the same version (a use leaves tm_update alone)
+    return deps.cache.put(row)
 
 
 def _skipped(exc: Exception) -> None:
