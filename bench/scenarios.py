@@ -14,12 +14,15 @@ from typing import Any
 from bench.amqp import RpcClient, envelope
 
 SCENARIOS = ("get", "auth", "create", "mix")
+AGENT_SCENARIOS = ("create_agent",)  # run on a second daemon with --agent_check required
 DESCRIPTIONS = {
     "echo": "bare pika echo server: fixed reply, no storage",
     "get": "cache-hit `GET /v1/customers/<id>` over the seeded customers",
     "auth": "api-manager auth: `GET /v1/accesskeys?page_size=1` data `{token, deleted:false}`",
     "create": "`POST /v1/customers`, a unique email per request",
     "mix": "50 % get, 40 % auth, 10 % create (90 % reads)",
+    "create_agent": "`POST /v1/customers` on a daemon with `--agent_check required`: every "
+    "create first asks a fake agent-manager (bench/echo.py, answers `[]` at once) over RPC",
 }
 Bodies = Callable[[int], bytes]
 
@@ -70,11 +73,12 @@ def body_factory(scenario: str, seed: Seed, tag: str = "") -> Bodies:
         return _get(seed)
     if scenario == "auth":
         return _auth(seed)
-    if scenario == "create":
+    if scenario in ("create", "create_agent"):
         return _create(seed, tag)
     if scenario == "mix":
         return _mix(seed, tag)
-    raise ValueError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    known = ", ".join(SCENARIOS + AGENT_SCENARIOS)
+    raise ValueError(f"unknown scenario {scenario!r}; choose from {known}")
 
 
 def _check(replies: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
