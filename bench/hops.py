@@ -76,6 +76,13 @@ def install() -> None:
     _probe(consumer.ConsumerActor, "_complete", "reply callback: queue + wake consumer")
     _probe(consumer.ConsumerActor, "after_pump", "consumer: woke (after_pump)")
     _probe(consumer.ConsumerActor, "_finish", "consumer: publish reply + ack", "consumer: queued")
+    _probe(consumer.ConsumerActor, "_observe", "consumer: access log line")
+    from customer_manager.storage import sql
+
+    _probe(sql.Tx, "rows", lambda self, statement, *a: f"mysql: {statement.split()[0]}")
+    from customer_manager.storage import mysql
+
+    _probe(mysql.MySQLStorage, "_commit", "mysql: COMMIT", "mysql: committed")
     _probe(router.RouterActor, "on_receive", "router: took message")
     _probe(
         members.PoolMember,

@@ -232,8 +232,13 @@ class Bench:
                 sampler = RssSampler(daemon.pid)
                 sampler.start()
                 self.pid = daemon.pid
+                profiled = [s for s in self.args.profile.split(",") if s]
                 for name in names:
                     n, dur = self.args.inflight, self.args.duration
+                    if name in profiled:
+                        out = Path(self.args.profile_dir) / f"cm-bench-profile-{name}.txt"
+                        with Profiler(daemon.pid, str(out), dur):
+                            self.measure(name, seed, n, dur, f"p{name}")
                     run = self.measure(name, seed, n, dur, f"a{name}")
                     run["rss_peak_mib"] = round(sampler.peak_kb / report.MIB, 1)
                     sampler.reset()
