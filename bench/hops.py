@@ -70,6 +70,9 @@ def install() -> None:
 
     transport = io._AsyncPlaintextTransport
     _probe(transport, "_on_socket_readable", "socket readable")
+    from pika.adapters import select_connection
+
+    _probe(select_connection.EPollPoller, "poll", "pika: poll (GIL released)", "pika: polled")
     _probe(transport, "_produce", "send")
     _probe(consumer.ConsumerActor, "_on_message", "consumer: delivery decoded")
     _probe(consumer.ConsumerActor, "_dispatch_batch", "consumer: tell router")
@@ -83,11 +86,12 @@ def install() -> None:
     from customer_manager.storage import mysql
 
     _probe(mysql.MySQLStorage, "_commit", "mysql: COMMIT", "mysql: committed")
-    _probe(router.RouterActor, "on_receive", "router: took message")
+    _probe(router.RouterActor, "on_receive", "router: took message", "router: done")
     _probe(
         members.PoolMember,
         "on_receive",
         lambda self, message: f"{type(self).__name__}: took work",
+        "member: done (inbox wait next)",
     )
     _probe(cache.CacheActor, "handle", "cache: handle", "cache: handled")
     _probe(redis_direct, "command", "redis: command", "redis: reply")
