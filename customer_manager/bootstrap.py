@@ -24,6 +24,7 @@ from customer_manager.actors.service.router import RouterActor
 from customer_manager.actors.service.workers import CustomerActor
 from customer_manager.actors.storage import StorageClient, StorageFactory, start_storage_pool
 from customer_manager.config import Settings
+from customer_manager.messages import codec
 from customer_manager.storage.base import Storage
 from customer_manager.storage.cache_backend import Cache, LocalCache, RedisCache
 
@@ -104,6 +105,7 @@ def bootstrap(
     """Build and start the system. ``storage_factory()`` makes one Storage per storage
     actor (default ``open_storage(settings)``); ``publisher_factory(store)`` starts the
     publisher actor (default NullPublisher)."""
+    codec.use(settings.wire_profile)  # one profile per process (docs/profiles.md)
     backend = cache if cache is not None else default_cache(settings)
     store = StorageClient(
         start_storage_pool(storage_factory or _default_storage(settings), settings.storage_workers)

@@ -11,6 +11,8 @@ from urllib.parse import parse_qsl, unquote
 
 import msgspec
 
+from customer_manager.messages import codec
+
 DEFAULT_SQLITE_PATH = "customer-manager.sqlite3"
 DEFAULT_RABBITMQ = "amqp://guest:guest@localhost:5672"
 DEFAULT_EMAIL_VERIFY_BASE_URL = "https://api.voipbin.net"
@@ -45,6 +47,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     instance_id: str = ""
     expand_plain_tokens: bool = False  # takeover expand phase: new keys keep a plain token
     email_verify_base_url: str = DEFAULT_EMAIL_VERIFY_BASE_URL
+    # docs/profiles.md: the wire of the seed-era Go service, or of today's VoIPbin
+    wire_profile: Literal["seed", "current"] = "seed"
 
 
 def check_base_url(url: str) -> str:
@@ -131,6 +135,9 @@ def check(settings: Settings) -> None:
     if settings.database_dsn:
         parse_dsn(settings.database_dsn)
     check_base_url(settings.email_verify_base_url)
+    codec.check(settings.wire_profile)
+    if settings.wire_profile == "current" and settings.expand_plain_tokens:
+        raise ValueError("EXPAND_PLAIN_TOKENS is for seed-profile takeovers; WIRE_PROFILE=current")
     _host, colon, port = settings.redis_address.rpartition(":")
     if colon and (not port.isdigit() or not 0 < int(port) <= 65535):
         raise ValueError(f"REDIS_ADDRESS {settings.redis_address[:64]!r} is not host:port")

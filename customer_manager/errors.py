@@ -77,12 +77,19 @@ class Internal(ServiceError):
     default_reason = "INTERNAL_ERROR"
 
 
-def error_response(exc: ServiceError) -> Response:
-    """The reply for ``exc``: its status code and the typed VoIPbin error body. Every error
+# docs/profiles.md#errors: a bare reply's code, where the newest Go answers bare codes
+BARE_CODES = {"NOT_FOUND": 404, "UNAVAILABLE": 500, "INTERNAL": 500}
+
+
+def error_response(exc: ServiceError, *, bare: bool = False) -> Response:
+    """The reply for ``exc``: its status code and the typed VoIPbin error body, or with
+    ``bare`` only a status code (404, 500, or 400 for every other refusal). Every error
     reply is made here, so here it is counted (``error_replies_total``)."""
     body = VoipbinError(status=exc.status, reason=exc.reason, message=exc.message)
-    code = STATUS_CODES[exc.status]
+    code = BARE_CODES.get(exc.status, 400) if bare else STATUS_CODES[exc.status]
     metrics.child(metrics.error_replies_total, str(code), exc.reason).inc()
+    if bare:
+        return Response(status_code=code)
     return Response(
         status_code=code,
         data_type="voipbin_error",
@@ -90,6 +97,6 @@ def error_response(exc: ServiceError) -> Response:
     )
 
 
-def internal_response() -> Response:
+def internal_response(*, bare: bool = False) -> Response:
     """The reply for an unexpected exception: 500, nothing more said."""
-    return error_response(Internal("internal error"))
+    return error_response(Internal("internal error"), bare=bare)

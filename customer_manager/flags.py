@@ -17,6 +17,7 @@ from customer_manager.config import (
     DEFAULT_SQLITE_PATH,
     check_base_url,
 )
+from customer_manager.messages import codec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,6 +60,16 @@ _SHARED: list[Callable[[F], F]] = [
         help="Prefix of the email verification link (an absolute http(s) URL).",
     ),
     click.option(
+        "--wire_profile",
+        envvar="WIRE_PROFILE",
+        default="seed",
+        show_default=True,
+        show_envvar=True,
+        callback=lambda _ctx, _param, value: _profile(value),
+        help="seed: the wire of the seed-era Go service; current: today's VoIPbin "
+        "(docs/profiles.md). One profile per deployment.",
+    ),
+    click.option(
         "--billing_account_check",
         envvar="BILLING_ACCOUNT_CHECK",
         is_flag=True,
@@ -80,6 +91,14 @@ def _base_url(value: str) -> str:
     """docs/lifecycle.md#settings: checked at start; a bad value is one clear line and exit 1."""
     try:
         return check_base_url(value)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _profile(value: str) -> str:
+    """docs/profiles.md: an unknown profile is one clear line and exit 1."""
+    try:
+        return codec.check(value)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 

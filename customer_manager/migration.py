@@ -31,10 +31,29 @@ PAGE = 1000
 def migrate(settings: Settings) -> list[str]:
     """Steps 1 and 2; one line of report per step."""
     report = [schema_command(settings, migrate=True)]
+    if settings.wire_profile == "current":  # docs/profiles.md#schema: no row is rewritten
+        owners = _orphaned_key_owners(settings)
+        if owners:
+            report.append(
+                f"left {len(owners)} deleted customer(s) with active keys as they are (first:"
+                f" {owners[0]}); `customer-control customer delete --id <id>` revokes them"
+            )
+        return report
     with local_system(settings) as send:
         revoked, tenants = revoke_deleted_tenants_keys(settings, send)
     report.append(f"revoked {revoked} active key(s) of {tenants} deleted customer(s)")
     return report
+
+
+def _orphaned_key_owners(settings: Settings) -> list[uuid.UUID]:
+    from customer_manager.storage import open_storage
+
+    storage = open_storage(settings)
+    try:
+        owners: list[uuid.UUID] = storage.orphaned_key_owners()
+    finally:
+        storage.close()
+    return owners
 
 
 def contract(settings: Settings, quiet_seconds: float) -> str:
@@ -62,13 +81,7 @@ def contract(settings: Settings, quiet_seconds: float) -> str:
 
 def revoke_deleted_tenants_keys(settings: Settings, send: Send) -> tuple[int, int]:
     """(keys revoked, customers they belonged to)."""
-    from customer_manager.storage import open_storage
-
-    storage = open_storage(settings)
-    try:
-        owners = storage.orphaned_key_owners()
-    finally:
-        storage.close()
+    owners = _orphaned_key_owners(settings)
     revoked = 0
     for owner in owners:
         filters = {"customer_id": str(owner), "deleted": False}

@@ -9,6 +9,7 @@ pytest.register_assert_rewrite("tests.support")  # before the plugins below are 
 
 pytest_plugins = [
     "tests.support.tricks",
+    "tests.support.profiles",
     "tests.support.servers",
     "tests.support.amqp",
     "tests.support.service",

@@ -24,7 +24,7 @@ from customer_manager import metrics
 from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
 from customer_manager.actors.kit.pool import Pool
-from customer_manager.messages import gojson
+from customer_manager.messages import codec
 from customer_manager.messages.records import Accesskey, Customer, version
 from customer_manager.storage.cache_backend import TTL_SECONDS, Cache
 
@@ -139,7 +139,7 @@ class CacheClient:
         """Refresh the record's entry unless the cache holds a newer version of it (writes
         and read fills land in any order: the newest version stays). ``populate``: a fill
         after a read miss (skipped while Redis is marked down)."""
-        value, newest = gojson.encode(record), version(record.tm_update)
+        value, newest = codec.active().encode(record), version(record.tm_update)
         op = CacheOp(op="set", key=record_key(record), value=value, version=newest, fill=populate)
         return self._write(op)
 
@@ -217,8 +217,8 @@ def _decode(raw: Any, cls: type[R]) -> R | None:
     if not isinstance(raw, bytes):
         return None
     try:
-        return msgspec.json.decode(raw, type=cls)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        return codec.active().decode(raw, cls)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
         metrics.cache_errors_total.labels("decode").inc()
         return None
 

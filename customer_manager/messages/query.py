@@ -4,6 +4,7 @@ filters from ``data`` (docs/api.md#filters)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -13,7 +14,7 @@ import msgspec
 
 from customer_manager.errors import InvalidArgument
 from customer_manager.messages.bodies import BodyError, parse_uuid
-from customer_manager.messages.records import TS_FORMAT, ts
+from customer_manager.messages.records import ts
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -88,13 +89,24 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+_STAMP = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})?\Z"
+)
+
+
 def parse_timestamp(text: str) -> str:
-    """Normalise a timestamp given by a client to the 6-digit wire form, or raise."""
-    for fmt in (TS_FORMAT, "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+    """Normalise a timestamp given by a client (docs/api.md#pagination: ``YYYY-MM-DD``, ``T``
+    or a space, ``HH:MM:SS``, up to 9 fraction digits, ``Z``, an offset or nothing for UTC)
+    to the 6-digit wire form, or raise."""
+    match = _STAMP.match(text)
+    if match is not None:
+        date, clock, fraction, zone = match.groups()
+        micro = (fraction or "")[:6].ljust(6, "0")
+        offset = "+00:00" if zone in (None, "Z") else zone
         try:
-            return ts(datetime.strptime(text, fmt))
+            return ts(datetime.fromisoformat(f"{date}T{clock}.{micro}{offset}"))
         except ValueError:
-            continue
+            pass
     raise InvalidArgument(f"invalid page_token {text[:64]!r}", "INVALID_PAGE_TOKEN")
 
 

@@ -136,4 +136,41 @@ class Accesskey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         return self.tm_delete != SENTINEL
 
 
+class PublicCustomer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The public record of a customer, as webhooks show it (docs/lifecycle.md#customer-record,
+    upstream ``WebhookMessage``): no secret, no terms fields."""
+
+    id: uuid.UUID
+    name: str = ""
+    detail: str = ""
+    email: str = ""
+    phone_number: str = ""
+    address: str = ""
+    webhook_method: str = ""
+    webhook_uri: str = ""
+    billing_account_id: uuid.UUID
+    metadata: Metadata
+    email_verified: bool
+    status: str
+    identity_verification_status: str
+    tm_deletion_scheduled: str
+    tm_create: str
+    tm_update: str
+    tm_delete: str
+
+
+class PublicAccesskey(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The public record of an access key, as webhooks show it: never its token."""
+
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    name: str = ""
+    detail: str = ""
+    token_prefix: str = ""
+    tm_expire: str = ""
+    tm_create: str = ""
+    tm_update: str = ""
+    tm_delete: str = ""
+
+
 Record = Customer | Accesskey

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from customer_manager.messages import gojson
+from customer_manager.messages import codec, gojson
 
 EMPTY = msgspec.Raw(b"")
 JSON = "application/json"
@@ -36,7 +36,7 @@ def json_request(uri: str, method: str, data: Any) -> Request:
         method=method,
         publisher=PUBLISHER,
         data_type=JSON,
-        data=msgspec.Raw(gojson.encode(data)),
+        data=msgspec.Raw(codec.active().encode(data)),
     )
 
 
@@ -79,8 +79,11 @@ def encode(obj: Request | Response | Event) -> bytes:
 
 
 def ok(payload: Any) -> Response:
-    """A 200 reply carrying ``payload`` (a Struct, list or dict) as JSON."""
-    return Response(status_code=200, data_type=JSON, data=msgspec.Raw(gojson.encode(payload)))
+    """A 200 reply carrying ``payload`` (a Struct, list or dict) as the profile's JSON
+    (messages/codec.py)."""
+    return Response(
+        status_code=200, data_type=JSON, data=msgspec.Raw(codec.active().encode(payload))
+    )
 
 
 _request_decoder = msgspec.json.Decoder(Request)

@@ -14,8 +14,10 @@ def open_storage(settings: Settings) -> Storage:
         from customer_manager.storage.mysql import MySQLStorage
 
         return MySQLStorage(
-            parse_dsn(settings.database_dsn), plain_tokens=settings.expand_plain_tokens
+            parse_dsn(settings.database_dsn),
+            plain_tokens=settings.expand_plain_tokens,
+            profile=settings.wire_profile,
         )
     from customer_manager.storage.sqlite import SQLiteStorage
 
-    return SQLiteStorage(settings.sqlite_path)
+    return SQLiteStorage(settings.sqlite_path, profile=settings.wire_profile)

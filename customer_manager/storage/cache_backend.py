@@ -35,18 +35,23 @@ _RELEASE = (
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 )
 MAX_MISSED = 10_000  # missed writes remembered; beyond that, recovery drops every entry
-# SET unless the cached record is newer: its ``tm_update`` (the sentinel counts as the
-# first version, "") compared with ARGV[2], the version of the record being written
+# SET unless the cached record is newer: its ``tm_update`` (the sentinel or null counts as
+# the first version, "") compared with ARGV[2], the version of the record being written
 # (records.version); a fill (ARGV[4] = "1") also keeps a record of the same version (it may
 # be a Go instance's, which still carries the plain token). A value that is not a JSON
-# object is overwritten.
+# object is overwritten. A ``current``-profile time (``2026-08-22T10:15:30.12Z``, UTC) is
+# first brought to the internal form (``2026-08-22 10:15:30.120000``), which sorts.
 _SET_NEWER = (
     "local cur = redis.call('GET', KEYS[1]) "
     "if cur then "
     "local ok, old = pcall(cjson.decode, cur) "
     "if ok and type(old) == 'table' then "
     "local v = old['tm_update'] "
-    "if type(v) ~= 'string' or v >= '9999' then v = '' end "
+    "if type(v) ~= 'string' or v >= '9999' then v = '' "
+    "elseif string.sub(v, 11, 11) == 'T' and string.sub(v, -1) == 'Z' then "
+    "v = string.sub(v, 1, 10) .. ' ' .. string.sub(v, 12, -2) "
+    "if #v == 19 then v = v .. '.' end "
+    "v = v .. string.rep('0', 26 - #v) end "
     "if v > ARGV[2] or (v == ARGV[2] and ARGV[4] == '1') then return 0 end "
     "end end "
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) "

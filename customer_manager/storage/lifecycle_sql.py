@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer, new_webhook_secret
+from customer_manager.messages.records import Accesskey, Customer, new_webhook_secret
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import (
     Deleted,
@@ -25,7 +25,7 @@ from customer_manager.storage.base import (
     Transition,
 )
 
-_LIVE = "tm_delete >= %s"
+_LIVE = "LIVE(tm_delete)"
 DUE_SQL: dict[Due, str] = {
     "unverified": "email_verified = 0 AND status = 'initial' AND tm_create < %s"
     " ORDER BY tm_create, id",
@@ -33,7 +33,7 @@ DUE_SQL: dict[Due, str] = {
     " ORDER BY tm_deletion_scheduled, id",
 }
 SECRETLESS = (
-    "SELECT id FROM customer_customers WHERE webhook_secret = '' AND tm_delete >= %s"
+    "SELECT id FROM customer_customers WHERE webhook_secret = '' AND LIVE(tm_delete)"
     " ORDER BY id LIMIT 1000"
 )
 SET_SECRET = (
@@ -91,7 +91,7 @@ class LifecycleSQL:
     ) -> list[Customer]:
         skip = f" AND id NOT IN ({', '.join(['%s'] * len(exclude))})" if exclude else ""
         sql = f"{q.CUSTOMERS.select} WHERE {_LIVE}{skip} AND {DUE_SQL[due]} LIMIT %s"
-        params = [SENTINEL, *(i.bytes for i in exclude), cutoff, limit]
+        params = [*(i.bytes for i in exclude), cutoff, limit]
         rows: list[Customer] = self._run(
             lambda tx: [q.to_customer(r) for r in tx.rows(sql, params)], write=False
         )
@@ -120,7 +120,7 @@ class LifecycleSQL:
         ``webhook_secret`` one (idempotent; run
         at every startup, so rows a seed Go instance inserts meanwhile get one too)."""
         done = 0
-        while ids := tx.rows(SECRETLESS, (SENTINEL,)):
+        while ids := tx.rows(SECRETLESS):
             for (row_id,) in ids:
                 done += tx.count(SET_SECRET, (new_webhook_secret(), row_id))
         return done
@@ -130,7 +130,7 @@ def _transition_sql(step: Transition, customer_id: uuid.UUID, now: str) -> tuple
     names = sorted(step.changes)
     sets = "".join(f"{name} = %s, " for name in names)
     where = [f"id = %s AND {_LIVE}"]
-    params: list[Any] = [customer_id.bytes, SENTINEL]
+    params: list[Any] = [customer_id.bytes]
     if step.status is not None:
         where.append("status = %s")
         params.append(step.status)

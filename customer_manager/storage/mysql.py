@@ -19,9 +19,11 @@ import mysql.connector
 
 from customer_manager.config import MySQLParams
 from customer_manager.errors import OutcomeUnknown, ServiceError, Unavailable
+from customer_manager.messages.codec import Profile
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage import takeover
 from customer_manager.storage.sql import SQLStorage, T, Tx, Work
+from customer_manager.storage.sqledge import EDGES
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +69,19 @@ class MySQLStorage(SQLStorage):
     commit_sql = "COMMIT"
 
     def __init__(
-        self, params: MySQLParams, *, pure: bool = False, plain_tokens: bool = False
+        self,
+        params: MySQLParams,
+        *,
+        pure: bool = False,
+        plain_tokens: bool = False,
+        profile: Profile = "seed",
     ) -> None:
         """``pure``: use the driver's pure-Python protocol even when its C extension is
         loaded (the tests run the contract on both). ``plain_tokens``: the takeover's expand
         phase, new keys also get Go's plain ``token`` until the contract step
         (``storage.takeover``)."""
         self.params = params
+        self.edge = EDGES[profile]
         self._pure = pure
         self._plain_tokens = plain_tokens
         self._go_columns: bool | None = None  # Go's ``token`` column exists (asked once)
@@ -175,7 +183,7 @@ class MySQLStorage(SQLStorage):
             reused = self._conn is not None
             if self._conn is None:
                 self._conn, self._cursor = self._connect()
-            tx = Tx(self._cursor, _same)
+            tx = Tx(self._cursor, _same, self.edge)
             try:
                 result = work(tx)
             except DRIVER_ERRORS as exc:

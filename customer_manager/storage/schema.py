@@ -22,6 +22,8 @@ from typing import Literal
 
 import msgspec
 
+from customer_manager.messages.codec import Profile
+
 Dialect = Literal["mysql", "sqlite"]
 
 
@@ -75,11 +77,27 @@ _MYSQL_TABLE_OPTS = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_gene
 _ACTIVE = "'9999-01-01 00:00:00.000000'"
 
 
-def _mysql_add(table: str, kind: Literal["column", "index"], name: str, spec: str) -> Ensure:
+def mysql_add(table: str, kind: Literal["column", "index"], name: str, spec: str) -> Ensure:
     what = "COLUMN" if kind == "column" else spec.split("(")[0].strip() or "INDEX"
     body = spec if kind == "column" else spec[len(what) :].strip()
     return Ensure(table, kind, name, f"ALTER TABLE {table} ADD {what} {name} {body}")
 
+
+MYSQL_OUTBOX = (
+    "CREATE TABLE IF NOT EXISTS customer_outbox ("
+    " id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY,"
+    " exchange varchar(255) NOT NULL, routing_key varchar(255) NOT NULL,"
+    " body mediumblob NOT NULL, tm_create datetime(6) NOT NULL,"
+    " claim_owner varchar(255) NULL, claim_until datetime(6) NULL,"
+    " INDEX idx_customer_outbox_claim (claim_until))" + _MYSQL_TABLE_OPTS
+)
+SQLITE_OUTBOX = (
+    "CREATE TABLE IF NOT EXISTS customer_outbox ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " exchange TEXT NOT NULL, routing_key TEXT NOT NULL, body BLOB NOT NULL,"
+    " tm_create TEXT NOT NULL, claim_owner TEXT, claim_until TEXT)",
+    "CREATE INDEX IF NOT EXISTS idx_customer_outbox_claim ON customer_outbox (claim_until)",
+)
 
 _MYSQL_V1: list[Step] = [
     "CREATE TABLE IF NOT EXISTS customer_customers ("
@@ -88,38 +106,33 @@ _MYSQL_V1: list[Step] = [
     " address varchar(1024), webhook_method varchar(255), webhook_uri varchar(1023),"
     " billing_account_id binary(16),"
     " tm_create datetime(6), tm_update datetime(6), tm_delete datetime(6))" + _MYSQL_TABLE_OPTS,
-    _mysql_add(
+    mysql_add(
         "customer_customers", "index", "idx_customer_customers_tm_create", "INDEX (tm_create, id)"
     ),
     "CREATE TABLE IF NOT EXISTS customer_accesskeys ("
     " id binary(16) NOT NULL PRIMARY KEY, customer_id binary(16),"
     " name varchar(255), detail text, tm_expire datetime(6),"
     " tm_create datetime(6), tm_update datetime(6), tm_delete datetime(6))" + _MYSQL_TABLE_OPTS,
-    _mysql_add(
+    mysql_add(
         "customer_accesskeys",
         "column",
         "token_hash",
         "char(64) CHARACTER SET ascii COLLATE ascii_bin NULL",
     ),
-    _mysql_add("customer_accesskeys", "column", "token_prefix", "varchar(16) NULL"),
-    _mysql_add(
+    mysql_add("customer_accesskeys", "column", "token_prefix", "varchar(16) NULL"),
+    mysql_add(
         "customer_accesskeys", "index", "uq_customer_accesskeys_token_hash", "UNIQUE (token_hash)"
     ),
-    _mysql_add(
+    mysql_add(
         "customer_accesskeys",
         "index",
         "idx_customer_accesskeys_customer_id",
         "INDEX (customer_id)",
     ),
-    _mysql_add(
+    mysql_add(
         "customer_accesskeys", "index", "idx_customer_accesskeys_tm_create", "INDEX (tm_create, id)"
     ),
-    "CREATE TABLE IF NOT EXISTS customer_outbox ("
-    " id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY,"
-    " exchange varchar(255) NOT NULL, routing_key varchar(255) NOT NULL,"
-    " body mediumblob NOT NULL, tm_create datetime(6) NOT NULL,"
-    " claim_owner varchar(255) NULL, claim_until datetime(6) NULL,"
-    " INDEX idx_customer_outbox_claim (claim_until))" + _MYSQL_TABLE_OPTS,
+    MYSQL_OUTBOX,
 ]
 
 _SQLITE_V1: list[Step] = [
@@ -143,24 +156,20 @@ _SQLITE_V1: list[Step] = [
     " ON customer_accesskeys (customer_id)",
     "CREATE INDEX IF NOT EXISTS idx_customer_accesskeys_tm_create"
     " ON customer_accesskeys (tm_create, id)",
-    "CREATE TABLE IF NOT EXISTS customer_outbox ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " exchange TEXT NOT NULL, routing_key TEXT NOT NULL, body BLOB NOT NULL,"
-    " tm_create TEXT NOT NULL, claim_owner TEXT, claim_until TEXT)",
-    "CREATE INDEX IF NOT EXISTS idx_customer_outbox_claim ON customer_outbox (claim_until)",
+    *SQLITE_OUTBOX,
 ]
 
 # v2: active-email uniqueness. A Go-era table may hold duplicates (Go never checked updates):
 # ``takeover.preflight`` lists them before any step runs, so this step never half-applies.
 _MYSQL_V2: list[Step] = [
-    _mysql_add(
+    mysql_add(
         "customer_customers",
         "column",
         "email_active",
         "varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
         f" AS (IF(tm_delete >= {_ACTIVE} AND email <> '', email, NULL)) STORED",
     ),
-    _mysql_add(
+    mysql_add(
         "customer_customers", "index", "uq_customer_customers_email_active", "UNIQUE (email_active)"
     ),
 ]
@@ -176,17 +185,17 @@ _MYSQL_V3: list[Step] = [
 
 # v5: the results of write requests, so a repeat is answered as its first run was
 # (storage/replies.py); entries older than REPLY_WINDOW are purged with the outbox claims.
-_MYSQL_V5: list[Step] = [
+MYSQL_REPLIES: tuple[Step, ...] = (
     "CREATE TABLE IF NOT EXISTS customer_replies ("
     " request_key char(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,"
     " reply mediumblob NOT NULL, tm_create datetime(6) NOT NULL,"
     " INDEX idx_customer_replies_tm_create (tm_create))" + _MYSQL_TABLE_OPTS,
-]
-_SQLITE_V5: list[Step] = [
+)
+SQLITE_REPLIES: tuple[Step, ...] = (
     "CREATE TABLE IF NOT EXISTS customer_replies ("
     " request_key TEXT NOT NULL PRIMARY KEY, reply BLOB NOT NULL, tm_create TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS idx_customer_replies_tm_create ON customer_replies (tm_create)",
-]
+)
 
 
 def _migrations() -> dict[Dialect, dict[int, list[Step]]]:
@@ -194,16 +203,23 @@ def _migrations() -> dict[Dialect, dict[int, list[Step]]]:
     from customer_manager.storage.schema_v4 import MYSQL_V4, SQLITE_V4
 
     return {
-        "mysql": {1: _MYSQL_V1, 2: _MYSQL_V2, 3: _MYSQL_V3, 4: MYSQL_V4, 5: _MYSQL_V5},
+        "mysql": {1: _MYSQL_V1, 2: _MYSQL_V2, 3: _MYSQL_V3, 4: MYSQL_V4, 5: list(MYSQL_REPLIES)},
         # SQLite never held Go data: v1 has it all; 2 and 3 keep the numbers aligned.
-        "sqlite": {1: _SQLITE_V1, 2: [], 3: [], 4: SQLITE_V4, 5: _SQLITE_V5},
+        "sqlite": {1: _SQLITE_V1, 2: [], 3: [], 4: SQLITE_V4, 5: list(SQLITE_REPLIES)},
     }
 
 
 MIGRATIONS = _migrations()
+# the webhook_secret backfill of every start (schema_v4.py) belongs to the seed profile
+BACKFILLS_SECRETS: dict[Profile, bool] = {"seed": True, "current": False}
 
 
-def pending(dialect: Dialect, current: int) -> list[tuple[int, list[Step]]]:
-    """The migrations after ``current``, in order."""
-    steps = MIGRATIONS[dialect]
+def pending(
+    dialect: Dialect, current: int, profile: Profile = "seed"
+) -> list[tuple[int, list[Step]]]:
+    """The migrations after ``current``, in order, for the wire profile's database
+    (docs/profiles.md#schema: ``current`` has its own, additive steps)."""
+    from customer_manager.storage.schema_current import MIGRATIONS as CURRENT
+
+    steps = (CURRENT if profile == "current" else MIGRATIONS)[dialect]
     return [(version, steps[version]) for version in sorted(steps) if version > current]

@@ -21,7 +21,7 @@ import msgspec
 
 from customer_manager.errors import NotFound
 from customer_manager.messages.query import ListQuery
-from customer_manager.messages.records import SENTINEL, Accesskey, Customer, next_update, now, ts
+from customer_manager.messages.records import Accesskey, Customer, next_update, now, ts
 from customer_manager.storage import replies, schema
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import (
@@ -35,6 +35,7 @@ from customer_manager.storage.base import (
     OutboxStats,
 )
 from customer_manager.storage.lifecycle_sql import LifecycleSQL
+from customer_manager.storage.sqledge import EDGES, SeedEdge
 
 T = TypeVar("T")
 R = TypeVar("R", Customer, Accesskey)
@@ -44,23 +45,27 @@ class Tx:
     """One transaction's cursor: ``%s`` SQL in, plain row tuples out. ``written``: the
     records the transaction inserted, updated or deleted (as they are after it)."""
 
-    def __init__(self, cursor: Any, convert: Callable[[str], str]) -> None:
+    def __init__(
+        self, cursor: Any, convert: Callable[[str], str], edge: SeedEdge = EDGES["seed"]
+    ) -> None:
         self._cursor = cursor
         self._convert = convert
+        self._edge = edge
         self.statements = 0
         self.written: list[Customer | Accesskey] = []
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self.statements += 1
-        self._cursor.execute(self._convert(sql), tuple(params))
-        if self._cursor.description is None:
+        cursor, edge = self._cursor, self._edge
+        cursor.execute(self._convert(edge.render(sql)), edge.bind(params))
+        if cursor.description is None:
             return []
-        return [tuple(row) for row in self._cursor.fetchall()]
+        return edge.read(cursor, [tuple(row) for row in cursor.fetchall()])
 
     def count(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a write; the number of rows it changed."""
         self.statements += 1
-        self._cursor.execute(self._convert(sql), tuple(params))
+        self._cursor.execute(self._convert(self._edge.render(sql)), self._edge.bind(params))
         return int(self._cursor.rowcount)
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -75,6 +80,7 @@ class SQLStorage(LifecycleSQL, abc.ABC):
     """Storage over a DB-API connection; see the module docstring."""
 
     dialect: schema.Dialect
+    edge: SeedEdge = EDGES["seed"]  # the wire profile's SQL edge (sqledge.py)
     nocase = ""  # suffix making an email comparison case-insensitive
     for_update = " FOR UPDATE"
     # (owner, until, now, owner, limit): lease the oldest entries that are unclaimed, whose
@@ -96,7 +102,7 @@ class SQLStorage(LifecycleSQL, abc.ABC):
 
     def _migrate(self, tx: Tx) -> int:
         current = self._version(tx)
-        todo = schema.pending(self.dialect, current)
+        todo = schema.pending(self.dialect, current, self.edge.profile)
         if todo:
             self._preflight(tx)  # before anything is created
         tx.rows(schema.VERSION_TABLE[self.dialect])
@@ -107,7 +113,7 @@ class SQLStorage(LifecycleSQL, abc.ABC):
             if self.commit_sql:
                 tx.rows(self.commit_sql)
             current = version
-        if current >= 4:  # the column exists from version 4 on
+        if current >= 4 and schema.BACKFILLS_SECRETS[self.edge.profile]:  # a v4 column
             self._backfill_secrets(tx)
         return current
 
@@ -268,7 +274,7 @@ class SQLStorage(LifecycleSQL, abc.ABC):
     ) -> list[Accesskey]:
         """Soft-delete the customer's live access keys (docs/api.md#customer-delete), oldest
         first."""
-        ids = tx.rows(q.ACTIVE_KEYS_OF_CUSTOMER + self.for_update, (customer.id.bytes, SENTINEL))
+        ids = tx.rows(q.ACTIVE_KEYS_OF_CUSTOMER + self.for_update, (customer.id.bytes,))
 
         def outbox(key: Accesskey) -> Sequence[OutboxMessage]:
             return key_outbox(customer, key)
@@ -321,9 +327,7 @@ class SQLStorage(LifecycleSQL, abc.ABC):
         return self._once(work, "accesskey", request_key, replies.deletion_of(Accesskey))
 
     def orphaned_key_owners(self) -> list[uuid.UUID]:
-        rows = self._run(
-            lambda tx: tx.rows(q.ORPHANED_KEY_OWNERS, (SENTINEL, SENTINEL)), write=False
-        )
+        rows = self._run(lambda tx: tx.rows(q.ORPHANED_KEY_OWNERS), write=False)
         return [q.read_uuid(i) for (i,) in rows]
 
     # -- outbox -----------------------------------------------------------------------------

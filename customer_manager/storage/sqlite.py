@@ -16,8 +16,10 @@ import threading
 import time
 
 from customer_manager.errors import Unavailable
+from customer_manager.messages.codec import Profile
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.sql import SQLStorage, T, Tx, Work
+from customer_manager.storage.sqledge import EDGES
 
 BUSY_TIMEOUT_MS = 10_000
 CLAIM = (
@@ -42,8 +44,9 @@ class SQLiteStorage(SQLStorage):
     for_update = ""  # BEGIN IMMEDIATE already serialises writers
     claim_sql = CLAIM
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, profile: Profile = "seed") -> None:
         self.path = path
+        self.edge = EDGES[profile]
         # One owner at a time, but it may be built in one thread and used in another.
         self._conn = sqlite3.connect(
             path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
@@ -66,7 +69,7 @@ class SQLiteStorage(SQLStorage):
             try:
                 if write:
                     cursor.execute("BEGIN IMMEDIATE")
-                result = work(Tx(cursor, _qmark))
+                result = work(Tx(cursor, _qmark, self.edge))
                 if self._conn.in_transaction:
                     cursor.execute("COMMIT")
                 return result

@@ -138,7 +138,7 @@ SOFT_DELETE_CUSTOMER = (
     "UPDATE customer_customers SET tm_delete = %s, tm_update = %s, status = 'deleted' WHERE id = %s"
 )
 ACTIVE_KEYS_OF_CUSTOMER = (
-    "SELECT id FROM customer_accesskeys WHERE customer_id = %s AND tm_delete >= %s"
+    "SELECT id FROM customer_accesskeys WHERE customer_id = %s AND LIVE(tm_delete)"
     " ORDER BY tm_create, id"
 )
 REPLY_GET = "SELECT reply FROM customer_replies WHERE request_key = %s"
@@ -146,7 +146,7 @@ REPLY_PUT = "INSERT INTO customer_replies (request_key, reply, tm_create) VALUES
 REPLIES_PURGE = "DELETE FROM customer_replies WHERE tm_create < %s"
 ORPHANED_KEY_OWNERS = (
     "SELECT DISTINCT c.id FROM customer_customers c JOIN customer_accesskeys k"
-    " ON k.customer_id = c.id WHERE c.tm_delete < %s AND k.tm_delete >= %s ORDER BY c.id"
+    " ON k.customer_id = c.id WHERE GONE(c.tm_delete) AND LIVE(k.tm_delete) ORDER BY c.id"
 )
 OUTBOX_INSERT = (
     "INSERT INTO customer_outbox (exchange, routing_key, body, tm_create) VALUES (%s, %s, %s, %s)"
@@ -233,10 +233,11 @@ def _filter_sql(
             conditions.append(f"{name} = %s{nocase if name == 'email' else ''}")
             values.append(param(wanted))
     if f.deleted is not None:
-        conditions.append("tm_delete < %s" if f.deleted else "tm_delete >= %s")
-        values.append(SENTINEL)
+        conditions.append("GONE(tm_delete)" if f.deleted else "LIVE(tm_delete)")
     if f.expired is not None and table is ACCESSKEYS:
-        conditions.append("tm_expire <= %s" if f.expired else "tm_expire > %s")
+        conditions.append(
+            "tm_expire <= %s" if f.expired else "(tm_expire > %s OR UNSET(tm_expire))"
+        )
         values.append(now())
     return conditions, values
 

@@ -24,7 +24,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from customer_manager.errors import FailedPrecondition
-from customer_manager.messages.records import SENTINEL, ts
+from customer_manager.messages.records import ts
 from customer_manager.storage import schema
 from customer_manager.storage.sql import Tx
 from customer_manager.storage.sqlrows import read_ts, read_uuid
@@ -32,9 +32,13 @@ from customer_manager.storage.sqlrows import read_ts, read_uuid
 CONTRACT_MARK = "contract"
 DUPLICATE_EMAILS = (
     "SELECT c.email, c.id, c.tm_create FROM customer_customers c JOIN ("
-    " SELECT email FROM customer_customers WHERE tm_delete >= %s AND email <> ''"
+    " SELECT email FROM customer_customers WHERE LIVE(tm_delete) AND email <> ''"
     " GROUP BY email HAVING COUNT(*) > 1) d ON c.email = d.email"
-    " WHERE c.tm_delete >= %s ORDER BY c.email, c.tm_create, c.id"
+    " WHERE LIVE(c.tm_delete) ORDER BY c.email, c.tm_create, c.id"
+)
+DUPLICATE_HASHES = (
+    "SELECT token_hash, COUNT(*) FROM customer_accesskeys WHERE token_hash IS NOT NULL"
+    " GROUP BY token_hash HAVING COUNT(*) > 1 ORDER BY token_hash"
 )
 TABLE_EXISTS = (
     "SELECT COUNT(*) FROM information_schema.tables"
@@ -58,7 +62,17 @@ def preflight(tx: Tx) -> None:
     """Raise FailedPrecondition naming every blocker of the pending steps (nothing changed)."""
     if not int(tx.scalar(TABLE_EXISTS, ("customer_customers",))):
         return
-    rows = tx.rows(DUPLICATE_EMAILS, (SENTINEL, SENTINEL))
+    if has_column(tx, "customer_accesskeys", "token_hash"):
+        shared = tx.rows(DUPLICATE_HASHES)
+        if shared:
+            raise FailedPrecondition(
+                "migration blocked, nothing was changed: the token-hash unique index cannot"
+                f" take {len(shared)} hash(es) shared by several access keys (first:"
+                f" {str(shared[0][0])[:12]}…); delete all but one key of each, then run"
+                " `customer-control db migrate` again.",
+                "MIGRATION_BLOCKED",
+            )
+    rows = tx.rows(DUPLICATE_EMAILS)
     if not rows:
         return
     groups: dict[str, list[str]] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,39 @@ def test_a_bad_email_verify_base_url_stops_with_one_line(cli: Any) -> None:
     assert out.stderr.strip().splitlines() == [
         "Error: EMAIL_VERIFY_BASE_URL must be an absolute http(s) URL, not 'ftp://x'"
     ]
+
+
+@pytest.mark.parametrize("store", ["sqlite", "mysql"])
+def test_the_current_profile_on_the_cli(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """docs/profiles.md: the embedded store and MySQL in ``current``: RFC 3339 times or null,
+    ``raw_token`` once, NULL for "not set" in the database."""
+    for name in ("DATABASE_DSN", "REDIS_ADDRESS", "RABBITMQ_ADDRESS", "WIRE_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    where = ["--db", str(tmp_path / "current.sqlite3")]
+    if store == "mysql":
+        where = ["--database_dsn", request.getfixturevalue("fresh_mysql_dsn"), "--without_redis"]
+
+    def run(*args: str) -> Any:
+        return ok(CliRunner().invoke(main, ["--wire_profile", "current", *where, *args]))
+
+    if store == "mysql":
+        CliRunner().invoke(main, ["--wire_profile", "current", *where, "db", "migrate"])
+    made = run("customer", "create", "--email", "cur@example.com")
+    assert (made["tm_update"], made["tm_delete"], made["tm_deletion_scheduled"]) == (None,) * 3
+    assert made["tm_create"].endswith("Z") and "T" in made["tm_create"]
+    if store == "sqlite":  # "not set" is NULL in the database too
+        with sqlite3.connect(tmp_path / "current.sqlite3") as db:
+            row = db.execute("SELECT tm_update, tm_delete, metadata FROM customer_customers")
+            assert row.fetchall() == [(None, None, '{"rtp_debug":false}')]
+    key = run("accesskey", "create", "--customer-id", made["id"], "--name", "k")
+    assert key["raw_token"].startswith("vb_") and "token" not in key
+    assert key["tm_expire"] is None  # never expires
+    listed = run("accesskey", "list", "--customer-id", made["id"])
+    assert [k["id"] for k in listed] == [key["id"]] and "raw_token" not in listed[0]
+    gone = run("customer", "delete", "--id", made["id"])
+    assert gone["status"] == "deleted" and gone["tm_delete"] == gone["tm_update"] is not None
+    assert run("accesskey", "get", "--id", key["id"])["tm_delete"] is not None  # revoked
+    again = run("customer", "create", "--email", "cur@example.com")  # the email is free
+    assert again["id"] != made["id"]

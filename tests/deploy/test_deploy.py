@@ -35,7 +35,7 @@ COMPOSE = ROOT / "docker-compose.yml"
 
 # Exactly the environment the daemon reads (docs/configuration.md#settings).
 SECRET_ENV = {"DATABASE_DSN", "RABBITMQ_ADDRESS", "REDIS_ADDRESS", "REDIS_PASSWORD"}
-PLAIN_ENV = {"PROMETHEUS_ENDPOINT", "PROMETHEUS_LISTEN_ADDRESS", "REDIS_DATABASE"}
+PLAIN_ENV = {"PROMETHEUS_ENDPOINT", "PROMETHEUS_LISTEN_ADDRESS", "REDIS_DATABASE", "WIRE_PROFILE"}
 DAEMON_ENV = SECRET_ENV | PLAIN_ENV
 METRICS_PORT = 2112
 # Validate against an older cluster still in service and the newest schemas shipped.

@@ -14,29 +14,31 @@ import pytest
 
 from customer_manager.config import Settings, parse_dsn
 from customer_manager.main import Daemon
+from customer_manager.messages.codec import Profile
 from customer_manager.messages.queues import AGENT_QUEUE, EMAIL_QUEUE
 from customer_manager.storage import open_storage
 from customer_manager.storage.mysql import MySQLStorage
 from customer_manager.storage.sql import Tx
 from tests.integration.test_lifecycle_service import agent_manager, email_ok
 from tests.support.amqp import Client, EventTap, Peer, envelope
+from tests.support.profiles import both_profiles
 from tests.support.service import start_daemon
 from tests.support.storage import customer as customer_record
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, both_profiles]
 OLD = "2020-01-01 00:00:00.000000"
 
 
-def _migrated(dsn: str) -> str:
-    storage = open_storage(Settings(database_dsn=dsn))
+def _migrated(dsn: str, profile: Profile) -> str:
+    storage = open_storage(Settings(database_dsn=dsn, wire_profile=profile))
     storage.migrate()
     storage.close()
     return dsn
 
 
-def _seed(dsn: str, count: int, **fields: Any) -> set[str]:
+def _seed(dsn: str, profile: Profile, count: int, **fields: Any) -> set[str]:
     """``count`` customers inserted straight into MySQL, with no outbox rows."""
-    storage = open_storage(Settings(database_dsn=dsn))
+    storage = open_storage(Settings(database_dsn=dsn, wire_profile=profile))
     ids = set()
     for n in range(count):
         row = customer_record(f"sweep{n}-{uuid.uuid4().hex[:6]}@example.com", **fields)
@@ -52,10 +54,11 @@ def test_two_replicas_run_one_sweep_at_once(
     daemons: list[Daemon],
     service_settings: Callable[..., Settings],
     fresh_mysql_dsn: str,
+    wire_profile: Profile,
 ) -> None:
-    settings = service_settings(database_dsn=_migrated(fresh_mysql_dsn))
+    settings = service_settings(database_dsn=_migrated(fresh_mysql_dsn, wire_profile))
     daemons.extend(start_daemon(settings) for _ in range(2))
-    due = _seed(fresh_mysql_dsn, 500, status="frozen", tm_deletion_scheduled=OLD)
+    due = _seed(fresh_mysql_dsn, wire_profile, 500, status="frozen", tm_deletion_scheduled=OLD)
     processed, rounds = [], 0
     while rounds < 3:  # each replica gets one of two simultaneous requests
         rounds += 1
@@ -78,10 +81,13 @@ def test_unverified_sweep_is_bounded_per_run(
     daemons: list[Daemon],
     service_settings: Callable[..., Settings],
     fresh_mysql_dsn: str,
+    wire_profile: Profile,
 ) -> None:
-    settings = service_settings(database_dsn=_migrated(fresh_mysql_dsn))
+    settings = service_settings(database_dsn=_migrated(fresh_mysql_dsn, wire_profile))
     daemons.append(start_daemon(settings))
-    due = _seed(fresh_mysql_dsn, 250, status="initial", email_verified=False, tm_create=OLD)
+    due = _seed(
+        fresh_mysql_dsn, wire_profile, 250, status="initial", email_verified=False, tm_create=OLD
+    )
     runs = [
         client.call("POST", "/v1/customers/cleanup_unverified", {}, timeout=60)["data"]["expired"]
         for _ in range(4)
@@ -104,11 +110,11 @@ def test_signup_failure_between_the_inserts_leaves_nothing(
     events: EventTap,
     daemons: list[Daemon],
     service_settings: Callable[..., Settings],
-    migrated_dsn: str,
+    service_dsn: str,
     amqp_url: str,
 ) -> None:
     settings = service_settings()
-    factory = lambda: KeyInsertFails(parse_dsn(migrated_dsn))  # noqa: E731
+    factory = lambda: KeyInsertFails(parse_dsn(service_dsn), profile=settings.wire_profile)  # noqa: E731
     daemons.append(start_daemon(settings, storage_factory=factory))
     email = f"atomic-{uuid.uuid4().hex[:8]}@test.com"
     with Peer(amqp_url, AGENT_QUEUE, agent_manager), Peer(amqp_url, EMAIL_QUEUE, email_ok) as mails:
@@ -117,7 +123,7 @@ def test_signup_failure_between_the_inserts_leaves_nothing(
         events.wait_for(1, 2)
         assert mails.requests == []
     assert events.events == []
-    p = parse_dsn(migrated_dsn)
+    p = parse_dsn(service_dsn)
     conn = mysql.connector.connect(host=p.host, port=p.port, user=p.user, database=p.database)
     try:
         cursor = conn.cursor()

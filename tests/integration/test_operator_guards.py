@@ -134,3 +134,10 @@ def test_daemon_quiet_retries_then_sigterm_ends_it(tmp_path: Path) -> None:
     assert "Redis at 127.0.0.1:1 is unreachable at start" in text
     retries = [line for line in text.splitlines() if "cannot connect" in line]
     assert all('"severity":"WARNING"' in line for line in retries)
+
+
+def test_unknown_wire_profile_stops_the_daemon_with_one_line() -> None:
+    done = run_daemon(DATABASE_DSN=f"root:@tcp({CLOSED})/x", WIRE_PROFILE="newest")
+    assert done.returncode == 1
+    assert "WIRE_PROFILE must be one of seed, current" in one_error_line(done.stderr)
+    assert "MySQL" not in done.stderr  # checked before anything is connected

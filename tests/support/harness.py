@@ -15,6 +15,7 @@ from customer_manager.actors.service.router import call
 from customer_manager.actors.storage import StorageClient
 from customer_manager.bootstrap import System, bootstrap
 from customer_manager.config import Settings
+from customer_manager.messages import codec
 from customer_manager.messages.queues import AGENT_QUEUE
 from customer_manager.messages.wire import Request, Response
 from customer_manager.storage.cache_backend import LocalCache
@@ -29,6 +30,7 @@ class Harness:
 
     def __init__(self, system: System, memory: MemoryStorage, cache: LocalCache) -> None:
         self.system, self.memory, self.cache = system, memory, cache
+        self.profile = codec.active().profile  # the one bootstrap chose
         self.publisher = system.publisher.proxy()
 
     def send(self, method: str, uri: str, data: Any = ..., raw: bytes | None = None) -> Response:
@@ -66,8 +68,9 @@ Build = Callable[..., Harness]
 
 
 @pytest.fixture
-def build() -> Iterator[Build]:
-    """Build a harness: ``build(scripts=..., storage_factory=..., cache=..., **settings)``."""
+def build(wire_profile: str) -> Iterator[Build]:
+    """Build a harness: ``build(scripts=..., storage_factory=..., cache=..., **settings)``, in
+    the test's wire profile."""
     systems: list[System] = []
 
     def make(
@@ -83,6 +86,7 @@ def build() -> Iterator[Build]:
             "customer_workers": 4,
             "accesskey_workers": 4,
             "storage_workers": 3,
+            "wire_profile": wire_profile,
             **settings,
         }
 

@@ -13,7 +13,7 @@ import secrets
 import shutil
 import socket
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import redis
@@ -75,7 +75,7 @@ def mysql_connect(dsn: str) -> Any:
 
 
 @contextlib.contextmanager
-def _database(name: str) -> Iterator[str]:
+def database(name: str) -> Iterator[str]:
     """Create database ``name``, yield its go-sql-driver DSN, drop it afterwards."""
     import mysql.connector
 
@@ -89,12 +89,13 @@ def _database(name: str) -> Iterator[str]:
         conn.close()
 
 
-def migrate(dsn: str) -> str:
-    """Create the service's tables in the database of ``dsn``; return ``dsn``."""
+def migrate(dsn: str, profile: Literal["seed", "current"] = "seed") -> str:
+    """Create the service's tables (for the wire ``profile``) in the database of ``dsn``;
+    return ``dsn``."""
     from customer_manager.config import Settings
     from customer_manager.storage import open_storage
 
-    storage = open_storage(Settings(database_dsn=dsn))
+    storage = open_storage(Settings(database_dsn=dsn, wire_profile=profile))
     storage.migrate()
     storage.close()
     return dsn
@@ -104,14 +105,14 @@ def migrate(dsn: str) -> str:
 def mysql_dsn() -> Iterator[str]:
     """A go-sql-driver DSN for a fresh, uniquely named MySQL database, dropped afterwards."""
     need_server("MySQL", MYSQL_HOST, MYSQL_PORT)
-    with _database(f"cm_test_{secrets.token_hex(4)}") as dsn:
+    with database(f"cm_test_{secrets.token_hex(4)}") as dsn:
         yield dsn
 
 
 @pytest.fixture
 def fresh_mysql_dsn(mysql_dsn: str) -> Iterator[str]:
     """Like ``mysql_dsn`` but a new, empty database for this one test."""
-    with _database(f"{mysql_dsn.rsplit('/', 1)[1]}_{secrets.token_hex(3)}") as dsn:
+    with database(f"{mysql_dsn.rsplit('/', 1)[1]}_{secrets.token_hex(3)}") as dsn:
         yield dsn
 
 
@@ -119,6 +120,22 @@ def fresh_mysql_dsn(mysql_dsn: str) -> Iterator[str]:
 def migrated_dsn(mysql_dsn: str) -> str:
     """The session database with the service's tables (shared by the tests that use it)."""
     return migrate(mysql_dsn)
+
+
+@pytest.fixture(scope="session")
+def migrated_current_dsn() -> Iterator[str]:
+    """A database with the tables of the ``current`` wire profile (docs/profiles.md)."""
+    need_server("MySQL", MYSQL_HOST, MYSQL_PORT)
+    with database(f"cm_test_svc_cur_{secrets.token_hex(4)}") as dsn:
+        yield migrate(dsn, "current")
+
+
+@pytest.fixture
+def service_dsn(wire_profile: str, request: pytest.FixtureRequest) -> str:
+    """The migrated session database of the test's wire profile."""
+    name = "migrated_current_dsn" if wire_profile == "current" else "migrated_dsn"
+    dsn: str = request.getfixturevalue(name)
+    return dsn
 
 
 @pytest.fixture

@@ -26,14 +26,15 @@ def start_daemon(settings: Settings, **options: Any) -> Daemon:
 
 @pytest.fixture
 def service_settings(
-    amqp_url: str, migrated_dsn: str, redis_db: redis.Redis, redis_address: str
+    amqp_url: str, service_dsn: str, redis_db: redis.Redis, redis_address: str, wire_profile: str
 ) -> Callable[..., Settings]:
     """Settings for a daemon on the real servers; keyword arguments override."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "rabbitmq_address": amqp_url,
-            "database_dsn": migrated_dsn,
+            "database_dsn": service_dsn,
+            "wire_profile": wire_profile,
             "redis_address": redis_address,
             "redis_database": REDIS_DB,
             "prometheus_listen_address": "127.0.0.1:0",

@@ -5,6 +5,7 @@ driver: its C extension (only where it is loaded, i.e. under ``make test``) and 
 
 from __future__ import annotations
 
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import msgspec
 import pytest
 
 from customer_manager.config import parse_dsn
+from customer_manager.messages.codec import Profile
 from customer_manager.messages.query import Filters, ListQuery
 from customer_manager.messages.records import (
     NIL,
@@ -32,7 +34,7 @@ from customer_manager.storage.memory import MemoryStorage
 from customer_manager.storage.mysql import MySQLStorage
 from customer_manager.storage.sqlite import SQLiteStorage
 from customer_manager.tricks import mysql_cext
-from tests.support.servers import mysql_connect
+from tests.support.servers import MYSQL_HOST, MYSQL_PORT, database, mysql_connect, need_server
 
 Factory = Callable[[], Storage]
 TABLES = ("customer_customers", "customer_accesskeys", "customer_outbox")
@@ -107,30 +109,43 @@ def _empty_mysql(dsn: str) -> None:
         conn.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", "mysql", "mysql-pure"])
+@pytest.fixture(scope="session")
+def mysql_current_dsn() -> Iterator[str]:
+    """A MySQL database for the ``current`` wire profile (its own schema), dropped afterwards."""
+    need_server("MySQL", MYSQL_HOST, MYSQL_PORT)
+    with database(f"cm_test_cur_{secrets.token_hex(4)}") as dsn:
+        yield dsn
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", "mysql", "mysql-pure", "sqlite-current", "mysql-current"]
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
-    """A factory of storages sharing one fresh, migrated database (memory: one instance)."""
+    """A factory of storages sharing one fresh, migrated database (memory: one instance).
+    ``-current``: the store of the ``current`` wire profile (docs/profiles.md)."""
     opened: list[Storage] = []
+    profile: Profile = "current" if request.param.endswith("-current") else "seed"
     if request.param == "memory":
         shared = MemoryStorage()
 
         def make() -> Storage:
             return shared
-    elif request.param == "sqlite":
+    elif request.param.startswith("sqlite"):
         path = str(tmp_path / "store.sqlite3")
 
         def make() -> Storage:
-            opened.append(SQLiteStorage(path))
+            opened.append(SQLiteStorage(path, profile=profile))
             return opened[-1]
     else:
         if request.param == "mysql" and not mysql_cext.loaded():
             pytest.skip(f"not the C driver here ({mysql_cext.driver()}): `make test` runs it")
-        dsn = request.getfixturevalue("mysql_dsn")
-        MySQLStorage(parse_dsn(dsn)).migrate()
+        dsn = request.getfixturevalue("mysql_current_dsn" if profile == "current" else "mysql_dsn")
+        MySQLStorage(parse_dsn(dsn), profile=profile).migrate()
         _empty_mysql(dsn)
 
         def make() -> Storage:
-            opened.append(MySQLStorage(parse_dsn(dsn), pure=request.param == "mysql-pure"))
+            pure = request.param == "mysql-pure"
+            opened.append(MySQLStorage(parse_dsn(dsn), pure=pure, profile=profile))
             return opened[-1]
 
     make().migrate()

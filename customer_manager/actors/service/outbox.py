@@ -13,43 +13,24 @@ entries too (``deferred_call``), sent by the relay after the reply.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
-from customer_manager.messages import gojson, wire
+from customer_manager.messages import codec, wire
 from customer_manager.messages.queues import DEFERRED_CALL, EVENT_EXCHANGE, WEBHOOK_QUEUE
-from customer_manager.messages.records import Accesskey, Customer, Metadata
+from customer_manager.messages.records import (
+    Accesskey,
+    Customer,
+    PublicAccesskey,
+    PublicCustomer,
+)
 from customer_manager.messages.wire import JSON, Event, Request
 from customer_manager.storage.base import OutboxMessage
 
-
-class PublicCustomer(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """The public record of a customer (docs/lifecycle.md#customer-record, upstream
-    ``WebhookMessage``)."""
-
-    id: uuid.UUID
-    name: str = ""
-    detail: str = ""
-    email: str = ""
-    phone_number: str = ""
-    address: str = ""
-    webhook_method: str = ""
-    webhook_uri: str = ""
-    billing_account_id: uuid.UUID
-    metadata: Metadata
-    email_verified: bool
-    status: str
-    identity_verification_status: str
-    tm_deletion_scheduled: str
-    tm_create: str
-    tm_update: str
-    tm_delete: str
-
-
 _PUBLIC = frozenset(PublicCustomer.__struct_fields__)
+_PUBLIC_KEY = frozenset(PublicAccesskey.__struct_fields__)
 
 
 def event_message(
@@ -58,7 +39,7 @@ def event_message(
     """The Event (docs/events.md#event-envelope) for a change, on the fanout event exchange;
     ``headless`` is
     appended to a customer for ``customer_created`` (docs/lifecycle.md#customer-record)."""
-    data = gojson.encode(without_token(record))
+    data = codec.active().encode(without_token(record))
     if headless is not None:
         data = data[:-1] + (b',"headless":true}' if headless else b',"headless":false}')
     event = Event(type=event_type, data=msgspec.Raw(data))
@@ -86,12 +67,12 @@ def without_token(record: Customer | Accesskey) -> Customer | Accesskey:
     return record
 
 
-def public(record: Customer | Accesskey) -> PublicCustomer | Accesskey:
+def public(record: Customer | Accesskey) -> PublicCustomer | PublicAccesskey:
     """The record as a webhook shows it (docs/lifecycle.md#customer-record)."""
+    fields = msgspec.structs.asdict(record)
     if isinstance(record, Customer):
-        fields = msgspec.structs.asdict(record)
         return PublicCustomer(**{k: v for k, v in fields.items() if k in _PUBLIC})
-    return without_token(record)  # type: ignore[return-value]
+    return PublicAccesskey(**{k: v for k, v in fields.items() if k in _PUBLIC_KEY})
 
 
 def customer_outbox(

@@ -25,6 +25,7 @@ from customer_manager.errors import (
     error_response,
     internal_response,
 )
+from customer_manager.messages import codec
 from customer_manager.messages.ops import Handle, HandleMany, Op, request_key
 from customer_manager.messages.routes import match, path_id
 from customer_manager.messages.wire import Request, Response
@@ -76,18 +77,19 @@ class RouterActor(pykka.ThreadingActor):
         )
 
         def done(value: Any, error: BaseException | None) -> None:
-            _finish(message, _as_response(value, error), route.label, started)
+            _finish(message, _as_response(value, error, route.op), route.label, started)
 
         self._pools[route.pool].submit(op, done, timeout=QUEUE_TIMEOUT)
 
 
-def _as_response(value: Any, error: BaseException | None) -> Response:
+def _as_response(value: Any, error: BaseException | None, op: str) -> Response:
     if error is None and isinstance(value, Response):
         return value
+    bare = op in codec.active().bare_error_ops  # docs/profiles.md#errors
     if isinstance(error, ServiceError):
-        return error_response(error)
+        return error_response(error, bare=bare)
     log.error("worker failed", exc_info=error or RuntimeError(f"not a Response: {value!r}"))
-    return internal_response()
+    return internal_response(bare=bare)
 
 
 def _finish(message: Handle, response: Response, label: str, started: float) -> None:
