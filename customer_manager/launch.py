@@ -20,7 +20,6 @@ import sys
 
 from customer_manager.tricks import mysql_cext
 
-
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 ARENAS = 2
 
