@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.support.faults",
     "tests.support.storage",
     "tests.support.harness",
+    "tests.support.go_current",
 ]

@@ -18,6 +18,10 @@ Fixtures are pytest plugins, loaded for the whole suite by ``tests/conftest.py``
 * ``harness`` (plugin): the real actor system on fakes; ``build``, ``h``; no actor outlives
   a test.
 * ``deploy``: k8s/ rendered as kustomize would; the monitoring generator.
+* ``go_current`` (plugin): the newest upstream Go service and its peers for the ``current``
+  wire profile (docs/profiles.md): its schema (``current_dsn``), writer, SQL reader, cache
+  entries and replica (``go_current``), a strict Go reader of our bytes, the upstream golden
+  literals (``data/current_golden.txt``).
 
 The kit modules that lived next to the tests (``amqp_kit``, ``service_kit``, ``fault_kit``,
 ``storage_kit``, ``harness``, ``fakes``) remain as one-line aliases for branches that were
