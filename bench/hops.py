@@ -94,6 +94,11 @@ def install() -> None:
         "member: done (inbox wait next)",
     )
     _probe(cache.CacheActor, "handle", "cache: handle", "cache: handled")
+    from customer_manager.actors.kit import pool
+    from customer_manager.actors.service import deps
+
+    _probe(deps.Worker, "handle", "worker: handler", "worker: handler returned")
+    _probe(pool.Pool, "submit", lambda self, *a, **k: f"pool {self.name}: submit")
     _probe(redis_direct, "command", "redis: command", "redis: reply")
     _probe(storage.StorageActor, "handle", "storage: call", "storage: returned")
     _probe(publisher.Relaying, "on_receive", lambda self, m: f"publisher: {type(m).__name__}")
