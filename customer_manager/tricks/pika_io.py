@@ -14,8 +14,8 @@ them on, and ``tests/unit/test_tricks_pika.py`` pins the pika behaviour they rel
   the BlockingChannel runs after each call (item 1: replies and acks of a pump slice go out
   together), and its ``confirm_delivery`` takes a callback, so a batch of events waits once
   for all its confirms (item 5: create 2.4 → 1.9 ms of CPU, 396 → 478 req/s). The publisher's
-  outgoing RPC queues on it too (issue 17: create with the agent check 0.13 → 0.18 × echo,
-  1.90 → 1.35 ms of CPU per create). Off, callers
+  outgoing RPC queues on it too (issue 17: create with the agent check 0.14 → 0.15 × echo,
+  1.89 → 1.58 ms of daemon CPU per create). Off, callers
   get ``None`` and use the BlockingChannel (a flush per call, a round trip per event).
 """
 
