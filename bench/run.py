@@ -1,8 +1,10 @@
 """``python -m bench.run``: the whole benchmark in one invocation (``make bench``).
 
 Creates a private vhost, database and Redis DB, starts the daemon, seeds data over RPC,
-measures the echo baseline and every scenario, sweeps the in-flight count, stops the
-daemon with SIGTERM, cleans up, prints the results as JSON and writes bench/RESULTS.md.
+measures the echo baseline and every scenario, the latency the service adds per in-flight
+depth (get and auth at 1, 4, 16, 32), stops the daemon with SIGTERM; then starts a second
+daemon with ``--agent_check required`` and a fake agent-manager for ``create_agent``; cleans
+up, prints the results as JSON and writes bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from typing import Any
 from bench import report
 from bench.amqp import REQUEST_QUEUE, RpcClient
 from bench.daemon import Daemon, RssSampler, cpu_seconds, free_port, machine_busy
-from bench.echo import ECHO_QUEUE, EchoServer
+from bench.echo import ECHO_QUEUE, EchoServer, FakeAgentManager
 from bench.env import BIN, BenchEnv, EnvOptions, server_versions
 from bench.loadgen import Generator, LoadSpec
 from bench.profiling import Profiler
-from bench.scenarios import SCENARIOS, Seed, seed_data
+from bench.scenarios import AGENT_SCENARIOS, SCENARIOS, Seed, seed_data
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DAEMON = f"{BIN / 'customer-manager'} --agent_check off --prefetch {{prefetch}}"
+AGENT_DAEMON = f"{BIN / 'customer-manager'} --agent_check required --prefetch {{prefetch}}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -38,8 +41,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds discarded per run")
     p.add_argument("--inflight", type=int, default=32, help="requests in flight per scenario")
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list; '' for none")
-    p.add_argument("--sweep", default="1,4,16,32,64", help="in-flight counts for get; '' skips")
+    p.add_argument("--sweep", default="", help="in-flight counts for get ('' skips)")
     p.add_argument("--sweep-duration", type=float, default=None, help="default: duration / 2")
+    p.add_argument(
+        "--latency", default="1,4,16,32", help="in-flight depths of the added-latency table"
+    )
+    p.add_argument("--latency-scenarios", default="get,auth", help="comma list; '' skips")
+    p.add_argument(
+        "--agent-scenarios",
+        default=",".join(AGENT_SCENARIOS),
+        help="run on a second daemon (--agent-daemon-cmd) with a fake agent-manager; '' skips",
+    )
+    p.add_argument("--agent-daemon-cmd", default=AGENT_DAEMON)
     p.add_argument("--prefetch", type=int, default=32, help="daemon and echo prefetch")
     p.add_argument("--seed-count", type=int, default=200, help="customers (+1 key each)")
     p.add_argument(
@@ -124,6 +137,8 @@ class Bench:
         result["echo_rps"] = round((before["throughput_rps"] + after["throughput_rps"]) / 2, 1)
         result["echo_rps_before_after"] = [before["throughput_rps"], after["throughput_rps"]]
         result["echo_p99_ms"] = round((before["p99_ms"] + after["p99_ms"]) / 2, 2)
+        result["echo_p50_ms"] = round((before["p50_ms"] + after["p50_ms"]) / 2, 3)
+        result["added_p50_ms"] = round(result["p50_ms"] - result["echo_p50_ms"], 3)
         if result["echo_rps"]:
             result["ratio_to_echo"] = round(result["throughput_rps"] / result["echo_rps"], 3)
         _progress(result)
@@ -148,6 +163,10 @@ class Bench:
         for i, n in enumerate(_ints(self.args.sweep)):
             run = self.measure("get", seed, n, self.sweep_duration, f"w{i}")
             self.res["sweep"].append(sampled(run))
+        for n in _ints(self.args.latency):
+            for name in [s for s in self.args.latency_scenarios.split(",") if s]:
+                run = self.measure(name, seed, n, self.sweep_duration, f"l{name}{n}")
+                self.res.setdefault("latency", []).append(sampled(run))
         self.res["memory"] = {
             "peak_sampled_mib": round(peak_kb / mib, 1),
             "peak_hwm_mib": round(daemon.hwm_kb() / mib, 1),
@@ -162,6 +181,14 @@ class Bench:
             self.res.setdefault("profiled_runs", []).append(run)
 
     def run(self) -> None:
+        with EchoServer(self.env.amqp_url, self.args.prefetch) as echo:
+            self.echo_pid = echo.pid
+            seed = self.run_main_daemon()
+            agent = [s for s in self.args.agent_scenarios.split(",") if s]
+            if agent:
+                self.run_agent_daemon(seed, agent)
+
+    def run_main_daemon(self) -> Seed:
         cmd = shlex.split(self.args.daemon_cmd.format(prefetch=self.args.prefetch))
         metrics_port = free_port()
         daemon = Daemon(cmd, self.env.daemon_env(metrics_port), Path(self.args.daemon_log))
@@ -180,9 +207,7 @@ class Bench:
             sampler = RssSampler(daemon.pid)
             sampler.start()
             self.pid = daemon.pid
-            with EchoServer(self.env.amqp_url, self.args.prefetch) as echo:
-                self.echo_pid = echo.pid
-                self.run_daemon_phases(daemon, seed, sampler)
+            self.run_daemon_phases(daemon, seed, sampler)
             self.res["daemon_counters"] = daemon_counters(metrics_port, COUNTERS)
         except BaseException:
             print(f"bench: daemon log tail:\n{daemon.log_tail()}", file=sys.stderr)
@@ -192,6 +217,42 @@ class Bench:
             code, took = daemon.stop()
             self.res["exit_code"], self.res["stop_s"] = code, round(took, 2)
         self.res.setdefault("memory", {})["idle_start_mib"] = self.res.pop("idle_start_mib")
+        return seed
+
+    def run_agent_daemon(self, seed: Seed, names: list[str]) -> None:
+        """``names`` against a second daemon with the agent check on (``--agent-daemon-cmd``),
+        whose every create asks the fake agent-manager first."""
+        cmd = shlex.split(self.args.agent_daemon_cmd.format(prefetch=self.args.prefetch))
+        log = Path(self.args.daemon_log + ".agent")
+        daemon = Daemon(cmd, self.env.daemon_env(free_port()), log)
+        sampler = RssSampler(0)
+        info: dict[str, Any] = self.res.setdefault("agent_daemon", {"cmd": " ".join(cmd)})
+        try:
+            with FakeAgentManager(self.env.amqp_url, max(self.args.prefetch, 64)):
+                daemon.start()
+                info["startup_s"] = round(daemon.wait_first_reply(self.env.amqp_url), 3)
+                sampler = RssSampler(daemon.pid)
+                sampler.start()
+                self.pid = daemon.pid
+                profiled = [s for s in self.args.profile.split(",") if s]
+                for name in names:
+                    n, dur = self.args.inflight, self.args.duration
+                    if name in profiled:
+                        out = Path(self.args.profile_dir) / f"cm-bench-profile-{name}.txt"
+                        with Profiler(daemon.pid, str(out), dur):
+                            self.measure(name, seed, n, dur, f"p{name}")
+                    run = self.measure(name, seed, n, dur, f"a{name}")
+                    run["rss_peak_mib"] = round(sampler.peak_kb / report.MIB, 1)
+                    sampler.reset()
+                    self.res["scenarios"][name] = run
+                info["peak_hwm_mib"] = round(daemon.hwm_kb() / report.MIB, 1)
+        except BaseException:
+            print(f"bench: agent daemon log tail:\n{daemon.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            sampler.stop()
+            code, took = daemon.stop()
+            info["exit_code"], info["stop_s"] = code, round(took, 2)
 
 
 # Daemon counters read at the end of a run (the series' label sets and values).
@@ -215,9 +276,10 @@ def daemon_counters(port: int, names: tuple[str, ...]) -> dict[str, float]:
 
 def _progress(r: dict[str, Any]) -> None:
     ratio = f" x{r['ratio_to_echo']:.2f}" if "ratio_to_echo" in r else ""
+    added = f" (+{r['added_p50_ms']:.2f})" if "added_p50_ms" in r else ""
     print(
         f"bench: {r['scenario']:>6} n={r['inflight']:<3} {r['throughput_rps']:8.1f} req/s"
-        f"{ratio} p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms non-200 {r['non_200']} "
+        f"{ratio} p50 {r['p50_ms']:.2f} ms{added} p99 {r['p99_ms']:.2f} ms non-200 {r['non_200']} "
         f"server {r.get('server_cpu_pct', 0)}% cpu, {r.get('server_cpu_ms_per_req', 0)} ms/req, "
         f"machine {r.get('machine_busy_pct', 0)}% busy",
         file=sys.stderr,
@@ -265,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "prefetch": args.prefetch,
         "seed_count": args.seed_count,
         "daemon_cmd": args.daemon_cmd.format(prefetch=args.prefetch),
+        "agent_daemon_cmd": args.agent_daemon_cmd.format(prefetch=args.prefetch),
         "migrate_cmd": args.migrate_cmd,
         "rabbitmq": res.pop("rabbitmq", "?"),
         **versions,

@@ -14,6 +14,7 @@ from typing import Any
 from bench.amqp import RpcClient, envelope
 
 SCENARIOS = ("get", "auth", "create", "mix")
+AGENT_SCENARIOS = ("create_agent",)  # run on a second daemon with --agent_check required
 EXTRA_SCENARIOS = ("auth1",)  # run only when named (bench/lastused.py)
 DESCRIPTIONS = {
     "echo": "bare pika echo server: fixed reply, no storage",
@@ -22,6 +23,8 @@ DESCRIPTIONS = {
     "auth1": "the auth request of `auth` for one key only (every request is a use of it)",
     "create": "`POST /v1/customers`, a unique email per request",
     "mix": "50 % get, 40 % auth, 10 % create (90 % reads)",
+    "create_agent": "`POST /v1/customers` on a daemon with `--agent_check required`: every "
+    "create first asks a fake agent-manager (bench/echo.py, answers `[]` at once) over RPC",
 }
 Bodies = Callable[[int], bytes]
 
@@ -74,11 +77,11 @@ def body_factory(scenario: str, seed: Seed, tag: str = "") -> Bodies:
         return _auth(seed)
     if scenario == "auth1":
         return _auth(dataclasses.replace(seed, tokens=seed.tokens[:1]))
-    if scenario == "create":
+    if scenario in ("create", "create_agent"):
         return _create(seed, tag)
     if scenario == "mix":
         return _mix(seed, tag)
-    known = ", ".join(SCENARIOS + EXTRA_SCENARIOS)
+    known = ", ".join(SCENARIOS + AGENT_SCENARIOS + EXTRA_SCENARIOS)
     raise ValueError(f"unknown scenario {scenario!r}; choose from {known}")
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from customer_manager.errors import AlreadyExists
+from customer_manager.errors import Internal, ServiceError, Unavailable
 from customer_manager.messages import gojson
 from customer_manager.messages.records import Accesskey, Customer, now
 from customer_manager.storage import sqlrows as q
@@ -51,17 +51,19 @@ def deletion_of(cls: type[R]) -> Callable[[bytes], Deleted]:
 def once(run: Run, work: Callable[[Any], T], noun: str, request_key: str, replay: Replay) -> T:
     """For the SQL backends: ``run`` (their transaction runner) the write ``work``, storing
     its result under ``request_key`` in the same transaction; if the key has a result
-    already, return ``replay(result)`` instead. A repeat racing its first run fails on a
-    unique key once that commits: then the stored result is returned too."""
+    already, return ``replay(result)`` instead.
+
+    The stored result is not looked up first (a SELECT in every write's transaction, one of
+    its five round trips, bench/RESULTS.md issue 17): a repeat runs the work again and fails on
+    the key's primary key when it stores its result (or fails earlier on something its first
+    run changed: the email it created, the record it deleted); the transaction is rolled back
+    and the stored result is returned instead of the error. A repeat racing its first run
+    waits for that run's row and fails the same way once it commits."""
     if not request_key:
         done: T = run(work, noun)
         return done
 
     def remembered(tx: Any) -> T:
-        earlier = tx.scalar(q.REPLY_GET, (request_key,))
-        if earlier is not None:
-            replayed: T = replay(bytes(earlier))
-            return replayed
         result = work(tx)
         tx.rows(q.REPLY_PUT, (request_key, encode(result), now()))
         return result
@@ -69,7 +71,9 @@ def once(run: Run, work: Callable[[Any], T], noun: str, request_key: str, replay
     try:
         first: T = run(remembered, noun)
         return first
-    except AlreadyExists:
+    except ServiceError as exc:
+        if isinstance(exc, Unavailable | Internal):
+            raise  # no answer from the database: nothing to look up either
         earlier = run(lambda tx: tx.scalar(q.REPLY_GET, (request_key,)), noun, False)
         if earlier is None:
             raise

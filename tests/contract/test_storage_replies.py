@@ -39,7 +39,8 @@ def test_repeated_updates_and_deletes_return_the_first_result(storage: Storage) 
         == first
     )
     assert storage.customer_get(owner.id).name == "two"  # the repeat did not apply again
-    assert len(events.seen) == 2
+    # nothing of the repeat is stored (an SQL backend runs it and rolls it back)
+    assert storage.outbox_size() == 2
     key = storage.accesskey_insert(accesskey(owner.id), token_hash(3), none)
     rename = _key()
     renamed = storage.accesskey_update(key.id, {"name": "r"}, now(), none, request_key=rename)

@@ -136,7 +136,8 @@ class ConsumerActor(PumpActor):
         self._channel, self._generation = channel, self.link.generation
         held, self._held = self._held, []
         for item in held:
-            self._finish(item)
+            if self._finish(item) and item.response is not None:
+                self._observe(item, item.response)
         if not self._draining:
             channel.basic_consume(REQUEST_QUEUE, self._on_message, consumer_tag=CONSUMER_TAG)
 
@@ -197,22 +198,36 @@ class ConsumerActor(PumpActor):
             self.link.wake()
 
     def after_pump(self) -> None:
-        """Dispatch what this slice received; publish and ack every completed request."""
-        if self._batch:
-            self._dispatch_batch()
-        self._wake_pending = False
+        """Dispatch what this slice received; publish and ack every completed request, write
+        them out at once, and only then log them (the access log line took ~120 µs of a
+        reply's path at 1 in flight, bench/RESULTS.md issue 17). Repeats until nothing is
+        left: the flush may have taken the wake-up of a reply completed meanwhile."""
         while True:
-            try:
-                item = self._done.get_nowait()
-            except queue.Empty:
+            if self._batch:
+                self._dispatch_batch()
+            self._wake_pending = False
+            finished: list[_Delivery] = []
+            while True:
+                try:
+                    item = self._done.get_nowait()
+                except queue.Empty:
+                    break
+                if self._finish(item):
+                    finished.append(item)
+            if not finished:
                 return
-            self._finish(item)
+            self.link.flush()
+            for item in finished:
+                assert item.response is not None
+                self._observe(item, item.response)
 
-    def _finish(self, item: _Delivery) -> None:
+    def _finish(self, item: _Delivery) -> bool:
+        """Queue the reply and the ack (written by the next flush or pump); False if they
+        are held for a reconnect."""
         channel = self._channel
         if channel is None or not channel.is_open or not self.link.connected:
             self._held.append(item)  # published after the reconnect
-            return
+            return False
         assert item.response is not None
         # The channel's async core (trick pika-channel-core) queues the frames without flushing
         # per call; the next pump slice writes every reply and ack of this batch (BlockingChannel
@@ -230,11 +245,11 @@ class ConsumerActor(PumpActor):
             self._held.append(item)
             self.link.lost(exc)
             self._channel = None
-            return
+            return False
         self._in_flight -= 1
         self._handled += 1
         metrics.requests_in_flight.dec()
-        self._observe(item, item.response)
+        return True
 
     def _observe(self, item: _Delivery, response: Response) -> None:
         elapsed_ms = (time.monotonic() - item.started) * 1000

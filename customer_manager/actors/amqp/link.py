@@ -133,6 +133,17 @@ class AmqpLink:
         except AMQP_ERRORS as exc:
             self.lost(exc)
 
+    def flush(self) -> None:
+        """Write what is queued on the connection now (one poll, no waiting for input);
+        callbacks of what arrived meanwhile are dispatched as in ``pump``."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.process_data_events(time_limit=0)
+        except AMQP_ERRORS as exc:
+            self.lost(exc)
+
     def lost(self, exc: BaseException) -> None:
         """Forget the connection after ``exc`` and schedule a reconnect."""
         conn, self._conn = self._conn, None
