@@ -91,6 +91,14 @@ MYSQL_OUTBOX = (
     " claim_owner varchar(255) NULL, claim_until datetime(6) NULL,"
     " INDEX idx_customer_outbox_claim (claim_until))" + _MYSQL_TABLE_OPTS
 )
+SQLITE_KEY_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS uq_customer_accesskeys_token_hash"
+    " ON customer_accesskeys (token_hash)",
+    "CREATE INDEX IF NOT EXISTS idx_customer_accesskeys_customer_id"
+    " ON customer_accesskeys (customer_id)",
+    "CREATE INDEX IF NOT EXISTS idx_customer_accesskeys_tm_create"
+    " ON customer_accesskeys (tm_create, id)",
+)
 SQLITE_OUTBOX = (
     "CREATE TABLE IF NOT EXISTS customer_outbox ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -150,12 +158,7 @@ _SQLITE_V1: list[Step] = [
     " id BLOB NOT NULL PRIMARY KEY, customer_id BLOB, name TEXT, detail TEXT,"
     " token_hash TEXT, token_prefix TEXT,"
     " tm_expire TEXT, tm_create TEXT, tm_update TEXT, tm_delete TEXT)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS uq_customer_accesskeys_token_hash"
-    " ON customer_accesskeys (token_hash)",
-    "CREATE INDEX IF NOT EXISTS idx_customer_accesskeys_customer_id"
-    " ON customer_accesskeys (customer_id)",
-    "CREATE INDEX IF NOT EXISTS idx_customer_accesskeys_tm_create"
-    " ON customer_accesskeys (tm_create, id)",
+    *SQLITE_KEY_INDEXES,
     *SQLITE_OUTBOX,
 ]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from customer_manager.storage.schema import (
     MYSQL_OUTBOX,
     MYSQL_REPLIES,
+    SQLITE_KEY_INDEXES,
     SQLITE_OUTBOX,
     SQLITE_REPLIES,
     Dialect,
@@ -103,12 +104,7 @@ _SQLITE: dict[int, list[Step]] = {
         " id BLOB NOT NULL PRIMARY KEY, customer_id BLOB, name TEXT, detail TEXT,"
         " tm_expire TEXT, tm_create TEXT, tm_update TEXT NULL, tm_delete TEXT NULL,"
         " token_hash TEXT, token_prefix TEXT)",
-        "CREATE UNIQUE INDEX IF NOT EXISTS uq_customer_accesskeys_token_hash"
-        " ON customer_accesskeys (token_hash)",
-        "CREATE INDEX IF NOT EXISTS idx_customer_accesskeys_customer_id"
-        " ON customer_accesskeys (customer_id)",
-        "CREATE INDEX IF NOT EXISTS idx_customer_accesskeys_tm_create"
-        " ON customer_accesskeys (tm_create, id)",
+        *SQLITE_KEY_INDEXES,
         *SQLITE_OUTBOX,
     ],
     2: [],

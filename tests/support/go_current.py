@@ -46,6 +46,7 @@ import pytest
 import redis
 
 from tests.support.amqp import Client, connect
+from tests.support.go_like import GoStore
 from tests.support.servers import mysql_connect
 
 # ===================================================================================== schema
@@ -814,28 +815,8 @@ class GoRowError(RuntimeError):
     """Go's row read failed (malformed metadata, a bad UUID column): the whole read fails."""
 
 
-class GoCurrent:
+class GoCurrent(GoStore):
     """The newest Go service's storage and cache behaviour on one database and Redis DB."""
-
-    def __init__(self, dsn: str, redis_address: str, redis_db: int) -> None:
-        self.dsn, self.redis_address, self.redis_db = dsn, redis_address, redis_db
-        self.conn = mysql_connect(dsn)
-        self.conn.autocommit = True
-        host, port = redis_address.split(":")
-        self.redis = redis.Redis(host=host, port=int(port), db=redis_db)
-        self.lock = threading.Lock()
-
-    def close(self) -> None:
-        self.conn.close()
-        self.redis.close()
-
-    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self.lock:
-            cursor = self.conn.cursor()
-            cursor.execute(statement, params)
-            rows = list(cursor.fetchall()) if cursor.description else []
-            cursor.close()
-            return rows
 
     # -- writes -------------------------------------------------------------------------------
 

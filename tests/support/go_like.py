@@ -20,12 +20,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import mysql.connector
 import pika
 import redis
 
-from customer_manager.config import parse_dsn
 from customer_manager.messages.queues import REQUEST_QUEUE
+from tests.support.servers import mysql_connect
 
 GO_SCHEMA = (
     "CREATE TABLE customer_customers (id binary(16) PRIMARY KEY, name varchar(255),"
@@ -107,15 +106,13 @@ def go_json(row: dict[str, Any], fields: list[str]) -> bytes:
     return json.dumps(shown, separators=(",", ":")).encode()
 
 
-class GoService:
-    """Go's storage and cache behaviour on one MySQL database and one Redis DB."""
+class GoStore:
+    """A Go service's connections to its MySQL database and Redis DB, and a locked SQL call
+    (the stand-ins of the seed-era and of today's Go service share it)."""
 
     def __init__(self, dsn: str, redis_address: str, redis_db: int) -> None:
         self.dsn, self.redis_address, self.redis_db = dsn, redis_address, redis_db
-        p = parse_dsn(dsn)
-        self.conn = mysql.connector.connect(
-            host=p.host, port=p.port, user=p.user, password=p.password, database=p.database
-        )
+        self.conn = mysql_connect(dsn)
         self.conn.autocommit = True
         host, port = redis_address.split(":")
         self.redis = redis.Redis(host=host, port=int(port), db=redis_db)
@@ -132,6 +129,10 @@ class GoService:
             rows = list(cursor.fetchall()) if cursor.description else []
             cursor.close()
             return rows
+
+
+class GoService(GoStore):
+    """Go's storage and cache behaviour on one MySQL database and one Redis DB."""
 
     def create_schema(self) -> None:
         for ddl in GO_SCHEMA:

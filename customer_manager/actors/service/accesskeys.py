@@ -67,18 +67,18 @@ def list_(deps: Deps, op: Op) -> Flow[Response]:
         return _by_token(deps, query, query.filters.token_hash, moment)
     return (
         deps.storage.run(Storage.accesskey_list, query)
-        .tap(lambda rows: _used(deps, query, rows))
+        .tap(lambda rows: _used(deps, query, rows, moment))
         .then(ok)
     )
 
 
-def _used(deps: Deps, query: ListQuery, rows: list[Accesskey]) -> None:
+def _used(deps: Deps, query: ListQuery, rows: list[Accesskey], moment: str) -> None:
     """A list by token that found exactly one live key is a use of it (keyuse.py); the old
     key of a rotation past its grace is not live, even before it is deleted."""
     if query.filters.token_hash is None or len(rows) != 1:
         return
     key = rows[0]
-    if not key.deleted and not key.grace_over(now()):
+    if not key.deleted and not key.grace_over(moment):
         mark_used(deps, key)
 
 
@@ -90,7 +90,7 @@ def _by_token(deps: Deps, query: ListQuery, token_hash: str, moment: str) -> Flo
         if key is not None and not key.deleted and key.grace_over(moment):
             return end_grace(deps, key, moment).then(answer)  # refused from now on
         found = [key] if key is not None and matches(key, query.filters, moment) else []
-        _used(deps, query, found)
+        _used(deps, query, found, moment)
         return ok(found)
 
     def from_storage() -> Flow[Response]:
