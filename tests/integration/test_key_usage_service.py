@@ -24,6 +24,7 @@ from customer_manager.storage.mysql import MySQLStorage
 from tests.support.amqp import Client, EventTap, envelope
 from tests.support.metrics import count
 from tests.support.profiles import Wire, both_profiles
+from tests.support.servers import migrate
 from tests.support.service import start_daemon
 from tests.support.storage import accesskey as key_record
 from tests.support.storage import customer as customer_record
@@ -43,13 +44,6 @@ class CountingStorage(MySQLStorage):
         with CountingStorage.lock:
             CountingStorage.touches += 1
         return super().accesskey_touch(key_id, moment)
-
-
-def _migrated(dsn: str, profile: Profile) -> str:
-    storage = open_storage(Settings(database_dsn=dsn, wire_profile=profile))
-    storage.migrate()
-    storage.close()
-    return dsn
 
 
 def _replicas(
@@ -178,7 +172,7 @@ def test_expiry_notices_once_with_two_replicas_at_once(
     fresh_mysql_dsn: str,
     wire_profile: Profile,
 ) -> None:
-    settings = service_settings(database_dsn=_migrated(fresh_mysql_dsn, wire_profile))
+    settings = service_settings(database_dsn=migrate(fresh_mysql_dsn, wire_profile))
     _replicas(daemons, settings)
     storage = open_storage(settings)
     owner = storage.customer_insert(customer_record("exp@example.com"), lambda c: [])

@@ -22,18 +22,12 @@ from customer_manager.storage.sql import Tx
 from tests.integration.test_lifecycle_service import agent_manager, email_ok
 from tests.support.amqp import Client, EventTap, Peer, envelope
 from tests.support.profiles import both_profiles
+from tests.support.servers import migrate
 from tests.support.service import start_daemon
 from tests.support.storage import customer as customer_record
 
 pytestmark = [pytest.mark.integration, both_profiles]
 OLD = "2020-01-01 00:00:00.000000"
-
-
-def _migrated(dsn: str, profile: Profile) -> str:
-    storage = open_storage(Settings(database_dsn=dsn, wire_profile=profile))
-    storage.migrate()
-    storage.close()
-    return dsn
 
 
 def _seed(dsn: str, profile: Profile, count: int, **fields: Any) -> set[str]:
@@ -56,7 +50,7 @@ def test_two_replicas_run_one_sweep_at_once(
     fresh_mysql_dsn: str,
     wire_profile: Profile,
 ) -> None:
-    settings = service_settings(database_dsn=_migrated(fresh_mysql_dsn, wire_profile))
+    settings = service_settings(database_dsn=migrate(fresh_mysql_dsn, wire_profile))
     daemons.extend(start_daemon(settings) for _ in range(2))
     due = _seed(fresh_mysql_dsn, wire_profile, 500, status="frozen", tm_deletion_scheduled=OLD)
     processed, rounds = [], 0
@@ -83,7 +77,7 @@ def test_unverified_sweep_is_bounded_per_run(
     fresh_mysql_dsn: str,
     wire_profile: Profile,
 ) -> None:
-    settings = service_settings(database_dsn=_migrated(fresh_mysql_dsn, wire_profile))
+    settings = service_settings(database_dsn=migrate(fresh_mysql_dsn, wire_profile))
     daemons.append(start_daemon(settings))
     due = _seed(
         fresh_mysql_dsn, wire_profile, 250, status="initial", email_verified=False, tm_create=OLD
