@@ -24,6 +24,7 @@ from customer_manager.storage import sqlrows as q
 from customer_manager.storage import takeover
 from customer_manager.storage.sql import SQLStorage, T, Tx, Work
 from customer_manager.storage.sqledge import EDGES
+from customer_manager.tricks import mysql_direct
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class MySQLStorage(SQLStorage):
         self._conn: Any = None
         # One cursor for the connection's life: ``conn.cursor()`` pings the server each time.
         self._cursor: Any = None
+        self._write: mysql_direct.Writer | None = None  # statements without rows
 
     def ping(self) -> None:
         self._run(lambda tx: tx.rows("SELECT 1"), write=False)
@@ -131,7 +133,7 @@ class MySQLStorage(SQLStorage):
 
     # -- connection -------------------------------------------------------------------------
 
-    def _connect(self) -> tuple[Any, Any]:
+    def _connect(self) -> tuple[Any, Any, mysql_direct.Writer]:
         p = self.params
         where: dict[str, Any] = (
             {"unix_socket": p.unix_socket} if p.unix_socket else {"host": p.host, "port": p.port}
@@ -158,10 +160,10 @@ class MySQLStorage(SQLStorage):
             _ = conn.sql_mode
         except mysql.connector.Error as exc:
             raise self._unavailable(exc) from None
-        return conn, cursor
+        return conn, cursor, mysql_direct.writer(conn, cursor)
 
     def _drop(self) -> None:
-        conn, self._conn, self._cursor = self._conn, None, None
+        conn, self._conn, self._cursor, self._write = self._conn, None, None, None
         if conn is not None:
             try:
                 conn.close()
@@ -182,8 +184,8 @@ class MySQLStorage(SQLStorage):
         for attempt in (1, 2):
             reused = self._conn is not None
             if self._conn is None:
-                self._conn, self._cursor = self._connect()
-            tx = Tx(self._cursor, _same, self.edge)
+                self._conn, self._cursor, self._write = self._connect()
+            tx = Tx(self._cursor, _same, self.edge, self._write)
             try:
                 result = work(tx)
             except DRIVER_ERRORS as exc:

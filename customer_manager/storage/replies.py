@@ -65,7 +65,7 @@ def once(run: Run, work: Callable[[Any], T], noun: str, request_key: str, replay
 
     def remembered(tx: Any) -> T:
         result = work(tx)
-        tx.rows(q.REPLY_PUT, (request_key, encode(result), now()))
+        tx.count(q.REPLY_PUT, (request_key, encode(result), now()))
         return result
 
     try:

@@ -42,14 +42,21 @@ R = TypeVar("R", Customer, Accesskey)
 
 class Tx:
     """One transaction's cursor: ``%s`` SQL in, plain row tuples out. ``written``: the
-    records the transaction inserted, updated or deleted (as they are after it)."""
+    records the transaction inserted, updated or deleted (as they are after it). ``write``
+    runs a statement that returns no rows and returns its row count (default: the cursor's
+    ``execute`` and ``rowcount``)."""
 
     def __init__(
-        self, cursor: Any, convert: Callable[[str], str], edge: SeedEdge = EDGES["seed"]
+        self,
+        cursor: Any,
+        convert: Callable[[str], str],
+        edge: SeedEdge = EDGES["seed"],
+        write: Callable[[str, Sequence[Any]], int] | None = None,
     ) -> None:
         self._cursor = cursor
         self._convert = convert
         self._edge = edge
+        self._write = write or self._execute
         self.statements = 0
         self.written: list[Customer | Accesskey] = []
 
@@ -62,9 +69,12 @@ class Tx:
         return edge.read(cursor, [tuple(row) for row in cursor.fetchall()])
 
     def count(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run a write; the number of rows it changed."""
+        """Run a write (a statement that returns no rows); the number of rows it changed."""
         self.statements += 1
-        self._cursor.execute(self._convert(self._edge.render(sql)), self._edge.bind(params))
+        return self._write(self._convert(self._edge.render(sql)), self._edge.bind(params))
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        self._cursor.execute(sql, params)
         return int(self._cursor.rowcount)
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -141,7 +151,7 @@ class SQLStorage(LifecycleSQL, KeysSQL, abc.ABC):
     def _enqueue(self, tx: Tx, messages: Sequence[OutboxMessage]) -> None:
         stamp = now()
         for m in messages:
-            tx.rows(q.OUTBOX_INSERT, (m.exchange, m.routing_key, m.body, stamp))
+            tx.count(q.OUTBOX_INSERT, (m.exchange, m.routing_key, m.body, stamp))
 
     def _get(self, tx: Tx, table: q.Table[R], row_id: uuid.UUID, lock: bool = False) -> R:
         sql = f"{table.select} WHERE id = %s" + (self.for_update if lock else "")
@@ -164,7 +174,7 @@ class SQLStorage(LifecycleSQL, KeysSQL, abc.ABC):
         request_key: str = "",
     ) -> R:
         def work(tx: Tx) -> R:
-            tx.rows(sql, params)
+            tx.count(sql, params)
             self._enqueue(tx, outbox(record))
             tx.written.append(record)
             return record  # every column was written from it: no need to read the row back
@@ -197,7 +207,7 @@ class SQLStorage(LifecycleSQL, KeysSQL, abc.ABC):
         def work(tx: Tx) -> R:
             current = self._get(tx, table, row_id, lock=True)
             stamped = next_update(current.tm_update, stamp)
-            tx.rows(q.update_sql(table, names), [*values, stamped, row_id.bytes])
+            tx.count(q.update_sql(table, names), [*values, stamped, row_id.bytes])
             row = self._get(tx, table, row_id)
             self._enqueue(tx, outbox(row))
             tx.written.append(row)
@@ -213,7 +223,7 @@ class SQLStorage(LifecycleSQL, KeysSQL, abc.ABC):
             return current, False
         stamp = next_update(current.tm_update, stamp)
         sql = q.SOFT_DELETE_CUSTOMER if table is q.CUSTOMERS else q.SOFT_DELETE
-        tx.rows(sql.format(table=table.name), (stamp, stamp, row_id.bytes))
+        tx.count(sql.format(table=table.name), (stamp, stamp, row_id.bytes))
         row = self._get(tx, table, row_id)
         self._enqueue(tx, outbox(row))
         tx.written.append(row)
@@ -339,10 +349,10 @@ class SQLStorage(LifecycleSQL, KeysSQL, abc.ABC):
 
         def work(tx: Tx) -> list[OutboxEntry]:
             if time.monotonic() >= self._next_purge:  # not a DELETE with every relay
-                tx.rows(q.REPLIES_PURGE, (ts(moment - timedelta(seconds=REPLY_WINDOW)),))
+                tx.count(q.REPLIES_PURGE, (ts(moment - timedelta(seconds=REPLY_WINDOW)),))
                 self._next_purge = time.monotonic() + PURGE_EVERY
             own = owner if reclaim_own else ""  # a leased row always names a non-empty owner
-            tx.rows(self.claim_sql, (owner, until, stamp, own, limit))
+            tx.count(self.claim_sql, (owner, until, stamp, own, limit))
             return [
                 OutboxEntry(
                     id=int(i),
@@ -356,7 +366,7 @@ class SQLStorage(LifecycleSQL, KeysSQL, abc.ABC):
     def outbox_done(self, ids: Sequence[int]) -> None:
         if ids:
             sql = q.OUTBOX_DONE.format(marks=", ".join(["%s"] * len(ids)))
-            self._run(lambda tx: tx.rows(sql, [int(i) for i in ids]))
+            self._run(lambda tx: tx.count(sql, [int(i) for i in ids]))
 
     def outbox_size(self) -> int:
         return self.outbox_stats().size

@@ -47,6 +47,7 @@ TRICKS = (
     Trick("pika-joined-send+channel-core", "pika", ("1.4.4", "1.5"), "pika_io"),
     Trick("pykka-waking-inbox", "pykka", ("4.5", "4.6"), "pykka_inbox"),
     Trick("redis-direct-command", "redis", ("8.1", "8.2"), "redis_direct"),
+    Trick("mysql-direct-write", mysql_cext.DISTRIBUTION, mysql_cext.MEASURED, "mysql_direct"),
 )
 MYSQL_C_EXTENSION = Trick(
     "mysql-c-extension", mysql_cext.DISTRIBUTION, mysql_cext.MEASURED, "mysql_cext"
