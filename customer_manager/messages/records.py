@@ -8,6 +8,7 @@ UUID fields have no default, so they are always emitted (a nil UUID is printed, 
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,9 +32,19 @@ def unix(stamp: str) -> float:
     return datetime.strptime(stamp, TS_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
+_second: tuple[int, str] = (-1, "")  # the last second now() formatted, and its text
+
+
 def now() -> str:
-    """The current UTC time as a wire timestamp."""
-    return ts(datetime.now(UTC))
+    """The current UTC time as a wire timestamp (``ts(datetime.now(UTC))``, the same clock
+    and truncation to the microsecond; formatting only the fraction in most calls takes
+    0.4 instead of 2.8 µs, and a create reads the time three times)."""
+    global _second
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    formatted = _second
+    if formatted[0] != seconds:
+        formatted = _second = (seconds, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds)))
+    return f"{formatted[1]}.{nanos // 1000:06d}"
 
 
 def after(seconds: int, start: str | None = None) -> str:

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
 import pytest
 
 from customer_manager.errors import NotFound, error_response
-from customer_manager.messages import gojson, wire
+from customer_manager.messages import gojson, records, wire
 from customer_manager.messages.bodies import (
     AccesskeyCreateBody,
     BodyError,
@@ -18,7 +21,7 @@ from customer_manager.messages.bodies import (
     decode_body,
     parse_uuid,
 )
-from customer_manager.messages.records import NIL, SENTINEL, Accesskey, Customer, Metadata
+from customer_manager.messages.records import NIL, SENTINEL, Accesskey, Customer, Metadata, ts
 
 CUSTOMER_JSON = (
     b'{"id":"4b9ff112-02ec-11ee-b037-5b5c308ec044","name":"test1","detail":"detail1",'
@@ -182,3 +185,14 @@ def test_uuid_forms_accepted_by_gofrs(text: str) -> None:
 def test_uuid_forms_rejected(text: str) -> None:
     with pytest.raises(BodyError):
         parse_uuid(text)
+
+
+def test_now_is_the_utc_wall_clock_to_the_microsecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    before, stamp, later = ts(datetime.now(UTC)), records.now(), ts(datetime.now(UTC))
+    assert before <= stamp <= later and len(stamp) == len(SENTINEL)
+    # the formatted second is reused only within that second, and the fraction truncates
+    clock = iter([1_767_225_599_999_999_999, 1_767_225_600_000_000_999])
+    fake = SimpleNamespace(time_ns=lambda: next(clock), strftime=time.strftime, gmtime=time.gmtime)
+    monkeypatch.setattr(records, "time", fake)
+    assert records.now() == "2025-12-31 23:59:59.999999"
+    assert records.now() == "2026-01-01 00:00:00.000000"
