@@ -16,6 +16,7 @@ pika-channel-core      ``BlockingChannel._impl``    create 396 → 478 req/s (it
 pykka-waking-inbox     ``_create_actor_inbox``      ask to a pump actor 88 → 0.2 ms (Tricks)
 redis-direct-command   connection pack/send/read    GET ~55 → ~30 µs of CPU (item 12)
 mysql-c-extension      ``_mysql_connector`` first   create 1.74 → 1.0 ms of CPU (item 11)
+mysql-direct-write     connection ``_cmysql``       storage CPU per create −0.08…0.10 ms (17)
 =====================  ===========================  ===========================================
 
 Removed because the measured gain was within noise: the ``queue.SimpleQueue`` inbox of pool

@@ -1,15 +1,18 @@
 """mysql-connector's C connection, used directly for the statements that return no rows.
 
-``CMySQLCursor.execute`` costs ~38 µs of CPU per statement here on top of the round trip
+``CMySQLCursor.execute`` costs ~15–25 µs of CPU per statement here on top of the round trip
 (unread-result checks, the parameter regex, ``split_multi_statement``, the tracing wrapper,
-result bookkeeping): a create's three INSERTs and COMMIT took ~245 µs of CPU through the
-cursor against ~135 µs through the connection's ``_cmysql`` (bench/RESULTS.md issue 17;
-mysql-connector-python 26.10.0, pinned ``>=26.10,<26.11`` in setup.cfg). ``writer`` quotes
-the parameters with the C extension's own ``convert_to_mysql`` (what the cursor uses), puts
-them in place of the ``%s`` marks, sends the statement with ``query`` and returns the affected
-row count; a server error is raised as the driver's exception (``get_mysql_exception``, as
-the cursor does), so callers handle it alike. Off, or on the pure-Python protocol, the
-writer is ``cursor.execute`` and ``rowcount``.
+result bookkeeping): a create's three INSERTs and COMMIT took ~200–245 µs of CPU through the
+cursor against ~175 µs through the connection's ``_cmysql`` (2,000 loops, thread CPU); in
+the create bench the storage actors' CPU per create fell from 0.41 / 0.35 to 0.31 / 0.27 ms in
+two paired runs (issue 17; mysql-connector-python 26.10.0, pinned ``>=26.10,<26.11`` in
+setup.cfg).
+
+``writer`` quotes the parameters with the C extension's own ``convert_to_mysql`` (what the
+cursor uses), puts them in place of the ``%s`` marks, sends the statement with ``query`` and
+returns the affected row count; a server error is raised as the driver's exception
+(``get_mysql_exception``, as the cursor does), so callers handle it alike. Off, or on the
+pure-Python protocol, the writer is ``cursor.execute`` and ``rowcount``.
 """
 
 from __future__ import annotations
