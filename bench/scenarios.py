@@ -70,7 +70,10 @@ def _mix(seed: Seed, tag: str) -> Bodies:
 
 
 def body_factory(scenario: str, seed: Seed, tag: str = "") -> Bodies:
-    """``tag`` keeps emails unique across runs of the same scenario."""
+    """``tag`` keeps emails unique across runs of the same scenario. ``floor_<name>`` and
+    ``floor_<name>_<mode>`` (bench/floor.py) send the requests of ``<name>``."""
+    if scenario.startswith("floor_"):
+        scenario = scenario.removeprefix("floor_").removesuffix("_batch").removesuffix("_group")
     if scenario == "get":
         return _get(seed)
     if scenario == "auth":
