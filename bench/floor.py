@@ -118,6 +118,7 @@ class Floor:
         self.unconfirmed: dict[int, int] = {}  # event delivery tag → outbox row id
         self.confirmed: list[int] = []  # outbox row ids to delete
         self.next_tag = 1
+        self.deleted = 0  # outbox rows deleted after their confirm (reported at exit)
 
         self.conn = connect(os.environ["RABBITMQ_ADDRESS"], "cm-bench-floor")
         self.channel = self.conn.channel()
@@ -193,6 +194,11 @@ class Floor:
                 self._creates(cleared)
             if self.confirmed:
                 self._outbox_done()
+        print(
+            f"floor: {self.next_tag - 1} events published, {self.deleted} outbox rows deleted"
+            f" after their confirm, {len(self.unconfirmed)} unconfirmed",
+            flush=True,
+        )
         self.conn.close()
         self.db.close()
         self.redis.close()
@@ -335,6 +341,7 @@ class Floor:
         marks = ", ".join(["%s"] * len(rows))
         self.cursor.execute(q.OUTBOX_DONE.format(marks=marks), rows)
         self.db.commit()
+        self.deleted += self.cursor.rowcount
 
     # -- I/O ----------------------------------------------------------------------------------
 
