@@ -142,8 +142,8 @@ def _floor_table(res: dict[str, Any]) -> list[str]:
     out = [
         "| scenario | in flight | req/s | echo req/s | × echo | p50 ms | added p50 ms | p99 ms "
         "| non-200 | floor CPU ms/req | floor CPU % | daemon × echo | daemon CPU ms/req "
-        "| daemon added p50 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| daemon added p50 ms | broker / MySQL / Redis CPU ms/req, floor | same, daemon |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in [*res.get("floor", []), *res.get("floor_latency", [])]:
         d = _daemon_row(res, r)
@@ -158,9 +158,14 @@ def _floor_table(res: dict[str, Any]) -> list[str]:
             f"{r.get('echo_rps', 0):.0f} | {r.get('ratio_to_echo', 0):.2f} | {r['p50_ms']:.2f} | "
             f"{r.get('added_p50_ms', 0):+.2f} | {r['p99_ms']:.2f} | {r['non_200']} | "
             f"{r.get('server_cpu_ms_per_req', 0):.3f} | {r.get('server_cpu_pct', 0):.0f} | "
-            f"{daemon} |"
+            f"{daemon} | {_peers(r)} | {_peers(d)} |"
         )
     return out
+
+
+def _peers(run: dict[str, Any]) -> str:
+    cpu = run.get("peer_cpu_ms_per_req", {})
+    return " / ".join(f"{cpu[k]:.3f}" if k in cpu else "-" for k in ("broker", "mysql", "redis"))
 
 
 FLOOR_NOTE = (

@@ -23,7 +23,14 @@ from typing import Any
 
 from bench import floor, report
 from bench.amqp import REQUEST_QUEUE, RpcClient
-from bench.daemon import Daemon, RssSampler, cpu_seconds, free_port, machine_busy
+from bench.daemon import (
+    Daemon,
+    RssSampler,
+    cpu_seconds,
+    free_port,
+    machine_busy,
+    peer_pids,
+)
 from bench.echo import ECHO_QUEUE, EchoServer, FakeAgentManager
 from bench.env import BIN, BenchEnv, EnvOptions, server_versions
 from bench.loadgen import Generator, LoadSpec
@@ -101,6 +108,7 @@ class Bench:
         self._last_echo: dict[str, Any] | None = None
         self.res: dict[str, Any] = {"echo": [], "scenarios": {}, "sweep": []}
         self.pid = self.echo_pid = 0
+        self.peers = peer_pids()  # broker, MySQL, Redis: their CPU per request too
 
     def spec(self, queue: str, scenario: str, seed: Seed, n: int, dur: float, tag: str) -> LoadSpec:
         return LoadSpec(
@@ -116,11 +124,16 @@ class Bench:
 
     def _timed(self, spec: LoadSpec, pid: int) -> dict[str, Any]:
         """Run ``spec``; add the server's CPU use and how busy the whole machine was."""
+        peers0 = {role: cpu_seconds(p) for role, p in self.peers.items()}
         cpu0, (busy0, total0), t0 = cpu_seconds(pid), machine_busy(), time.perf_counter()
         result = self.gen.run(spec)
         cpu, wall = cpu_seconds(pid) - cpu0, time.perf_counter() - t0
         busy1, total1 = machine_busy()
         sent = result["throughput_rps"] * (spec.warmup + spec.duration) or 1.0
+        result["peer_cpu_ms_per_req"] = {
+            role: round(1000 * (cpu_seconds(p) - peers0[role]) / sent, 3)
+            for role, p in self.peers.items()
+        }
         result["server_cpu_pct"] = round(100 * cpu / wall, 1)
         result["server_cpu_ms_per_req"] = round(1000 * cpu / sent, 3)
         result["machine_busy_pct"] = round(100 * (busy1 - busy0) / max(total1 - total0, 1), 1)
