@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import DESCRIPTIONS
+from bench.scenarios import DESCRIPTIONS, floor_base
 
 MIB = 1024.0
 
@@ -130,9 +130,7 @@ def _load_table(rows: list[dict[str, Any]]) -> list[str]:
 
 def _daemon_row(res: dict[str, Any], floor_row: dict[str, Any]) -> dict[str, Any]:
     """The daemon's run of the scenario a floor run mirrors, at the same in-flight count."""
-    name = floor_row["scenario"].removeprefix("floor_")
-    for mode in ("_batch", "_group"):
-        name = name.removesuffix(mode)
+    name = floor_base(floor_row["scenario"])
     runs = [*res.get("scenarios", {}).values(), *res.get("latency", [])]
     same = [r for r in runs if r["scenario"] == name and r["inflight"] == floor_row["inflight"]]
     return same[0] if same else {}
@@ -176,7 +174,8 @@ FLOOR_NOTE = (
     "the fake agent-manager). No suffix: one request at a time, AMQP exactly as the echo "
     "server; `_batch`: one read's requests together (one Redis pipeline, a transaction per "
     "create, replies through the channel core with joined sends); `_group`: `_batch` with one "
-    "transaction per read's creates. The daemon columns are its run at the same in-flight count."
+    "transaction per read's creates; `_rows`: `_group` with multi-row INSERTs (one per "
+    "table). The daemon columns are its run at the same in-flight count."
 )
 
 

@@ -66,7 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma list of get,auth,create,create_agent: after the daemons, the same requests "
         "against bench/floor.py (the I/O floor); '' (the default) skips",
     )
-    p.add_argument("--floor-modes", default="seq,batch,group", help="bench/floor.py --mode values")
+    p.add_argument(
+        "--floor-modes", default="seq,batch,group,rows", help="bench/floor.py --mode values"
+    )
     p.add_argument(
         "--floor-latency", default="1", help="in-flight depths of floor get/auth added latency"
     )
@@ -298,8 +300,9 @@ class Bench:
     def run_floor(self, seed: Seed, mode: str, names: list[str], agent: bool) -> None:
         """``names`` against the floor server (bench/floor.py) in ``mode``, on the same data
         (the daemons filled the cache); get and auth also at the ``--floor-latency`` depths.
-        The ``group`` mode differs from ``batch`` for creates only: it runs only those."""
-        if mode == "group":
+        The ``group`` and ``rows`` modes differ from ``batch`` for creates only: they run only
+        those."""
+        if mode in ("group", "rows"):
             names = [n for n in names if n.startswith("create")]
         if not names:
             return
