@@ -5,6 +5,12 @@ measures the echo baseline and every scenario, the latency the service adds per 
 depth (get and auth at 1, 4, 16, 32), stops the daemon with SIGTERM; then starts a second
 daemon with ``--agent_check required`` and a fake agent-manager for ``create_agent``; cleans
 up, prints the results as JSON and writes bench/RESULTS.md.
+
+Opt-in, ``--floor-scenarios get,auth,create,create_agent``: the same requests against
+``bench/floor.py`` (the least work one Python process must do per request) in each of
+``--floor-modes``, alternating with echo runs like the daemon's scenarios (get, auth and
+create right after the first daemon, while the cache is warm; create_agent after the second).
+All four in all four modes add about 5 minutes; ``--floor-modes seq,batch`` about 3.
 """
 
 from __future__ import annotations
