@@ -145,3 +145,20 @@ def machine_busy() -> tuple[float, float]:
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]
     return float(sum(values) - idle), float(sum(values))
+
+
+PEERS = {"beam.smp": "broker", "mariadbd": "mysql", "mysqld": "mysql", "redis-server": "redis"}
+
+
+def peer_pids() -> dict[str, int]:
+    """The local broker, database and Redis processes by role (those readable in /proc)."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                role = PEERS.get((entry / "comm").read_text().strip())
+            except OSError:
+                continue
+            if role:
+                found.setdefault(role, int(entry.name))
+    return found

@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.scenarios import DESCRIPTIONS
+from bench.scenarios import DESCRIPTIONS, floor_base
 
 MIB = 1024.0
 
@@ -128,6 +128,57 @@ def _load_table(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _daemon_row(res: dict[str, Any], floor_row: dict[str, Any]) -> dict[str, Any]:
+    """The daemon's run of the scenario a floor run mirrors, at the same in-flight count."""
+    name = floor_base(floor_row["scenario"])
+    runs = [*res.get("scenarios", {}).values(), *res.get("latency", [])]
+    same = [r for r in runs if r["scenario"] == name and r["inflight"] == floor_row["inflight"]]
+    return same[0] if same else {}
+
+
+def _floor_table(res: dict[str, Any]) -> list[str]:
+    out = [
+        "| scenario | in flight | req/s | echo req/s | × echo | p50 ms | added p50 ms | p99 ms "
+        "| non-200 | floor CPU ms/req | floor CPU % | daemon × echo | daemon CPU ms/req "
+        "| daemon added p50 ms | broker / MySQL / Redis CPU ms/req, floor | same, daemon |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in [*res.get("floor", []), *res.get("floor_latency", [])]:
+        d = _daemon_row(res, r)
+        daemon = (
+            f"{d.get('ratio_to_echo', 0):.2f} | {d.get('server_cpu_ms_per_req', 0):.3f} | "
+            f"{d.get('added_p50_ms', 0):+.2f}"
+            if d
+            else "- | - | -"
+        )
+        out.append(
+            f"| {r['scenario']} | {r['inflight']} | {r['throughput_rps']:.0f} | "
+            f"{r.get('echo_rps', 0):.0f} | {r.get('ratio_to_echo', 0):.2f} | {r['p50_ms']:.2f} | "
+            f"{r.get('added_p50_ms', 0):+.2f} | {r['p99_ms']:.2f} | {r['non_200']} | "
+            f"{r.get('server_cpu_ms_per_req', 0):.3f} | {r.get('server_cpu_pct', 0):.0f} | "
+            f"{daemon} | {_peers(r)} | {_peers(d)} |"
+        )
+    return out
+
+
+def _peers(run: dict[str, Any]) -> str:
+    cpu = run.get("peer_cpu_ms_per_req", {})
+    return " / ".join(f"{cpu[k]:.3f}" if k in cpu else "-" for k in ("broker", "mysql", "redis"))
+
+
+FLOOR_NOTE = (
+    "`bench/floor.py`: one single-threaded pika process doing only each operation's I/O and "
+    "encoding (get: one Redis GET; auth: sha256 + the get_indirect script; create: one MySQL "
+    "transaction of the daemon's three INSERTs, one Redis SET, the event with publisher "
+    "confirms, a batched outbox DELETE after them; create_agent: create after an async RPC to "
+    "the fake agent-manager). No suffix: one request at a time, AMQP exactly as the echo "
+    "server; `_batch`: one read's requests together (one Redis pipeline, a transaction per "
+    "create, replies through the channel core with joined sends); `_group`: `_batch` with one "
+    "transaction per read's creates; `_rows`: `_group` with multi-row INSERTs (one per "
+    "table). The daemon columns are its run at the same in-flight count."
+)
+
+
 def render(res: dict[str, Any]) -> str:
     meta, mem = res["meta"], res.get("memory", {})
     lines = [
@@ -165,6 +216,9 @@ def render(res: dict[str, Any]) -> str:
             "",
         ]
         lines += _load_table(res["sweep"])
+    if res.get("floor"):
+        lines += ["", "## Floor (the same requests against bench/floor.py)", "", FLOOR_NOTE, ""]
+        lines += _floor_table(res)
     if "profiled_runs" in res:
         lines += ["", "Runs under py-spy (not used for the targets):", ""]
         lines += _load_table(res["profiled_runs"])

@@ -5,6 +5,12 @@ measures the echo baseline and every scenario, the latency the service adds per 
 depth (get and auth at 1, 4, 16, 32), stops the daemon with SIGTERM; then starts a second
 daemon with ``--agent_check required`` and a fake agent-manager for ``create_agent``; cleans
 up, prints the results as JSON and writes bench/RESULTS.md.
+
+Opt-in, ``--floor-scenarios get,auth,create,create_agent``: the same requests against
+``bench/floor.py`` (the least work one Python process must do per request) in each of
+``--floor-modes``, alternating with echo runs like the daemon's scenarios (get, auth and
+create right after the first daemon, while the cache is warm; create_agent after the second).
+All four in all four modes add about 5 minutes; ``--floor-modes seq,batch`` about 3.
 """
 
 from __future__ import annotations
@@ -21,9 +27,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import report
+from bench import floor, report
 from bench.amqp import REQUEST_QUEUE, RpcClient
-from bench.daemon import Daemon, RssSampler, cpu_seconds, free_port, machine_busy
+from bench.daemon import (
+    Daemon,
+    RssSampler,
+    cpu_seconds,
+    free_port,
+    machine_busy,
+    peer_pids,
+)
 from bench.echo import ECHO_QUEUE, EchoServer, FakeAgentManager
 from bench.env import BIN, BenchEnv, EnvOptions, server_versions
 from bench.loadgen import Generator, LoadSpec
@@ -53,6 +66,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run on a second daemon (--agent-daemon-cmd) with a fake agent-manager; '' skips",
     )
     p.add_argument("--agent-daemon-cmd", default=AGENT_DAEMON)
+    p.add_argument(
+        "--floor-scenarios",
+        default="",
+        help="comma list of get,auth,create,create_agent: after the daemons, the same requests "
+        "against bench/floor.py (the I/O floor); '' (the default) skips",
+    )
+    p.add_argument(
+        "--floor-modes", default="seq,batch,group,rows", help="bench/floor.py --mode values"
+    )
+    p.add_argument(
+        "--floor-latency", default="1", help="in-flight depths of floor get/auth added latency"
+    )
     p.add_argument("--prefetch", type=int, default=32, help="daemon and echo prefetch")
     p.add_argument("--seed-count", type=int, default=200, help="customers (+1 key each)")
     p.add_argument(
@@ -91,6 +116,7 @@ class Bench:
         self._last_echo: dict[str, Any] | None = None
         self.res: dict[str, Any] = {"echo": [], "scenarios": {}, "sweep": []}
         self.pid = self.echo_pid = 0
+        self.peers = peer_pids()  # broker, MySQL, Redis: their CPU per request too
 
     def spec(self, queue: str, scenario: str, seed: Seed, n: int, dur: float, tag: str) -> LoadSpec:
         return LoadSpec(
@@ -106,11 +132,16 @@ class Bench:
 
     def _timed(self, spec: LoadSpec, pid: int) -> dict[str, Any]:
         """Run ``spec``; add the server's CPU use and how busy the whole machine was."""
+        peers0 = {role: cpu_seconds(p) for role, p in self.peers.items()}
         cpu0, (busy0, total0), t0 = cpu_seconds(pid), machine_busy(), time.perf_counter()
         result = self.gen.run(spec)
         cpu, wall = cpu_seconds(pid) - cpu0, time.perf_counter() - t0
         busy1, total1 = machine_busy()
         sent = result["throughput_rps"] * (spec.warmup + spec.duration) or 1.0
+        result["peer_cpu_ms_per_req"] = {
+            role: round(1000 * (cpu_seconds(p) - peers0[role]) / sent, 3)
+            for role, p in self.peers.items()
+        }
         result["server_cpu_pct"] = round(100 * cpu / wall, 1)
         result["server_cpu_ms_per_req"] = round(1000 * cpu / sent, 3)
         result["machine_busy_pct"] = round(100 * (busy1 - busy0) / max(total1 - total0, 1), 1)
@@ -122,7 +153,15 @@ class Bench:
         self.res["echo"].append(echo)
         return echo
 
-    def measure(self, scenario: str, seed: Seed, n: int, dur: float, tag: str) -> dict[str, Any]:
+    def measure(
+        self,
+        scenario: str,
+        seed: Seed,
+        n: int,
+        dur: float,
+        tag: str,
+        queue: str = REQUEST_QUEUE,
+    ) -> dict[str, Any]:
         """``scenario`` against the daemon, bracketed by echo runs at the same ``n``.
 
         The baseline is the mean of the echo run right before and the one right after (the
@@ -132,7 +171,7 @@ class Bench:
         before = self._last_echo
         if before is None or (before["inflight"], before["duration_s"]) != (n, dur):
             before = self._echo(seed, n, dur)
-        result = self._timed(self.spec(REQUEST_QUEUE, scenario, seed, n, dur, tag), self.pid)
+        result = self._timed(self.spec(queue, scenario, seed, n, dur, tag), self.pid)
         after = self._last_echo = self._echo(seed, n, dur)
         result["echo_rps"] = round((before["throughput_rps"] + after["throughput_rps"]) / 2, 1)
         result["echo_rps_before_after"] = [before["throughput_rps"], after["throughput_rps"]]
@@ -184,9 +223,19 @@ class Bench:
         with EchoServer(self.env.amqp_url, self.args.prefetch) as echo:
             self.echo_pid = echo.pid
             seed = self.run_main_daemon()
+            # The floor runs while the cache is still warm: the agent daemon drops the
+            # cached records when it starts (RedisCache flush_at_start).
+            floors = [s for s in self.args.floor_scenarios.split(",") if s]
+            modes = [m for m in self.args.floor_modes.split(",") if m] if floors else []
+            for mode in modes:
+                self.run_floor(seed, mode, [s for s in floors if s != "create_agent"], False)
             agent = [s for s in self.args.agent_scenarios.split(",") if s]
             if agent:
                 self.run_agent_daemon(seed, agent)
+            if "create_agent" in floors:
+                with FakeAgentManager(self.env.amqp_url, max(self.args.prefetch, 64)):
+                    for mode in modes:
+                        self.run_floor(seed, mode, ["create_agent"], True)
 
     def run_main_daemon(self) -> Seed:
         cmd = shlex.split(self.args.daemon_cmd.format(prefetch=self.args.prefetch))
@@ -253,6 +302,41 @@ class Bench:
             sampler.stop()
             code, took = daemon.stop()
             info["exit_code"], info["stop_s"] = code, round(took, 2)
+
+    def run_floor(self, seed: Seed, mode: str, names: list[str], agent: bool) -> None:
+        """``names`` against the floor server (bench/floor.py) in ``mode``, on the same data
+        (the daemons filled the cache); get and auth also at the ``--floor-latency`` depths.
+        The ``group`` and ``rows`` modes differ from ``batch`` for creates only: they run only
+        those."""
+        if mode in ("group", "rows"):
+            names = [n for n in names if n.startswith("create")]
+        if not names:
+            return
+        cmd = [sys.executable, "-m", "customer_manager.launch", "bench.floor", "--mode", mode]
+        cmd += ["--prefetch", str(self.args.prefetch)] + (["--agent-check"] if agent else [])
+        env = {**self.env.daemon_env(0), "PYTHONPATH": str(HERE.parent)}
+        server = Daemon(cmd, env, Path(f"{self.args.daemon_log}.floor-{mode}"))
+        suffix = "" if mode == "seq" else f"_{mode}"  # floor_get, floor_get_batch, ...
+        try:
+            server.start()
+            floor.wait_ready(self.env.amqp_url)
+            self.pid = server.pid
+            for name in names:
+                label, n, dur = f"floor_{name}{suffix}", self.args.inflight, self.args.duration
+                run = self.measure(label, seed, n, dur, f"f{mode}{name}", floor.FLOOR_QUEUE)
+                self.res.setdefault("floor", []).append(run)
+            for n in _ints(self.args.floor_latency):
+                for name in [s for s in names if s in ("get", "auth")]:
+                    label, dur = f"floor_{name}{suffix}", self.sweep_duration
+                    run = self.measure(label, seed, n, dur, f"g{mode}{name}", floor.FLOOR_QUEUE)
+                    self.res.setdefault("floor_latency", []).append(run)
+        except BaseException:
+            print(f"bench: floor server log tail:\n{server.log_tail()}", file=sys.stderr)
+            raise
+        finally:
+            code, _ = server.stop()
+            if code:
+                print(f"bench: the floor server exited with {code}", file=sys.stderr)
 
 
 # Daemon counters read at the end of a run (the series' label sets and values).

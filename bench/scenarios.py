@@ -27,6 +27,15 @@ DESCRIPTIONS = {
     "create first asks a fake agent-manager (bench/echo.py, answers `[]` at once) over RPC",
 }
 Bodies = Callable[[int], bytes]
+FLOOR_MODES = ("seq", "batch", "group", "rows")  # bench/floor.py --mode
+
+
+def floor_base(name: str) -> str:
+    """The scenario a floor run mirrors: ``floor_get_batch`` → ``get``."""
+    name = name.removeprefix("floor_")
+    for mode in FLOOR_MODES:
+        name = name.removesuffix(f"_{mode}")
+    return name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +79,10 @@ def _mix(seed: Seed, tag: str) -> Bodies:
 
 
 def body_factory(scenario: str, seed: Seed, tag: str = "") -> Bodies:
-    """``tag`` keeps emails unique across runs of the same scenario."""
+    """``tag`` keeps emails unique across runs of the same scenario. ``floor_<name>`` and
+    ``floor_<name>_<mode>`` (bench/floor.py) send the requests of ``<name>``."""
+    if scenario.startswith("floor_"):
+        scenario = floor_base(scenario)
     if scenario == "get":
         return _get(seed)
     if scenario == "auth":

@@ -37,8 +37,9 @@ _second: tuple[int, str] = (-1, "")  # the last second now() formatted, and its 
 
 def now() -> str:
     """The current UTC time as a wire timestamp (``ts(datetime.now(UTC))``, the same clock
-    and truncation to the microsecond; formatting only the fraction in most calls takes
-    0.4 instead of 2.8 µs, and a create reads the time three times)."""
+    and truncation to the microsecond). Every request reads the clock at least once, a create
+    three times; formatting only the fraction in most calls takes 0.44 µs here, against 2.8
+    with ``strftime`` and 1.15 with ``datetime.now(UTC).isoformat``."""
     global _second
     seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
     formatted = _second

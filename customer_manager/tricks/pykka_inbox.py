@@ -1,5 +1,6 @@
 """pykka's inbox hook (``Actor._create_actor_inbox``, "internal, for implementors of new actor
-types"): an inbox that wakes its actor's pika loop when a message arrives.
+types"): an inbox that wakes its actor's pika loop when a message arrives, and the C
+``queue.SimpleQueue`` as the inbox of every other actor on a request's path.
 
 A pump actor (``actors/amqp/link.py``) spends its life inside ``process_data_events`` slices
 (0.1 s for the publisher, 0.25 s for the consumer), so a message from another actor (the
@@ -12,6 +13,13 @@ a 0.1 s slice takes a median 0.2 ms (p90 0.4–0.6 ms) with the waking inbox, 88
 It relies on pykka creating the inbox in ``Actor.__init__`` through the hook and on every
 ``tell``/``ask`` arriving as an envelope whose ``message`` is the message told
 (``tests/unit/test_tricks.py`` pins both). Off, the hook returns pykka's own ``queue.Queue``.
+
+``SimpleInboxActor`` (the router and every pool member: workers, storage and cache actors)
+takes a ``queue.SimpleQueue`` instead of pykka's ``queue.Queue``, whose ``put`` and ``get``
+are Python code around a ``Condition``; a request makes three such hops. pykka uses only
+``put``, ``get`` and ``empty`` of an inbox. Measured in-process (router → pools → Redis cache,
+30,000 cache-hit GETs at 32 in flight, three alternating pairs under the bench lock): CPU per
+request 164 / 142 / 142 µs with pykka's inbox, 129 / 132 / 124 µs with this one.
 """
 
 from __future__ import annotations
@@ -45,6 +53,14 @@ class WakingInbox(queue.Queue[Any]):
         wake = self.wake
         if wake is not None and getattr(item, "message", None) is not self.quiet:
             wake()
+
+
+class SimpleInboxActor(pykka.ThreadingActor):
+    """A threading actor whose inbox is a C ``queue.SimpleQueue`` (see the module doc)."""
+
+    @staticmethod
+    def _create_actor_inbox() -> Any:
+        return queue.SimpleQueue() if switch.on else queue.Queue()
 
 
 class WakingInboxActor(pykka.ThreadingActor):

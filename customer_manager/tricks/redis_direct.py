@@ -4,10 +4,10 @@ A command through ``Redis.execute_command`` passes the retry wrapper, the argume
 a health check and the response callbacks: ~25 µs of the ~55 µs of CPU of a GET here.
 ``command`` packs the command and sends it on a single-connection client's ``connection``, then
 reads the raw reply: ~30 µs (bench/RESULTS.md item 12; redis-py 8.1.0, pinned ``>=8.1,<8.2``
-in setup.cfg). The raw replies of the commands used (GET, SET, DEL, EVAL) are what the cache
-needs; the connection drops itself on a network error, and an error reply raises
-``ResponseError`` (``tests/contract/test_cache.py`` pins both). Off, ``command`` is
-``execute_command``.
+in setup.cfg). The raw replies of the commands used (GET, SET, DEL, EVAL, EVALSHA) are what
+the cache needs; the connection drops itself on a network error, and an error reply raises
+``ResponseError`` (NOSCRIPT: ``NoScriptError``; ``tests/contract/test_cache.py`` pins them).
+Off, ``command`` is ``execute_command``.
 """
 
 from __future__ import annotations

@@ -168,6 +168,36 @@ def test_get_indirect_follows_the_reference(cache: Cache, key: str) -> None:
     cache.delete(target)
 
 
+@pytest.mark.parametrize("tricks", ["on", "off"])
+def test_scripts_run_on_a_redis_that_lost_them(
+    redis_address: str, key: str, tricks: str, request: pytest.FixtureRequest
+) -> None:
+    """The scripts go by SHA1 (EVALSHA); a Redis that does not hold them (restarted, or
+    SCRIPT FLUSH) answers NOSCRIPT and gets the script itself, for every script."""
+    if tricks == "off":
+        request.getfixturevalue("tricks_off")
+    backend = RedisCache(redis_address, database=CACHE_DB)
+    host, port = redis_address.rsplit(":", 1)
+    raw = redis.Redis(host=host, port=int(port), db=CACHE_DB)
+    target = f"customer_accesskey:{key}"
+    try:
+        for _ in range(2):  # the second round finds them loaded by the first
+            raw.script_flush()
+            backend.set(key, key.encode(), 60)
+            backend.set(target, b'{"tm_update":"2"}', 60, version="2")
+            assert backend.get_indirect(key, "customer_accesskey:") == b'{"tm_update":"2"}'
+            backend.set(target, b'{"tm_update":"1"}', 60, version="1")  # older: kept out
+            assert raw.get(target) == b'{"tm_update":"2"}'
+            backend.release(key, key.encode())
+            assert raw.get(key) is None
+        info = raw.info("commandstats")
+        assert info["cmdstat_evalsha"]["calls"] > 0
+    finally:
+        raw.delete(key, target)
+        raw.close()
+        backend.close()
+
+
 def test_direct_commands_get_the_raw_replies(redis_address: str, key: str) -> None:
     """What the ``redis-direct-command`` trick relies on: a single-connection client has its
     ``connection``, which packs, sends and reads a command; the raw replies of the commands

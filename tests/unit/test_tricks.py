@@ -10,13 +10,17 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pykka
 import pytest
 
 from customer_manager import tricks
+from customer_manager.actors.kit.members import PoolMember
+from customer_manager.actors.service.router import RouterActor
 from customer_manager.tricks import mysql_cext, pika_io, pykka_inbox, redis_direct
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +116,37 @@ def test_without_the_trick_the_inbox_is_pykkas_own() -> None:
     pykka_inbox.disable()
     try:
         ref = Probe.start()
+        assert type(ref.actor_inbox) is queue.Queue
+        ref.stop(timeout=5)
+    finally:
+        pykka_inbox.enable()
+
+
+class Plain(pykka_inbox.SimpleInboxActor):
+    def on_receive(self, message: Any) -> Any:
+        if message == "slow":
+            time.sleep(0.2)
+        return message
+
+
+def test_the_request_path_actors_take_the_c_inbox_and_pykka_drains_it_at_stop() -> None:
+    """The router and pool members get a ``queue.SimpleQueue`` (pykka only puts, gets and
+    asks ``empty`` of it); an ask still queued when the actor stops fails as with pykka's."""
+    assert issubclass(RouterActor, pykka_inbox.SimpleInboxActor)
+    assert issubclass(PoolMember, pykka_inbox.SimpleInboxActor)
+    pykka_inbox.enable()
+    ref = Plain.start()
+    assert type(ref.actor_inbox) is queue.SimpleQueue
+    assert ref.ask("hello", timeout=5) == "hello"
+    slow = ref.ask("slow", block=False)
+    ref.stop(block=False)  # queued after "slow"
+    late = ref.ask("late", block=False)
+    assert slow.get(timeout=5) == "slow"
+    with pytest.raises(pykka.ActorDeadError):
+        late.get(timeout=5)
+    pykka_inbox.disable()
+    try:
+        ref = Plain.start()
         assert type(ref.actor_inbox) is queue.Queue
         ref.stop(timeout=5)
     finally:

@@ -1,8 +1,7 @@
 """The actor side of the kit (docs/architecture.md#rooms): the base of pool members. Pools
 themselves are in ``actors/kit/pool.py``, what travels through them in ``actors/kit/flow.py``,
-the ticker and backoff in ``actors/kit/timing.py``. Members keep pykka's own inbox: a C
-``SimpleQueue`` in its place saved ~8 µs a hop, within the run-to-run noise of the bench
-(bench/RESULTS.md item 8).
+the ticker and backoff in ``actors/kit/timing.py``. Members take a C ``SimpleQueue`` as their
+inbox (trick ``pykka-waking-inbox``, ``customer_manager/tricks/pykka_inbox.py``).
 """
 
 from __future__ import annotations
@@ -10,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import pykka
 
 from customer_manager.actors.kit.flow import Work
 from customer_manager.actors.kit.pool import MemberCrashed
+from customer_manager.tricks.pykka_inbox import SimpleInboxActor
 
 if TYPE_CHECKING:
     from customer_manager.actors.kit.pool import Pool
@@ -25,7 +24,7 @@ class Crash(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = "crash requested"
 
 
-class PoolMember(pykka.ThreadingActor):
+class PoolMember(SimpleInboxActor):
     """Base of pool members. Subclasses override ``handle`` (and ``setup``/``teardown``).
 
     ``__init__`` runs in the caller's thread; ``setup``, ``handle`` and ``teardown`` in the

@@ -29,13 +29,14 @@ from customer_manager.messages import codec
 from customer_manager.messages.ops import Handle, HandleMany, Op, request_key
 from customer_manager.messages.routes import match, path_id
 from customer_manager.messages.wire import Request, Response
+from customer_manager.tricks.pykka_inbox import SimpleInboxActor
 
 log = logging.getLogger(__name__)
 
 QUEUE_TIMEOUT = 10.0  # seconds a request may wait for a free worker before 503
 
 
-class RouterActor(pykka.ThreadingActor):
+class RouterActor(SimpleInboxActor):
     """Routes ``Handle`` messages to the customer and access-key pools (module doc)."""
 
     def __init__(self, customers: Pool, accesskeys: Pool) -> None:
