@@ -112,16 +112,6 @@ def test_pykka_creates_the_inbox_through_the_hook_and_wakes_on_messages() -> Non
         ref.stop(timeout=5)
 
 
-def test_without_the_trick_the_inbox_is_pykkas_own() -> None:
-    pykka_inbox.disable()
-    try:
-        ref = Probe.start()
-        assert type(ref.actor_inbox) is queue.Queue
-        ref.stop(timeout=5)
-    finally:
-        pykka_inbox.enable()
-
-
 class Plain(pykka_inbox.SimpleInboxActor):
     def on_receive(self, message: Any) -> Any:
         if message == "slow":
@@ -144,9 +134,13 @@ def test_the_request_path_actors_take_the_c_inbox_and_pykka_drains_it_at_stop() 
     assert slow.get(timeout=5) == "slow"
     with pytest.raises(pykka.ActorDeadError):
         late.get(timeout=5)
+
+
+@pytest.mark.parametrize("actor", [Probe, Plain])
+def test_without_the_trick_the_inbox_is_pykkas_own(actor: type[pykka.ThreadingActor]) -> None:
     pykka_inbox.disable()
     try:
-        ref = Plain.start()
+        ref = actor.start()
         assert type(ref.actor_inbox) is queue.Queue
         ref.stop(timeout=5)
     finally:
