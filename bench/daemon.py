@@ -12,8 +12,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.amqp import REQUEST_QUEUE, RpcClient, envelope, status_of
@@ -129,6 +131,15 @@ class Daemon:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    @contextlib.contextmanager
+    def tail_on_failure(self, what: str) -> Iterator[None]:
+        """On any error inside, print the last lines of the process's log, then re-raise."""
+        try:
+            yield
+        except BaseException:
+            print(f"bench: {what} log tail:\n{self.log_tail()}", file=sys.stderr)
+            raise
 
 
 def cpu_seconds(pid: int) -> float:

@@ -55,19 +55,14 @@ import redis
 
 from bench.amqp import DIRECT_REPLY, RpcClient, connect, envelope
 from bench.scenarios import FLOOR_MODES
+from customer_manager.actors.service.customers import new_customer
+from customer_manager.actors.service.outbox import event_message
 from customer_manager.config import parse_dsn
 from customer_manager.messages import gojson, ops
 from customer_manager.messages.bodies import CustomerFields
 from customer_manager.messages.queues import AGENT_QUEUE, EVENT_EXCHANGE
-from customer_manager.messages.records import (
-    NIL,
-    SENTINEL,
-    Customer,
-    Metadata,
-    new_webhook_secret,
-    now,
-)
-from customer_manager.messages.wire import JSON, PUBLISHER, Event, Request, Response, encode
+from customer_manager.messages.records import Customer
+from customer_manager.messages.wire import JSON, PUBLISHER, Request, Response, encode
 from customer_manager.storage import sqlrows as q
 from customer_manager.storage.cache_backend import _GET_INDIRECT, TTL_SECONDS
 from customer_manager.storage.mysql import DRIVER_ERRORS, SESSION_SETUP
@@ -234,14 +229,11 @@ class Floor:
             self._creates(creates)
 
     def _reads(self, jobs: list[Job]) -> None:
-        if self.batch:
-            values = self._redis_many([job.command for job in jobs])
-        else:
-            values = []
+        if not self.batch:
             for job in jobs:  # reply before the next request's round trip
-                value = self._redis(*job.command)
-                self._answer(job, value)
+                self._answer(job, self._redis(*job.command))
             return
+        values = self._redis_many([job.command for job in jobs])
         for job, value in zip(jobs, values, strict=True):
             self._answer(job, value)
 
@@ -315,27 +307,11 @@ class Floor:
     def _record(self, job: Job) -> tuple[list[Any], bytes, bytes, str, str]:
         """A create's new customer: its INSERT parameters, its JSON, its event, the
         request's key and the moment."""
-        fields = _fields.decode(job.request.data)
-        stamp = now()
-        customer = job.customer = Customer(
-            id=uuid.uuid4(),
-            **msgspec.structs.asdict(fields),
-            webhook_secret=new_webhook_secret(),
-            billing_account_id=NIL,
-            email_verified=True,
-            status="active",
-            identity_verification_status="none",
-            metadata=Metadata(),
-            tm_deletion_scheduled=SENTINEL,
-            tm_create=stamp,
-            tm_update=SENTINEL,
-            tm_delete=SENTINEL,
-        )
-        data = gojson.encode(customer)
-        created = msgspec.Raw(data[:-1] + b',"headless":false}')
-        event = encode(Event(type="customer_created", data=created))
+        customer = job.customer = new_customer(_fields.decode(job.request.data))
+        event = event_message("customer_created", customer, headless=False).body
         key = ops.request_key(str(job.props.correlation_id or ""), job.request)
-        return q.customer_params(customer), data, event, key, stamp
+        params = q.customer_params(customer)
+        return params, gojson.encode(customer), event, key, customer.tm_create
 
     def _insert(self, job: Job) -> tuple[bytes, bytes, int]:
         """The rows of one create (uncommitted); its JSON, its event and its outbox row id."""

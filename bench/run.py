@@ -243,24 +243,22 @@ class Bench:
         daemon = Daemon(cmd, self.env.daemon_env(metrics_port), Path(self.args.daemon_log))
         sampler = RssSampler(0)
         try:
-            daemon.start()
-            self.res["startup_s"] = round(daemon.wait_first_reply(self.env.amqp_url), 3)
-            time.sleep(1)
-            self.res["idle_start_mib"] = round(daemon.rss_kb() / report.MIB, 1)
-            client = RpcClient(self.env.amqp_url)
-            try:
-                self.res["rabbitmq"] = client.server_version()
-                seed = seed_data(client, self.env.run_id, self.args.seed_count)
-            finally:
-                client.close()
-            sampler = RssSampler(daemon.pid)
-            sampler.start()
-            self.pid = daemon.pid
-            self.run_daemon_phases(daemon, seed, sampler)
-            self.res["daemon_counters"] = daemon_counters(metrics_port, COUNTERS)
-        except BaseException:
-            print(f"bench: daemon log tail:\n{daemon.log_tail()}", file=sys.stderr)
-            raise
+            with daemon.tail_on_failure("daemon"):
+                daemon.start()
+                self.res["startup_s"] = round(daemon.wait_first_reply(self.env.amqp_url), 3)
+                time.sleep(1)
+                self.res["idle_start_mib"] = round(daemon.rss_kb() / report.MIB, 1)
+                client = RpcClient(self.env.amqp_url)
+                try:
+                    self.res["rabbitmq"] = client.server_version()
+                    seed = seed_data(client, self.env.run_id, self.args.seed_count)
+                finally:
+                    client.close()
+                sampler = RssSampler(daemon.pid)
+                sampler.start()
+                self.pid = daemon.pid
+                self.run_daemon_phases(daemon, seed, sampler)
+                self.res["daemon_counters"] = daemon_counters(metrics_port, COUNTERS)
         finally:
             sampler.stop()
             code, took = daemon.stop()
@@ -277,7 +275,10 @@ class Bench:
         sampler = RssSampler(0)
         info: dict[str, Any] = self.res.setdefault("agent_daemon", {"cmd": " ".join(cmd)})
         try:
-            with FakeAgentManager(self.env.amqp_url, max(self.args.prefetch, 64)):
+            with (
+                daemon.tail_on_failure("agent daemon"),
+                FakeAgentManager(self.env.amqp_url, max(self.args.prefetch, 64)),
+            ):
                 daemon.start()
                 info["startup_s"] = round(daemon.wait_first_reply(self.env.amqp_url), 3)
                 sampler = RssSampler(daemon.pid)
@@ -295,9 +296,6 @@ class Bench:
                     sampler.reset()
                     self.res["scenarios"][name] = run
                 info["peak_hwm_mib"] = round(daemon.hwm_kb() / report.MIB, 1)
-        except BaseException:
-            print(f"bench: agent daemon log tail:\n{daemon.log_tail()}", file=sys.stderr)
-            raise
         finally:
             sampler.stop()
             code, took = daemon.stop()
@@ -318,21 +316,19 @@ class Bench:
         server = Daemon(cmd, env, Path(f"{self.args.daemon_log}.floor-{mode}"))
         suffix = "" if mode == "seq" else f"_{mode}"  # floor_get, floor_get_batch, ...
         try:
-            server.start()
-            floor.wait_ready(self.env.amqp_url)
-            self.pid = server.pid
-            for name in names:
-                label, n, dur = f"floor_{name}{suffix}", self.args.inflight, self.args.duration
-                run = self.measure(label, seed, n, dur, f"f{mode}{name}", floor.FLOOR_QUEUE)
-                self.res.setdefault("floor", []).append(run)
-            for n in _ints(self.args.floor_latency):
-                for name in [s for s in names if s in ("get", "auth")]:
-                    label, dur = f"floor_{name}{suffix}", self.sweep_duration
-                    run = self.measure(label, seed, n, dur, f"g{mode}{name}", floor.FLOOR_QUEUE)
-                    self.res.setdefault("floor_latency", []).append(run)
-        except BaseException:
-            print(f"bench: floor server log tail:\n{server.log_tail()}", file=sys.stderr)
-            raise
+            with server.tail_on_failure("floor server"):
+                server.start()
+                floor.wait_ready(self.env.amqp_url)
+                self.pid = server.pid
+                for name in names:
+                    label, n, dur = f"floor_{name}{suffix}", self.args.inflight, self.args.duration
+                    run = self.measure(label, seed, n, dur, f"f{mode}{name}", floor.FLOOR_QUEUE)
+                    self.res.setdefault("floor", []).append(run)
+                for n in _ints(self.args.floor_latency):
+                    for name in [s for s in names if s in ("get", "auth")]:
+                        label, dur = f"floor_{name}{suffix}", self.sweep_duration
+                        run = self.measure(label, seed, n, dur, f"g{mode}{name}", floor.FLOOR_QUEUE)
+                        self.res.setdefault("floor_latency", []).append(run)
         finally:
             code, _ = server.stop()
             if code:

@@ -133,7 +133,7 @@ class MySQLStorage(SQLStorage):
 
     # -- connection -------------------------------------------------------------------------
 
-    def _connect(self) -> tuple[Any, Any, mysql_direct.Writer]:
+    def _connect(self) -> tuple[Any, Any, mysql_direct.Writer | None]:
         p = self.params
         where: dict[str, Any] = (
             {"unix_socket": p.unix_socket} if p.unix_socket else {"host": p.host, "port": p.port}
@@ -160,7 +160,7 @@ class MySQLStorage(SQLStorage):
             _ = conn.sql_mode
         except mysql.connector.Error as exc:
             raise self._unavailable(exc) from None
-        return conn, cursor, mysql_direct.writer(conn, cursor)
+        return conn, cursor, mysql_direct.writer(conn)
 
     def _drop(self) -> None:
         conn, self._conn, self._cursor, self._write = self._conn, None, None, None

@@ -12,7 +12,7 @@ setup.cfg).
 cursor uses), puts them in place of the ``%s`` marks, sends the statement with ``query`` and
 returns the affected row count; a server error is raised as the driver's exception
 (``get_mysql_exception``, as the cursor does), so callers handle it alike. Off, or on the
-pure-Python protocol, the writer is ``cursor.execute`` and ``rowcount``.
+pure-Python protocol, there is no writer and ``Tx`` takes ``cursor.execute`` and ``rowcount``.
 """
 
 from __future__ import annotations
@@ -34,17 +34,13 @@ def enabled() -> bool:
     return switch.on
 
 
-def writer(conn: Any, cursor: Any) -> Writer:
-    """Run a statement that returns no rows on ``conn`` (a connection and its cursor) and
-    return the number of rows it changed."""
+def writer(conn: Any) -> Writer | None:
+    """A function that runs a statement returning no rows on ``conn``'s C connection and
+    returns the number of rows it changed; None when the trick is off or ``conn`` is not the
+    C extension's."""
     cmysql = getattr(conn, "_cmysql", None) if switch.on else None
     if cmysql is None:
-
-        def through_cursor(sql: str, params: Sequence[Any]) -> int:
-            cursor.execute(sql, params)
-            return int(cursor.rowcount)
-
-        return through_cursor
+        return None
 
     from _mysql_connector import MySQLInterfaceError  # type: ignore[import-not-found]
 
