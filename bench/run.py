@@ -336,7 +336,10 @@ class Bench:
 
 
 # Daemon counters read at the end of a run (the series' label sets and values).
-COUNTERS = ("customer_manager_accesskey_last_used_write_total",)
+COUNTERS = (
+    "customer_manager_accesskey_last_used_write_total",
+    "customer_manager_storage_batch_size",
+)
 
 
 def daemon_counters(port: int, names: tuple[str, ...]) -> dict[str, float]:

@@ -150,6 +150,12 @@ pool_in_flight = Gauge(
     ["pool"],
 )
 
+storage_batch_size = Histogram(
+    "customer_manager_storage_batch_size",
+    "Customer creates committed together in one transaction (batches of two or more).",
+    buckets=(2, 4, 8, 16, 32),
+)
+
 
 _CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
 _MAX_CHILDREN = 4096  # label values can come from requests (the method): never unbounded

@@ -21,13 +21,14 @@ import msgspec
 from customer_manager import metrics
 from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
-from customer_manager.actors.kit.pool import Pool
-from customer_manager.errors import Internal, ServiceError, Unavailable
-from customer_manager.storage.base import Storage
+from customer_manager.actors.kit.pool import Outcome, Pool
+from customer_manager.errors import Internal, OutcomeUnknown, ServiceError, Unavailable
+from customer_manager.storage.base import CustomerInsert, Storage
 
 log = logging.getLogger(__name__)
 
 STORAGE_TIMEOUT = 10.0
+BATCH_LIMIT = 32  # creates in one transaction at most
 StorageFactory = Callable[[], Storage]
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -66,6 +67,33 @@ class StorageActor(PoolMember):
             except Exception:
                 log.exception("closing storage failed")
 
+    # Creates queued on one member run together (``Pool.run``): one multi-row INSERT per
+    # table and one COMMIT (``Storage.customer_inserts``); if that fails, each runs alone.
+    batch_limit = BATCH_LIMIT
+
+    def batches(self, message: Any) -> bool:
+        return isinstance(message, StorageCall) and message.name == "customer_insert"
+
+    def handle_batch(self, messages: list[Any]) -> list[Outcome]:
+        assert self._storage is not None
+        inserts = [
+            CustomerInsert(customer=m.args[0], outbox=m.args[1], **m.options) for m in messages
+        ]
+        started = time.monotonic()
+        try:
+            created = self._storage.customer_inserts(inserts)
+        except OutcomeUnknown as exc:
+            for message in messages:
+                _observe(message, started, "error")
+            return [(None, OutcomeUnknown(str(exc), [i.customer])) for i in inserts]
+        except Exception as exc:  # each alone gets its own answer (a duplicate, a repeat)
+            log.debug("a batch of %d creates failed (%s); each runs alone", len(inserts), exc)
+            return [_outcome(self.handle, message) for message in messages]
+        for message in messages:
+            _observe(message, started, "success")
+        metrics.storage_batch_size.observe(len(messages))
+        return [(customer, None) for customer in created]
+
     def handle(self, message: Any) -> Any:
         assert isinstance(message, StorageCall) and self._storage is not None
         started, status = time.monotonic(), "error"
@@ -85,6 +113,13 @@ class StorageActor(PoolMember):
             raise Internal(f"database error ({message.name})") from None
         finally:
             _observe(message, started, status)
+
+
+def _outcome(handle: Callable[[Any], Any], message: Any) -> Outcome:
+    try:
+        return handle(message), None
+    except Exception as exc:
+        return None, exc
 
 
 # docs/lifecycle.md#metrics labels: the storage method -> (operation, entity); unnamed ones are not

@@ -114,6 +114,15 @@ class Transition:
     operation: str = "update"  # the ``db_operation_*`` metric label (docs/lifecycle.md#metrics)
 
 
+@dataclass(frozen=True)
+class CustomerInsert:
+    """The arguments of one ``customer_insert`` (for ``customer_inserts``)."""
+
+    customer: Customer
+    outbox: OutboxFn[Customer]
+    request_key: str = ""
+
+
 class Storage(Protocol):
     """Persistence for customers, access keys and the outbox."""
 
@@ -131,6 +140,11 @@ class Storage(Protocol):
     def customer_insert(
         self, customer: Customer, outbox: OutboxFn[Customer], *, request_key: str = ""
     ) -> Customer: ...
+    def customer_inserts(self, inserts: Sequence[CustomerInsert]) -> list[Customer]:
+        """Every insert in one transaction, or none of them: the first failure is raised and
+        nothing is stored (the caller then runs each alone for its own answer)."""
+        ...
+
     def customer_get(self, customer_id: uuid.UUID) -> Customer: ...
     def customer_list(self, query: ListQuery) -> list[Customer]: ...
     def customer_update(

@@ -26,6 +26,7 @@ from customer_manager.storage.base import (
     ACCESSKEY_MUTABLE,
     CUSTOMER_MUTABLE,
     SCHEMA_VERSION,
+    CustomerInsert,
     Deleted,
     OutboxEntry,
     OutboxFn,
@@ -36,7 +37,7 @@ from customer_manager.storage.memory_keys import MemoryKeys
 from customer_manager.storage.memory_lifecycle import MemoryLifecycle
 from customer_manager.storage.memory_query import fold
 from customer_manager.storage.memory_query import page as _page
-from customer_manager.storage.replies import ReplyLog, deletion_of, record_of, remembered
+from customer_manager.storage.replies import ReplyLog, deletion_of, encode, record_of, remembered
 
 T = TypeVar("T", Customer, Accesskey)
 
@@ -120,6 +121,28 @@ class MemoryStorage(MemoryLifecycle, MemoryKeys):
             self._customers[customer.id] = customer
             self._enqueue(messages)
             return customer
+
+    def customer_inserts(self, inserts: Sequence[CustomerInsert]) -> list[Customer]:
+        with self._lock:
+            messages = [i.outbox(i.customer) for i in inserts]
+            emails: set[str] = set()
+            for i in inserts:
+                customer = i.customer
+                if i.request_key and self._replies.get(i.request_key) is not None:
+                    raise AlreadyExists(f"request {i.request_key} ran already")
+                if customer.id in self._customers:
+                    raise AlreadyExists(f"customer {customer.id} exists", "CUSTOMER_ALREADY_EXISTS")
+                self._check_email(customer)
+                folded = fold(customer.email)
+                if customer.email and not customer.deleted and folded in emails:
+                    raise AlreadyExists(f"email {customer.email} twice", "EMAIL_ALREADY_EXISTS")
+                emails.add(folded)
+            for i, outbox in zip(inserts, messages, strict=True):
+                self._customers[i.customer.id] = i.customer
+                self._enqueue(outbox)
+                if i.request_key:
+                    self._replies.put(i.request_key, encode(i.customer))
+            return [i.customer for i in inserts]
 
     def customer_get(self, customer_id: uuid.UUID) -> Customer:
         with self._lock:

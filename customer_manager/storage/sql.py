@@ -25,6 +25,7 @@ from customer_manager.storage import sqlrows as q
 from customer_manager.storage.base import (
     PURGE_EVERY,
     REPLY_WINDOW,
+    CustomerInsert,
     Deleted,
     KeyOutboxFn,
     OutboxEntry,
@@ -244,6 +245,35 @@ class SQLStorage(LifecycleSQL, KeysSQL, abc.ABC):
     ) -> Customer:
         params = q.customer_params(customer)
         return self._insert(q.CUSTOMERS, q.CUSTOMER_INSERT, customer, params, outbox, request_key)
+
+    def customer_inserts(self, inserts: Sequence[CustomerInsert]) -> list[Customer]:
+        """One multi-row INSERT per table and one COMMIT for all (bench/RESULTS.md, sixth
+        session): a duplicate email, a repeated request key or any other failure rolls back
+        all of them."""
+        customers = [i.customer for i in inserts]
+        messages = [m for i in inserts for m in i.outbox(i.customer)]
+        keyed = [i for i in inserts if i.request_key]
+
+        def work(tx: Tx) -> list[Customer]:
+            stamp = now()
+            tx.count(
+                q.rows_of(q.CUSTOMER_INSERT, len(customers)),
+                [p for c in customers for p in q.customer_params(c)],
+            )
+            if messages:
+                tx.count(
+                    q.rows_of(q.OUTBOX_INSERT, len(messages)),
+                    [p for m in messages for p in (m.exchange, m.routing_key, m.body, stamp)],
+                )
+            if keyed:
+                tx.count(
+                    q.rows_of(q.REPLY_PUT, len(keyed)),
+                    [p for i in keyed for p in (i.request_key, replies.encode(i.customer), stamp)],
+                )
+            tx.written.extend(customers)
+            return customers
+
+        return self._run(work)
 
     def customer_get(self, customer_id: uuid.UUID) -> Customer:
         return self._run(lambda tx: self._get(tx, q.CUSTOMERS, customer_id), write=False)

@@ -6,6 +6,7 @@ names in generated fragments come from the fixed sets below, never from requests
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -207,6 +208,13 @@ def accesskey_params(key: Accesskey, token_hash: str) -> list[Any]:
     as "not set" (records.as_stored)."""
     stored = as_stored(key)
     return [param(getattr(stored, c)) for c in ACCESSKEY_COLUMNS] + [token_hash]
+
+
+@functools.cache
+def rows_of(insert: str, count: int) -> str:
+    """``insert`` (an INSERT with one ``VALUES (...)`` row) inserting ``count`` rows."""
+    head, values, row = insert.partition(" VALUES ")
+    return head + values + ", ".join([row] * count)
 
 
 def update_sql(table: Table[Any], names: Sequence[str]) -> str:

@@ -162,6 +162,60 @@ def test_stop_completes_queued_work_with_unavailable() -> None:
     pool.stop(5)
 
 
+class Batching(Echo):
+    """Echo that runs queued ``("b", n)`` messages together (records each batch); a batch
+    holding ``("b", "boom")`` raises, one holding ``("b", "short")`` returns one outcome."""
+
+    batch_limit = 3
+    batches_seen: list[list[Any]] = []
+
+    def batches(self, message: Any) -> bool:
+        return isinstance(message, tuple) and message[0] == "b"
+
+    def handle_batch(self, messages: list[Any]) -> list[tuple[Any, BaseException | None]]:
+        Batching.batches_seen.append(messages)
+        if ("b", "boom") in messages:
+            raise RuntimeError("batch failed")
+        if ("b", "short") in messages:
+            return [("only one", None)]
+        return [(("batched", m[1]), None) for m in messages]
+
+
+def submitted(pool: Pool, message: Any) -> pykka.ThreadingFuture[Any]:
+    future: pykka.ThreadingFuture[Any] = pykka.ThreadingFuture()
+    pool.submit(message, lambda value, error: future.set((value, error)), timeout=10)
+    return future
+
+
+def test_a_member_runs_its_queued_batchable_works_together_and_each_completes_once() -> None:
+    Batching.batches_seen = []
+    pool = Pool("batching", 1, lambda pool: Batching.start(pool)).start()
+    gate = threading.Event()
+    blocked = submitted(pool, gate)
+    first = [submitted(pool, m) for m in [("b", 1), "alone", ("b", 2), ("b", 3), ("b", 4)]]
+    gate.set()
+    assert blocked.get(timeout=5) == ("released", None)
+    values = [f.get(timeout=5)[0] for f in first]
+    assert values[0] == ("batched", 1) and values[2:4] == [("batched", 2), ("batched", 3)]
+    assert values[1][0] == "alone"  # not batchable: handled alone, in its turn
+    assert values[4][0] == ("b", 4)  # over the limit (3): alone, after "alone"
+    assert Batching.batches_seen == [[("b", 1), ("b", 2), ("b", 3)]]
+    assert pool.in_flight() == 0
+
+    # a batch that raises, or gives a wrong number of outcomes, fails every work in it
+    for odd in ["boom", "short"]:
+        gate = threading.Event()
+        blocked = submitted(pool, gate)
+        batch = [submitted(pool, m) for m in [("b", 5), ("b", odd)]]
+        gate.set()
+        for future in batch:
+            value, error = future.get(timeout=5)
+            assert value is None and isinstance(error, RuntimeError)
+    assert pool.ask(("b", 7), timeout=5)[0] == ("b", 7)  # alone: plain handle
+    assert pool.in_flight() == 0
+    pool.stop(5)
+
+
 class Counter(pykka.ThreadingActor):
     def __init__(self, done: threading.Event) -> None:
         super().__init__()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from customer_manager.actors.kit.flow import Work
-from customer_manager.actors.kit.pool import MemberCrashed
+from customer_manager.actors.kit.pool import MemberCrashed, Outcome
 from customer_manager.tricks.pykka_inbox import SimpleInboxActor
 
 if TYPE_CHECKING:
@@ -44,6 +44,16 @@ class PoolMember(SimpleInboxActor):
     def handle(self, message: Any) -> Any:
         raise NotImplementedError
 
+    # A member that can run several of its queued messages at once (one transaction for
+    # many writes) overrides these three (``Pool.run``); by default each runs alone.
+    batch_limit = 1
+
+    def batches(self, message: Any) -> bool:
+        return False
+
+    def handle_batch(self, messages: list[Any]) -> list[Outcome]:
+        raise NotImplementedError
+
     def on_start(self) -> None:
         try:
             self.setup()
@@ -53,7 +63,7 @@ class PoolMember(SimpleInboxActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Work):
-            self.pool.run(self.actor_ref, message, self.handle)
+            self.pool.run(self.actor_ref, message, self.handle, self)
             return None
         if isinstance(message, Crash):
             raise MemberCrashed(message.reason)

@@ -6,6 +6,10 @@ message in a ``Work`` envelope and tells it to the member with the fewest works 
 (counted from dispatch to completion). The member runs ``handle(message)`` in its own thread
 and the pool then calls ``done(value, error)`` exactly once, from that thread.
 
+A member may say which messages it can run together (``batches``, ``handle_batch``: the
+storage actors' creates, one transaction for many): when it starts such a work, the works of
+the same kind queued behind it on that member start with it, each still completed once.
+
 pykka 4 futures have no done-callbacks, so completion is the callback carried by the work:
 nobody has to block on a future. ``Pool.ask`` builds a blocking call on top of it (the
 timeout is mandatory). A handler may instead return a ``Flow`` (``actors/kit/flow.py``): the
@@ -34,7 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import pykka
 
@@ -51,6 +55,23 @@ StartMember = Callable[["Pool"], "pykka.ActorRef[Any]"]
 
 class MemberCrashed(RuntimeError):
     """The member that was running a work died."""
+
+
+Outcome = tuple[Any, BaseException | None]
+
+
+class Batcher(Protocol):
+    """A member that can handle several of its queued messages at once (``Pool.run``)."""
+
+    batch_limit: int
+
+    def batches(self, message: Any) -> bool:
+        """``message`` may run in a batch with other messages this says yes to."""
+        ...
+
+    def handle_batch(self, messages: list[Any]) -> list[Outcome]:
+        """One (value, error) per message, in order."""
+        ...
 
 
 class Pool:
@@ -159,17 +180,49 @@ class Pool:
 
     # -- members (called from member threads) -----------------------------------------------
 
-    def run(self, ref: pykka.ActorRef[Any], work: Work, handler: Callable[[Any], Any]) -> None:
-        """Run ``handler`` on a work delivered to ``ref`` (unless it was completed already)."""
+    def run(
+        self,
+        ref: pykka.ActorRef[Any],
+        work: Work,
+        handler: Callable[[Any], Any],
+        batcher: Batcher | None = None,
+    ) -> None:
+        """Run ``handler`` on a work delivered to ``ref`` (unless it was completed already).
+        With a ``batcher`` that takes the work's message, the works queued behind it on the
+        same member that it takes too run with it in one ``batcher.handle_batch`` call (their
+        own deliveries then find them completed)."""
         with self._lock:
             if self._works.get(work.id) is not work or work.member != ref.actor_urn:
                 return
             work.started = True
+            batch = [work]
+            if batcher is not None and batcher.batches(work.message):
+                for queued in self._inflight.get(work.member, {}).values():
+                    if len(batch) >= batcher.batch_limit:
+                        break
+                    if not queued.started and batcher.batches(queued.message):
+                        queued.started = True
+                        batch.append(queued)
+        if len(batch) > 1 and batcher is not None:
+            self._run_batch(batch, batcher)
+            return
         try:
             value, error = handler(work.message), None
         except Exception as exc:
             value, error = None, exc
         self._complete(work, value, error)
+
+    def _run_batch(self, batch: list[Work], batcher: Batcher) -> None:
+        try:
+            outcomes = batcher.handle_batch([w.message for w in batch])
+            if len(outcomes) != len(batch):
+                raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
+        except Exception as exc:
+            log.exception("pool %s: a batch of %d failed", self.name, len(batch))
+            self._fail_all(batch, exc)
+            return
+        for work, (value, error) in zip(batch, outcomes, strict=True):
+            self._complete(work, value, error)
 
     def member_gone(self, ref: pykka.ActorRef[Any], *, crashed: bool) -> None:
         """A member stops handling messages; requeue its unstarted works, fail the running
