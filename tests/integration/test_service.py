@@ -21,6 +21,7 @@ from customer_manager.config import Settings
 from customer_manager.main import Daemon
 from customer_manager.messages.queues import AGENT_QUEUE, BILLING_QUEUE, WEBHOOK_QUEUE
 from tests.support.amqp import Client, EventTap, Peer, answering, envelope, peer_reply
+from tests.support.metrics import count
 from tests.support.servers import mysql_connect
 from tests.support.service import start_daemon
 from tests.support.waiting import wait_until
@@ -246,3 +247,39 @@ def test_billing_account_check_through_billing_manager(
         assert {r["method"] for r in peer.requests} == {"GET"}
     stored = client.call("GET", f"/v1/customers/{cid}")
     assert stored["data"]["billing_account_id"] == mine  # refusals changed nothing
+
+
+def test_creates_arriving_together_are_batched_and_each_answered_once(
+    client: Client,
+    events: EventTap,
+    daemons: list[Daemon],
+    service_settings: Callable[..., Settings],
+    service_dsn: str,
+) -> None:
+    """Many creates at once on one storage actor (docs/storage.md#batched-creates): they are
+    committed in batches, a duplicate email among them is refused alone, and every stored
+    create has its row and its event."""
+    settings = service_settings(agent_check="off", prefetch=64, storage_workers=1)
+    daemons.append(start_daemon(settings))
+    run = uuid.uuid4().hex[:8]
+    emails = [f"batch-{run}-{i}@example.com" for i in range(60)]
+    emails[-1] = emails[0].upper()  # the same email, another case: one of the two is refused
+    batches = count("customer_manager_storage_batch_size_count")
+    corrs = [client.send(envelope("POST", "/v1/customers", customer_body(e))) for e in emails]
+    replies = client.wait(corrs, 30)
+    statuses = [replies[c]["status_code"] for c in corrs]
+    assert statuses.count(409) == 1 and statuses.count(200) == 59, statuses
+    assert statuses[0] == 409 or statuses[-1] == 409
+    assert count("customer_manager_storage_batch_size_count") > batches
+    created = {r["data"]["id"]: r["data"] for r in replies.values() if r["status_code"] == 200}
+    assert len(created) == 59
+    for customer_id, record in created.items():
+        row = mysql_row(service_dsn, "customer_customers", customer_id)
+        assert row is not None and row["email"] == record["email"]
+    wait_until(
+        lambda: len([e for e in events.wait_for(59, 1) if e["data"].get("id") in created]) >= 59,
+        20,
+        "an event for every stored create",
+    )
+    ids = [e["data"]["id"] for e in events.events if e["type"] == "customer_created"]
+    assert sorted(i for i in ids if i in created) == sorted(created)  # each exactly once
