@@ -23,10 +23,10 @@ import msgspec
 from customer_manager import metrics
 from customer_manager.actors.kit.flow import Flow
 from customer_manager.actors.kit.members import PoolMember
-from customer_manager.actors.kit.pool import Pool
+from customer_manager.actors.kit.pool import Outcome, Pool
 from customer_manager.messages import codec
 from customer_manager.messages.records import Accesskey, Customer, version
-from customer_manager.storage.cache_backend import TTL_SECONDS, Cache
+from customer_manager.storage.cache_backend import TTL_SECONDS, Cache, Lookup
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,17 @@ class CacheActor(PoolMember):
         super().__init__(pool)
         self._backend = backend
 
+    # Record reads queued on one member go to Redis together, in one round trip
+    # (``Cache.get_many``; ``Pool.run``).
+    batch_limit = 32
+
+    def batches(self, message: Any) -> bool:
+        return isinstance(message, CacheOp) and message.op in _LOOKUPS
+
+    def handle_batch(self, messages: list[Any]) -> list[Outcome]:
+        lookups = [Lookup(m.key, _LOOKUPS[m.op]) for m in messages]
+        return [(found, None) for found in self._backend.get_many(lookups)]
+
     def handle(self, message: Any) -> Any:
         assert isinstance(message, CacheOp)
         if message.op == "get":
@@ -88,6 +99,11 @@ class CacheActor(PoolMember):
         return None
 
 
+ACCESSKEY_PREFIX = "customer_accesskey:"
+# The reads a member batches: op -> the Lookup's prefix ("" for a plain GET).
+_LOOKUPS = {"get": "", "get_key_of_token": ACCESSKEY_PREFIX}
+
+
 def start_cache_pool(backend: Cache, size: int) -> Pool:
     """Start ``size`` CacheActors sharing ``backend``."""
     return Pool("cache", size, lambda pool: CacheActor.start(pool, backend)).start()
@@ -95,9 +111,6 @@ def start_cache_pool(backend: Cache, size: int) -> Pool:
 
 def customer_key(customer_id: uuid.UUID) -> str:
     return f"customer:{customer_id}"
-
-
-ACCESSKEY_PREFIX = "customer_accesskey:"
 
 
 def accesskey_key(key_id: uuid.UUID) -> str:

@@ -7,7 +7,9 @@ reads the raw reply: ~30 µs (bench/RESULTS.md item 12; redis-py 8.1.0, pinned `
 in setup.cfg). The raw replies of the commands used (GET, SET, DEL, EVAL, EVALSHA) are what
 the cache needs; the connection drops itself on a network error, and an error reply raises
 ``ResponseError`` (NOSCRIPT: ``NoScriptError``; ``tests/contract/test_cache.py`` pins them).
-Off, ``command`` is ``execute_command``.
+``commands`` sends several commands in one write and reads their replies in order, an error
+reply as its ``ResponseError`` in the list (a pipeline without redis-py's pipeline object).
+Off, ``command`` is ``execute_command`` and ``commands`` a non-transactional pipeline.
 """
 
 from __future__ import annotations
@@ -33,3 +35,22 @@ def command(client: redis.Redis, *args: Any) -> Any:
     conn: Any = client.connection  # a single-connection client: never None
     conn.send_packed_command(conn.pack_command(*args), check_health=False)
     return conn.read_response()
+
+
+def commands(client: redis.Redis, batch: list[tuple[Any, ...]]) -> list[Any]:
+    """Run ``batch`` on ``client`` in one round trip: one reply per command, in order; an error
+    reply is returned as its ``ResponseError``, a connection failure raises."""
+    if not switch.on:
+        pipe = client.pipeline(transaction=False)
+        for args in batch:
+            pipe.execute_command(*args)  # type: ignore[no-untyped-call]
+        return pipe.execute(raise_on_error=False)
+    conn: Any = client.connection
+    conn.send_packed_command(conn.pack_commands(batch), check_health=False)
+    replies: list[Any] = []
+    for _ in batch:
+        try:
+            replies.append(conn.read_response())
+        except redis.ResponseError as exc:  # read whole: the next reply follows it
+            replies.append(exc)
+    return replies

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from customer_manager.messages.records import SENTINEL
-from customer_manager.storage.cache_backend import Cache, LocalCache, RedisCache
+from customer_manager.storage.cache_backend import Cache, LocalCache, Lookup, RedisCache
 from customer_manager.tricks import redis_direct
 
 # Not 15: daemons of the integration tests drop every record entry of DB 15 when they start.
@@ -168,6 +168,37 @@ def test_get_indirect_follows_the_reference(cache: Cache, key: str) -> None:
     cache.delete(target)
 
 
+def test_get_many_reads_each_lookup_in_order(cache: Cache, key: str) -> None:
+    """Reads sent together (``Cache.get_many``): plain and indirect lookups, present, absent,
+    dangling, answer as ``get`` and ``get_indirect`` would, in order."""
+    target, prefix = f"customer_accesskey:{key}", "customer_accesskey:"
+    cache.set(key, key.encode(), 60)
+    cache.set(target, b'{"id":"k"}', 60)
+    lookups = [
+        Lookup(key),
+        Lookup(f"{key}-absent"),
+        Lookup(key, prefix),
+        Lookup(f"{key}-absent", prefix),
+        Lookup(target),
+        Lookup(target, prefix),  # the value at target names nothing
+    ]
+    expected = [key.encode(), None, b'{"id":"k"}', None, b'{"id":"k"}', None]
+    assert cache.get_many(lookups) == expected
+    assert cache.get_many(lookups) == [
+        cache.get_indirect(x.key, x.prefix) if x.prefix else cache.get(x.key) for x in lookups
+    ]
+    cache.delete(key)
+    cache.delete(target)
+
+
+def test_get_many_on_an_unreachable_redis_is_all_misses() -> None:
+    backend = RedisCache("127.0.0.1:1", timeout=0.2)
+    assert backend.get_many([Lookup("customer:x"), Lookup("t", "customer_accesskey:")]) == [
+        None,
+        None,
+    ]
+
+
 @pytest.mark.parametrize("tricks", ["on", "off"])
 def test_scripts_run_on_a_redis_that_lost_them(
     redis_address: str, key: str, tricks: str, request: pytest.FixtureRequest
@@ -186,6 +217,9 @@ def test_scripts_run_on_a_redis_that_lost_them(
             backend.set(key, key.encode(), 60)
             backend.set(target, b'{"tm_update":"2"}', 60, version="2")
             assert backend.get_indirect(key, "customer_accesskey:") == b'{"tm_update":"2"}'
+            raw.script_flush()  # read together: the lookup Redis answers NOSCRIPT runs alone
+            together = [Lookup(key), Lookup(key, "customer_accesskey:")]
+            assert backend.get_many(together) == [key.encode(), b'{"tm_update":"2"}']
             backend.set(target, b'{"tm_update":"1"}', 60, version="1")  # older: kept out
             assert raw.get(target) == b'{"tm_update":"2"}'
             backend.release(key, key.encode())

@@ -1,23 +1,27 @@
-"""Creates queued on one storage actor are committed together (docs/storage.md#batched-creates);
-a batch that fails gives way to each create alone, so every request still gets its own answer
-and its own event, exactly once."""
+"""Work queued on one actor runs together: creates on a storage actor are committed together
+(docs/storage.md#batched-creates), and a batch that fails gives way to each create alone, so every
+request still gets its own answer and its own event, exactly once; record reads on a cache
+actor go to the cache together (docs/storage.md#cache-reads)."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import pytest
 
+from customer_manager.actors.kit.flow import wait
 from customer_manager.errors import OutcomeUnknown
 from customer_manager.messages.ops import Handle
 from customer_manager.messages.query import ListQuery
 from customer_manager.messages.records import Customer
 from customer_manager.messages.wire import Request, Response
 from customer_manager.storage.base import CustomerInsert
+from customer_manager.storage.cache_backend import LocalCache, Lookup
 from customer_manager.storage.memory import MemoryStorage
 from tests.support.harness import TIMEOUT, Build, Harness
 from tests.support.metrics import count
@@ -137,3 +141,61 @@ def test_a_commit_lost_under_a_batch_answers_each_create_503(
     assert [r.status_code for r in replies] == [503, 503, 503]
     assert len(store.batches) == 1  # not run again alone: the outcome is unknown
     assert h.json("GET", "/v1/customers?page_size=10") == []
+
+
+class GatedCache(LocalCache):
+    """Holds its cache actor in a ``delete`` while ``gate`` is closed; records each batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate, self.held = threading.Event(), threading.Event()
+        self.gate.set()
+        self.batches: list[list[Lookup]] = []
+
+    def delete(self, key: str) -> None:
+        self.held.set()
+        assert self.gate.wait(TIMEOUT)
+        super().delete(key)
+
+    def get_many(self, lookups: Sequence[Lookup]) -> list[bytes | None]:
+        self.batches.append(list(lookups))
+        return super().get_many(lookups)
+
+
+def test_reads_queued_on_a_cache_actor_are_read_together_and_each_answered(
+    build: Build,
+) -> None:
+    cache = GatedCache()
+    h = build(cache=cache, cache_workers=1)
+    customers = [h.customer(f"read{i}@example.com") for i in range(3)]
+    key = h.json("POST", "/v1/accesskeys", {"customer_id": customers[0]["id"]})
+    token = key.pop("token")
+    cache.gate.clear()
+    blocker = threading.Thread(target=lambda: wait(h.system.cache.drop("lock:x"), TIMEOUT, "t"))
+    blocker.start()
+    assert cache.held.wait(TIMEOUT)
+    requests = [("GET", f"/v1/customers/{c['id']}", ...) for c in customers]
+    requests += [("GET", f"/v1/customers/{uuid.uuid4()}", ...)]  # a miss: read from storage
+    requests += [("GET", "/v1/accesskeys?page_size=1", {"token": token})]  # the auth path
+    replies: list[Response | None] = [None] * len(requests)
+
+    def send(i: int) -> None:
+        replies[i] = h.send(*requests[i])
+
+    senders = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for sender in senders:
+        sender.start()
+    deadline = time.monotonic() + TIMEOUT
+    while h.system.cache.pool.in_flight() < len(requests) + 1:
+        assert time.monotonic() < deadline, "the reads never reached the cache actor"
+        time.sleep(0.005)
+    cache.gate.set()
+    for sender in senders:
+        sender.join(TIMEOUT)
+    blocker.join(TIMEOUT)
+    assert len(cache.batches) == 1 and len(cache.batches[0]) == len(requests)
+    assert sorted(bool(x.prefix) for x in cache.batches[0]) == [False] * 4 + [True]
+    answers = [r and (r.status_code, msgspec.json.decode(r.data)) for r in replies]
+    assert answers[:3] == [(200, c) for c in customers]
+    assert answers[3] is not None and answers[3][0] == 404
+    assert answers[4] == (200, [key])
