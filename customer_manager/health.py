@@ -111,6 +111,7 @@ class HealthServer:
                 path = self.path.split("?", 1)[0]
                 if path == server.metrics_path:
                     server.check_if_stale()
+                    metrics.settle()
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(REGISTRY))
                 elif path == "/healthz":
                     self._send(200, "text/plain; charset=utf-8", b"ok\n")

@@ -202,10 +202,7 @@ class CacheClient:
             if error is not None:
                 _failed(op, error)
             found = _decode(raw, cls) if error is None else None
-            result = "miss" if found is None else "hit"
-            metrics.child(metrics.cache_reads_total, op.op, result).inc()
-            entity = cls.__name__.lower()  # customer, accesskey
-            metrics.child(metrics.cache_operation_total, "get", entity, result).inc()
+            metrics.later(_count_read, op.op, cls, found is not None)
             if found is None and error is None and isinstance(raw, bytes):
                 return unreadable
             return found
@@ -218,6 +215,13 @@ class CacheClient:
                 _failed(op, error)
 
         return Flow(self.pool, op, self.timeout, written)
+
+
+def _count_read(op: str, cls: type[Customer | Accesskey], hit: bool) -> None:
+    result = "hit" if hit else "miss"
+    metrics.child(metrics.cache_reads_total, op, result).inc()
+    entity = cls.__name__.lower()  # customer, accesskey
+    metrics.child(metrics.cache_operation_total, "get", entity, result).inc()
 
 
 def _failed(op: CacheOp, exc: BaseException) -> None:

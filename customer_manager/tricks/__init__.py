@@ -13,6 +13,8 @@ trick                  private API                  measured gain
 =====================  ===========================  ===========================================
 pika-joined-send       transport ``_produce``       1 send per batch, not per frame (item 1)
 pika-channel-core      ``BlockingChannel._impl``    create 396 → 478 req/s (item 5), item 1
+pika-poll-hook         the poller's ``poll``        consumer → router hop (sixth session)
+pika-fast-wake         ``_ready_events``, interrupt reply → consumer wake-up −25…35 %
 pykka-waking-inbox     ``_create_actor_inbox``      ask to a pump actor 88 → 0.2 ms (Tricks);
                                                     C inbox: GET 149 → 128 µs CPU in-process
 redis-direct-command   connection pack/send/read    GET ~55 → ~30 µs of CPU (item 12)
@@ -48,6 +50,7 @@ class Trick:
 
 TRICKS = (
     Trick("pika-joined-send+channel-core", "pika", ("1.4.4", "1.5"), "pika_io"),
+    Trick("pika-poll-hook+fast-wake", "pika", ("1.4.4", "1.5"), "pika_pump"),
     Trick("pykka-waking-inbox", "pykka", ("4.5", "4.6"), "pykka_inbox"),
     Trick("redis-direct-command", "redis", ("8.1", "8.2"), "redis_direct"),
     Trick("mysql-direct-write", mysql_cext.DISTRIBUTION, mysql_cext.MEASURED, "mysql_direct"),

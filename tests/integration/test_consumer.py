@@ -8,6 +8,7 @@ its own actor thread, exactly as the real router calls ``reply`` from a worker t
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pykka
@@ -17,7 +18,7 @@ from customer_manager.actors.amqp.consumer import CONSUMER_TAG, ConsumerActor, u
 from customer_manager.config import Settings
 from customer_manager.messages.queues import EVENT_EXCHANGE, REQUEST_QUEUE
 from customer_manager.messages.wire import Request, Response, ok
-from customer_manager.tricks import pika_io
+from customer_manager.tricks import pika_io, pika_pump
 from tests.support.amqp import (
     Client,
     connect,
@@ -219,3 +220,42 @@ def test_the_broker_version_is_in_the_connections_core(amqp_url: str) -> None:
         conn.close()
     text = version.decode() if isinstance(version, bytes) else version
     assert isinstance(text, str) and text[:1].isdigit()
+
+
+def test_the_poll_hook_runs_before_each_poll_and_the_fast_wake_ends_a_slice(
+    amqp_url: str,
+) -> None:
+    """Trick pika-poll-hook+fast-wake (``tricks/pika_pump.py``) on pika's own loop: the hook
+    runs in the owner's thread before each ``poll``; a wake from another thread (a no-op ready
+    event and the poller's interrupt byte) ends a long ``process_data_events`` at once."""
+    conn = connect(amqp_url)
+    try:
+        calls: list[str] = []
+        assert pika_pump.before_poll(conn, lambda: calls.append(threading.current_thread().name))
+        conn.process_data_events(time_limit=0.01)
+        assert calls and set(calls) == {threading.current_thread().name}
+        wake = pika_pump.waker(conn)
+        assert wake is not None
+        threading.Timer(0.05, wake).start()
+        started = time.monotonic()
+        conn.process_data_events(time_limit=5)
+        assert time.monotonic() - started < 1
+        assert not conn._ready_events  # dispatched (a no-op) by process_data_events
+    finally:
+        conn.close()
+    wake()  # after close: pika drops the interrupt, nothing raises
+
+
+def test_without_the_pump_trick_the_consumer_answers_as_before(
+    amqp_url: str, client: Client
+) -> None:
+    """Off, the consumer dispatches after the slice and wakes through add_callback_threadsafe."""
+    pika_pump.disable()
+    try:
+        consumer, _ = start_consumer(amqp_url)
+        assert not consumer.proxy().link.get().polls_first
+        corrs = [client.send(envelope("GET", f"/off/{i}")) for i in range(5)]
+        assert len(client.wait(corrs, 10)) == 5
+        consumer.stop()
+    finally:
+        pika_pump.enable()

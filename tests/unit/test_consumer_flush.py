@@ -33,6 +33,7 @@ class FakeLink:
 
     connected = True
     generation = 1
+    polls_first = False  # the poll hook (trick pika-poll-hook): see the last test
 
     def __init__(self, log: list[str]) -> None:
         self.log, self.flushes = log, 0
@@ -88,3 +89,22 @@ def test_a_reply_completed_during_the_flush_is_sent_in_the_same_call() -> None:
     assert "publish c2" in log and "ack 2" in log and link.flushes == 2
     assert consumer.in_flight() == 0
     assert Request(uri="/v1/customers", method="GET") == handles[1].request
+
+
+def test_with_the_poll_hook_the_batch_goes_to_the_router_right_before_the_poll() -> None:
+    """Trick pika-poll-hook: the tell to the router is the consumer's last Python before pika
+    sleeps in ``poll`` (bench/RESULTS.md, sixth session), not the end of the pump slice."""
+    log: list[str] = []
+    consumer, link, handles = _consumer(log)
+    link.polls_first = True
+    _deliver(consumer, 1)
+    consumer.after_pump()
+    assert handles == []
+    consumer._before_poll()
+    assert [h.correlation_id for h in handles] == ["c1"]
+    consumer._before_poll()  # nothing new: nothing told
+    assert len(handles) == 1
+    link.polls_first = False  # the connection is gone: after_pump dispatches again
+    _deliver(consumer, 2)
+    consumer.after_pump()
+    assert [h.correlation_id for h in handles] == ["c1", "c2"]

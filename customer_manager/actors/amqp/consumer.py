@@ -89,6 +89,7 @@ class ConsumerActor(PumpActor):
         self._draining = False
         self._wake_pending = False
         self._delay_plugin: bool | None = None
+        self.link.before_poll = self._before_poll
 
     # -- proxy methods -------------------------------------------------------------------
 
@@ -158,9 +159,9 @@ class ConsumerActor(PumpActor):
             started=time.monotonic(),
         )
         self._in_flight += 1
-        metrics.requests_in_flight.inc()
+        metrics.later(metrics.requests_in_flight.inc)
         if method.redelivered:
-            metrics.requests_redelivered_total.inc()
+            metrics.later(metrics.requests_redelivered_total.inc)
         if len(body) > self._max_body:
             too_big = InvalidArgument(f"body exceeds {self._max_body} bytes", "INVALID_BODY")
             self._complete(item, error_response(too_big))
@@ -178,6 +179,12 @@ class ConsumerActor(PumpActor):
                 correlation_id=item.correlation_id,
             )
         )
+
+    def _before_poll(self) -> None:
+        """Right before the pump sleeps (trick pika-poll-hook): the router waits for the GIL
+        from the tell on, so the tell is the last thing this thread does."""
+        if self._batch:
+            self._dispatch_batch()
 
     def _dispatch_batch(self) -> None:
         batch, self._batch = self._batch, []
@@ -201,9 +208,11 @@ class ConsumerActor(PumpActor):
         """Dispatch what this slice received; publish and ack every completed request, write
         them out at once, and only then log them (the access log line took ~120 µs of a
         reply's path at 1 in flight, bench/RESULTS.md issue 17). Repeats until nothing is
-        left: the flush may have taken the wake-up of a reply completed meanwhile."""
+        left: the flush may have taken the wake-up of a reply completed meanwhile. With the
+        poll hook the batch goes to the router from ``_before_poll`` instead, as late as can
+        be."""
         while True:
-            if self._batch:
+            if self._batch and not self.link.polls_first:
                 self._dispatch_batch()
             self._wake_pending = False
             finished: list[_Delivery] = []
@@ -220,6 +229,7 @@ class ConsumerActor(PumpActor):
             for item in finished:
                 assert item.response is not None
                 self._observe(item, item.response)
+            metrics.settle()  # this slice's deferred metrics, the replies written
 
     def _finish(self, item: _Delivery) -> bool:
         """Queue the reply and the ack (written by the next flush or pump); False if they
@@ -248,7 +258,7 @@ class ConsumerActor(PumpActor):
             return False
         self._in_flight -= 1
         self._handled += 1
-        metrics.requests_in_flight.dec()
+        metrics.later(metrics.requests_in_flight.dec)
         return True
 
     def _observe(self, item: _Delivery, response: Response) -> None:

@@ -28,6 +28,7 @@ from pika.adapters.blocking_connection import BlockingConnection
 
 from customer_manager import metrics
 from customer_manager.config import mask_url
+from customer_manager.tricks import pika_pump
 from customer_manager.tricks.pykka_inbox import WakingInboxActor
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,11 @@ class AmqpLink:
     the topology and starts consuming. ``generation`` counts connections, so callers can tell
     that a delivery tag belongs to an earlier channel. All methods except ``wake`` must be
     called from the owner's thread.
+
+    ``before_poll`` (set by the owner before connecting) runs in the owner's thread right
+    before the connection's I/O loop blocks in ``poll`` (trick ``pika-poll-hook``,
+    ``tricks/pika_pump.py``): a hand-off made there is the last Python before the thread
+    sleeps. ``polls_first`` tells whether it is installed on the current connection.
     """
 
     def __init__(
@@ -85,6 +91,9 @@ class AmqpLink:
         self._next_try = 0.0
         self._closed = False
         self._wakeup = threading.Event()
+        self.before_poll: Callable[[], None] | None = None
+        self._hooked = False
+        self._fast_wake: Callable[[], None] | None = None
 
     @property
     def connection(self) -> BlockingConnection | None:
@@ -94,6 +103,11 @@ class AmqpLink:
     def connected(self) -> bool:
         conn = self._conn
         return conn is not None and conn.is_open
+
+    @property
+    def polls_first(self) -> bool:
+        """True if ``before_poll`` runs before the current connection's next ``poll``."""
+        return self._hooked and self._conn is not None
 
     def connect(self) -> bool:
         """Connect and run ``on_connect``; on failure schedule the next attempt."""
@@ -106,6 +120,9 @@ class AmqpLink:
             return False
         self._conn = conn
         self.generation += 1
+        hook = self.before_poll
+        self._hooked = hook is not None and pika_pump.before_poll(conn, hook)
+        self._fast_wake = pika_pump.waker(conn)
         try:
             self._on_connect(conn)
         except AMQP_ERRORS as exc:
@@ -146,14 +163,21 @@ class AmqpLink:
 
     def lost(self, exc: BaseException) -> None:
         """Forget the connection after ``exc`` and schedule a reconnect."""
+        self._fast_wake = None
         conn, self._conn = self._conn, None
         if conn is not None:
             _close_quietly(conn)
         self._schedule(f"connection lost: {exc!r}")
 
     def wake(self) -> None:
-        """Make the current (or next) ``pump`` return at once. Safe from any thread."""
-        self._wakeup.set()
+        """Make the current (or next) ``pump`` return at once. Safe from any thread. The
+        event stays set while connected (only a pump without a connection clears it)."""
+        if not self._wakeup.is_set():
+            self._wakeup.set()
+        fast = self._fast_wake
+        if fast is not None:  # trick pika-fast-wake: no callback, timer and partial
+            fast()
+            return
         conn = self._conn
         if conn is not None:
             with contextlib.suppress(Exception):  # closed meanwhile: the next pump notices
@@ -162,6 +186,7 @@ class AmqpLink:
     def close(self) -> None:
         """Close for good: no more reconnects."""
         self._closed = True
+        self._fast_wake = None
         conn, self._conn = self._conn, None
         if conn is not None:
             _close_quietly(conn)

@@ -84,6 +84,7 @@ class Pool:
         self._lock = threading.Lock()  # a plain lock: entered ~5 times per work
         self._ids = itertools.count(1)
         self._members: dict[str, pykka.ActorRef[Any]] = {}
+        self._urns: list[str] = []  # the members' urns, in order (for _least_busy)
         self._inflight: dict[str, dict[int, Work]] = {}
         self._works: dict[int, Work] = {}  # every work not yet completed
         self._pending: deque[Work] = deque()  # works waiting for a live member
@@ -159,17 +160,23 @@ class Pool:
         """Queue ``message``; ``done(value, error)`` is called exactly once, from the thread
         that finishes it. A work not started within ``timeout`` s completes Unavailable."""
         work = Work(id=next(self._ids), message=message, done=done, deadline=_now() + timeout)
+        ref: pykka.ActorRef[Any] | None = None
         with self._lock:
             if self._stopping:
                 refused = True
             else:
                 refused = False
                 self._works[work.id] = work
-                self._pending.append(work)
+                if self._pending or not self._members:
+                    self._pending.append(work)  # behind the works waiting already
+                else:
+                    ref = self._assign(work)  # the common case: one lock, tell at once
         if refused:
             done(None, Unavailable(f"{self.name} is shutting down"))
-            return
-        self._dispatch()
+        elif ref is not None:
+            self._tell(ref, work)
+        else:
+            self._dispatch()
 
     def ask(self, message: Any, *, timeout: float) -> Any:
         """Submit and wait up to ``timeout`` s; return the value or raise the handler's error
@@ -233,6 +240,7 @@ class Pool:
                 if urn not in self._seen:
                     self._gone.add(urn)  # died before _add_member registered it
                 return
+            self._urns = list(self._members)
             works = list(self._inflight.pop(urn, {}).values())
             running = [w for w in works if w.started]
             again = [w for w in works if not w.started]
@@ -274,6 +282,7 @@ class Pool:
                 self._restart_at.append(_now() + self._backoff.next_delay(_now()))
                 return
             self._members[ref.actor_urn] = ref
+            self._urns = list(self._members)
             self._inflight[ref.actor_urn] = {}
 
     def _dispatch(self) -> None:
@@ -287,22 +296,29 @@ class Pool:
                 more = bool(self._pending)
                 if work.id not in self._works:
                     continue
-                urn = self._least_busy()
-                work.member = urn
-                self._inflight[urn][work.id] = work
-                ref = self._members[urn]
-            try:
-                ref.tell(work)
-            except pykka.ActorDeadError:
-                # The member is stopping; its own member_gone (from on_stop / on_failure)
-                # requeues this work, which is already in its in-flight set.
-                metrics.dead_letters_total.labels(self.name).inc()
+                ref = self._assign(work)
+            self._tell(ref, work)
+
+    def _assign(self, work: Work) -> pykka.ActorRef[Any]:
+        """Give ``work`` to the least busy member (under the lock); its ref."""
+        urn = self._least_busy()
+        work.member = urn
+        self._inflight[urn][work.id] = work
+        return self._members[urn]
+
+    def _tell(self, ref: pykka.ActorRef[Any], work: Work) -> None:
+        try:
+            ref.tell(work)
+        except pykka.ActorDeadError:
+            # The member is stopping; its own member_gone (from on_stop / on_failure)
+            # requeues this work, which is already in its in-flight set.
+            metrics.dead_letters_total.labels(self.name).inc()
 
     def _least_busy(self) -> str:
         """The member with the fewest works in flight; ties rotate between members."""
         self._rotation += 1
         inflight = self._inflight
-        urns = list(self._members)
+        urns = self._urns
         start = self._rotation % len(urns)
         best = urns[start]
         if not inflight[best]:
@@ -320,8 +336,9 @@ class Pool:
         with self._lock:
             if self._works.pop(work.id, None) is None:
                 return
-            if work.member:
-                self._inflight.get(work.member, {}).pop(work.id, None)
+            running = self._inflight.get(work.member) if work.member else None
+            if running is not None:
+                running.pop(work.id, None)
         deliver(work.done, value, error)
         if self._pending:
             self._dispatch()

@@ -94,15 +94,19 @@ def _as_response(value: Any, error: BaseException | None, op: str) -> Response:
 
 
 def _finish(message: Handle, response: Response, label: str, started: float) -> None:
-    method = message.request.method
     elapsed_ms = int((time.monotonic() - started) * 1000)
-    metrics.child(metrics.receive_request_process_time, label, method).observe(elapsed_ms)
-    metrics.child(metrics.requests_total, label, method, str(response.status_code)).inc()
-    log.debug("%s %s -> %d (%d ms)", method, label, response.status_code, elapsed_ms)
+    metrics.later(_record, label, message.request.method, response.status_code, elapsed_ms)
     try:
         message.reply(response)
     except Exception:
         log.exception("reply callback failed")
+
+
+def _record(label: str, method: str, status: int, elapsed_ms: int) -> None:
+    """The request's metrics and debug line, after the reply (metrics.later)."""
+    metrics.child(metrics.receive_request_process_time, label, method).observe(elapsed_ms)
+    metrics.child(metrics.requests_total, label, method, str(status)).inc()
+    log.debug("%s %s -> %d (%d ms)", method, label, status, elapsed_ms)
 
 
 def _safe(message: Handle) -> str:
