@@ -6,7 +6,6 @@ actor go to the cache together (docs/storage.md#cache-reads)."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +24,7 @@ from customer_manager.storage.cache_backend import LocalCache, Lookup
 from customer_manager.storage.memory import MemoryStorage
 from tests.support.harness import TIMEOUT, Build, Harness
 from tests.support.metrics import count
+from tests.support.waiting import wait_until
 
 
 class GatedStorage(MemoryStorage):
@@ -73,10 +73,8 @@ def creates_queued_behind_a_list(h: Harness, store: GatedStorage, emails: list[s
         body = msgspec.Raw(msgspec.json.encode({"email": email}))
         request = Request(method="POST", uri="/v1/customers", data=body)
         h.system.router.tell(Handle(request=request, reply=replied(i)))
-    deadline = time.monotonic() + TIMEOUT
-    while h.system.storage.pool.in_flight() < len(emails) + 1:
-        assert time.monotonic() < deadline, "the creates never reached the storage actor"
-        time.sleep(0.005)
+    pool = h.system.storage.pool
+    wait_until(lambda: pool.in_flight() > len(emails), TIMEOUT, "the creates to queue")
     store.gate.set()
     for _ in emails:
         assert answered.acquire(timeout=TIMEOUT)
@@ -185,10 +183,8 @@ def test_reads_queued_on_a_cache_actor_are_read_together_and_each_answered(
     senders = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
     for sender in senders:
         sender.start()
-    deadline = time.monotonic() + TIMEOUT
-    while h.system.cache.pool.in_flight() < len(requests) + 1:
-        assert time.monotonic() < deadline, "the reads never reached the cache actor"
-        time.sleep(0.005)
+    pool = h.system.cache.pool
+    wait_until(lambda: pool.in_flight() > len(requests), TIMEOUT, "the reads to queue")
     cache.gate.set()
     for sender in senders:
         sender.join(TIMEOUT)
