@@ -12,6 +12,7 @@ consumer (CLI, tests): the queue settles itself every ``LATER_MAX`` updates.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -185,7 +186,10 @@ def settle() -> None:
             update, args = pop()
         except IndexError:  # another thread took the last one
             return
-        update(*args)
+        try:
+            update(*args)
+        except Exception:  # a metric update never fails the thread that settles
+            logging.getLogger(__name__).exception("deferred metric update failed")
 
 
 _CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}

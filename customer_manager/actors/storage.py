@@ -88,11 +88,23 @@ class StorageActor(PoolMember):
             return [(None, OutcomeUnknown(str(exc), [i.customer])) for i in inserts]
         except Exception as exc:  # each alone gets its own answer (a duplicate, a repeat)
             log.debug("a batch of %d creates failed (%s); each runs alone", len(inserts), exc)
-            return [_outcome(self.handle, message) for message in messages]
+            return self._each_alone(messages)
         for message in messages:
             _observe(message, started, "success")
         metrics.storage_batch_size.observe(len(messages))
         return [(customer, None) for customer in created]
+
+    def _each_alone(self, messages: list[Any]) -> list[Outcome]:
+        """Each message alone, in order; once one finds the database unavailable, the rest
+        get that answer without trying (a batch of 32 would wait 32 connect timeouts)."""
+        outcomes: list[Outcome] = []
+        down: Unavailable | None = None
+        for message in messages:
+            outcome = (None, down) if down is not None else _outcome(self.handle, message)
+            if isinstance(outcome[1], Unavailable) and down is None:
+                down = Unavailable(str(outcome[1]))  # not its OutcomeUnknown: the rest never ran
+            outcomes.append(outcome)
+        return outcomes
 
     def handle(self, message: Any) -> Any:
         assert isinstance(message, StorageCall) and self._storage is not None

@@ -281,14 +281,17 @@ class RedisCache:
             self._failed("get", exc)
             return [None] * len(lookups)
         found: list[bytes | None] = []
+        failed: redis.RedisError | None = None
         for lookup, reply in zip(lookups, replies, strict=True):
             if isinstance(reply, redis.exceptions.NoScriptError):
                 found.append(self.get_indirect(*lookup))
             elif isinstance(reply, redis.RedisError):
-                self._failed("get", reply)
+                failed = reply
                 found.append(None)
             else:
                 found.append(reply if isinstance(reply, bytes) else None)
+        if failed is not None:
+            self._failed("get", failed)  # once for the batch
         return found
 
     def set(

@@ -125,18 +125,20 @@ class MemoryStorage(MemoryLifecycle, MemoryKeys):
     def customer_inserts(self, inserts: Sequence[CustomerInsert]) -> list[Customer]:
         with self._lock:
             messages = [i.outbox(i.customer) for i in inserts]
-            emails: set[str] = set()
+            seen: set[object] = set()  # the batch's ids, request keys and active emails
             for i in inserts:
                 customer = i.customer
-                if i.request_key and self._replies.get(i.request_key) is not None:
+                if i.request_key and (
+                    i.request_key in seen or self._replies.get(i.request_key) is not None
+                ):
                     raise AlreadyExists(f"request {i.request_key} ran already")
-                if customer.id in self._customers:
+                if customer.id in self._customers or customer.id in seen:
                     raise AlreadyExists(f"customer {customer.id} exists", "CUSTOMER_ALREADY_EXISTS")
                 self._check_email(customer)
-                folded = fold(customer.email)
-                if customer.email and not customer.deleted and folded in emails:
+                email = ("email", fold(customer.email))
+                if customer.email and not customer.deleted and email in seen:
                     raise AlreadyExists(f"email {customer.email} twice", "EMAIL_ALREADY_EXISTS")
-                emails.add(folded)
+                seen.update({customer.id, email, *([i.request_key] if i.request_key else [])})
             for i, outbox in zip(inserts, messages, strict=True):
                 self._customers[i.customer.id] = i.customer
                 self._enqueue(outbox)

@@ -40,9 +40,12 @@ def test_a_batch_stores_every_create_with_its_events_and_results(storage: Storag
     assert storage.outbox_size() == len(given)
 
 
-@pytest.mark.parametrize("clash", ["stored email", "email twice", "repeated request", "same id"])
+@pytest.mark.parametrize(
+    "clash",
+    ["stored email", "email twice", "repeated request", "request twice", "same id", "id twice"],
+)
 def test_a_batch_with_one_failing_create_stores_nothing(storage: Storage, clash: str) -> None:
-    earlier_key = _key()
+    earlier_key, twice = _key(), _key()
     earlier = storage.customer_insert(customer("Taken@Example.com"), none, request_key=earlier_key)
     events = Recorder("customer_created")
     fine = [customer("fine1@example.com"), customer("fine2@example.com")]
@@ -51,8 +54,11 @@ def test_a_batch_with_one_failing_create_stores_nothing(storage: Storage, clash:
         "email twice": CustomerInsert(customer("FINE1@example.com"), events),
         "repeated request": CustomerInsert(customer("new@example.com"), events, earlier_key),
         "same id": CustomerInsert(customer("other@example.com", id=earlier.id), events),
+        "request twice": CustomerInsert(customer("again@example.com"), events, twice),
+        "id twice": CustomerInsert(customer("again@example.com", id=fine[0].id), events),
     }[clash]
-    batch = [CustomerInsert(fine[0], events, _key()), odd, CustomerInsert(fine[1], events)]
+    first_key = twice if clash == "request twice" else _key()
+    batch = [CustomerInsert(fine[0], events, first_key), odd, CustomerInsert(fine[1], events)]
     with pytest.raises(AlreadyExists):
         storage.customer_inserts(batch)
     assert storage.customer_list(page()) == [earlier]

@@ -38,6 +38,14 @@ class GatedStorage(MemoryStorage):
         self.gate.set()
         self.batches: list[list[str]] = []
         self.lose_commit = False
+        self.down = False
+        self.alone = 0
+
+    def customer_insert(self, *args: Any, **options: Any) -> Customer:
+        self.alone += 1
+        if self.down:
+            raise ConnectionError("database down")
+        return super().customer_insert(*args, **options)
 
     def customer_list(self, query: ListQuery) -> list[Customer]:
         self.held.set()
@@ -48,6 +56,8 @@ class GatedStorage(MemoryStorage):
         self.batches.append([i.customer.email for i in inserts])
         if self.lose_commit:
             raise OutcomeUnknown("lost at COMMIT", [i.customer for i in inserts])
+        if self.down:
+            raise ConnectionError("database down")
         return super().customer_inserts(inserts)
 
 
@@ -139,6 +149,17 @@ def test_a_commit_lost_under_a_batch_answers_each_create_503(
     assert [r.status_code for r in replies] == [503, 503, 503]
     assert len(store.batches) == 1  # not run again alone: the outcome is unknown
     assert h.json("GET", "/v1/customers?page_size=10") == []
+
+
+def test_a_batch_on_a_database_that_is_down_tries_one_create_alone_not_each(
+    gated: tuple[Harness, GatedStorage],
+) -> None:
+    h, store = gated
+    store.down = True
+    emails = [f"down{i}@example.com" for i in range(5)]
+    replies = creates_queued_behind_a_list(h, store, emails)
+    assert [r.status_code for r in replies] == [503] * 5
+    assert len(store.batches) == 1 and store.alone == 1
 
 
 class GatedCache(LocalCache):

@@ -204,10 +204,15 @@ class Pool:
             work.started = True
             batch = [work]
             if batcher is not None and batcher.batches(work.message):
+                moment = _now()
                 for queued in self._inflight.get(work.member, {}).values():
                     if len(batch) >= batcher.batch_limit:
                         break
-                    if not queued.started and batcher.batches(queued.message):
+                    if (
+                        not queued.started
+                        and queued.deadline >= moment  # else the supervisor expires it
+                        and batcher.batches(queued.message)
+                    ):
                         queued.started = True
                         batch.append(queued)
         if len(batch) > 1 and batcher is not None:
