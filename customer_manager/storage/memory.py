@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -87,6 +87,13 @@ class MemoryStorage(MemoryLifecycle, MemoryKeys):
             self._outbox[self._next_outbox_id] = _Lease(message=message, created=stamp)
             self._next_outbox_id += 1
 
+    def _check_new(self, customer: Customer, batch: Container[object] = ()) -> None:
+        """AlreadyExists if the customer's id is taken (stored, or in ``batch``) or its email
+        is used by an active customer."""
+        if customer.id in self._customers or customer.id in batch:
+            raise AlreadyExists(f"customer {customer.id} exists", "CUSTOMER_ALREADY_EXISTS")
+        self._check_email(customer)
+
     def _check_email(self, customer: Customer) -> None:
         if customer.deleted or not customer.email:
             return
@@ -114,9 +121,7 @@ class MemoryStorage(MemoryLifecycle, MemoryKeys):
     @remembered(record_of(Customer))
     def customer_insert(self, customer: Customer, outbox: OutboxFn[Customer]) -> Customer:
         with self._lock:
-            if customer.id in self._customers:
-                raise AlreadyExists(f"customer {customer.id} exists", "CUSTOMER_ALREADY_EXISTS")
-            self._check_email(customer)
+            self._check_new(customer)
             messages = outbox(customer)
             self._customers[customer.id] = customer
             self._enqueue(messages)
@@ -132,9 +137,7 @@ class MemoryStorage(MemoryLifecycle, MemoryKeys):
                     i.request_key in seen or self._replies.get(i.request_key) is not None
                 ):
                     raise AlreadyExists(f"request {i.request_key} ran already")
-                if customer.id in self._customers or customer.id in seen:
-                    raise AlreadyExists(f"customer {customer.id} exists", "CUSTOMER_ALREADY_EXISTS")
-                self._check_email(customer)
+                self._check_new(customer, seen)
                 email = ("email", fold(customer.email))
                 if customer.email and not customer.deleted and email in seen:
                     raise AlreadyExists(f"email {customer.email} twice", "EMAIL_ALREADY_EXISTS")

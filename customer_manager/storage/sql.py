@@ -150,9 +150,11 @@ class SQLStorage(LifecycleSQL, KeysSQL, abc.ABC):
     # -- shared steps -----------------------------------------------------------------------
 
     def _enqueue(self, tx: Tx, messages: Sequence[OutboxMessage]) -> None:
-        stamp = now()
-        for m in messages:
-            tx.count(q.OUTBOX_INSERT, (m.exchange, m.routing_key, m.body, stamp))
+        """Store ``messages`` in the outbox, in order (one INSERT)."""
+        if messages:
+            stamp = now()
+            params = [p for m in messages for p in (m.exchange, m.routing_key, m.body, stamp)]
+            tx.count(q.rows_of(q.OUTBOX_INSERT, len(messages)), params)
 
     def _get(self, tx: Tx, table: q.Table[R], row_id: uuid.UUID, lock: bool = False) -> R:
         sql = f"{table.select} WHERE id = %s" + (self.for_update if lock else "")
@@ -260,11 +262,7 @@ class SQLStorage(LifecycleSQL, KeysSQL, abc.ABC):
                 q.rows_of(q.CUSTOMER_INSERT, len(customers)),
                 [p for c in customers for p in q.customer_params(c)],
             )
-            if messages:
-                tx.count(
-                    q.rows_of(q.OUTBOX_INSERT, len(messages)),
-                    [p for m in messages for p in (m.exchange, m.routing_key, m.body, stamp)],
-                )
+            self._enqueue(tx, messages)
             if keyed:
                 tx.count(
                     q.rows_of(q.REPLY_PUT, len(keyed)),

@@ -63,7 +63,7 @@ class PoolMember(SimpleInboxActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Work):
-            self.pool.run(self.actor_ref, message, self.handle, self)
+            self.pool.run(self.actor_ref, message, self)
             return None
         if isinstance(message, Crash):
             raise MemberCrashed(message.reason)

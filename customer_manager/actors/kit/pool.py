@@ -60,10 +60,13 @@ class MemberCrashed(RuntimeError):
 Outcome = tuple[Any, BaseException | None]
 
 
-class Batcher(Protocol):
-    """A member that can handle several of its queued messages at once (``Pool.run``)."""
+class Member(Protocol):
+    """What ``Pool.run`` needs of a member (``kit.PoolMember``): ``handle`` runs one message;
+    ``batches`` and ``handle_batch`` run several of its queued messages at once."""
 
     batch_limit: int
+
+    def handle(self, message: Any) -> Any: ...
 
     def batches(self, message: Any) -> bool:
         """``message`` may run in a batch with other messages this says yes to."""
@@ -84,7 +87,6 @@ class Pool:
         self._lock = threading.Lock()  # a plain lock: entered ~5 times per work
         self._ids = itertools.count(1)
         self._members: dict[str, pykka.ActorRef[Any]] = {}
-        self._urns: list[str] = []  # the members' urns, in order (for _least_busy)
         self._inflight: dict[str, dict[int, Work]] = {}
         self._works: dict[int, Work] = {}  # every work not yet completed
         self._pending: deque[Work] = deque()  # works waiting for a live member
@@ -187,46 +189,40 @@ class Pool:
 
     # -- members (called from member threads) -----------------------------------------------
 
-    def run(
-        self,
-        ref: pykka.ActorRef[Any],
-        work: Work,
-        handler: Callable[[Any], Any],
-        batcher: Batcher | None = None,
-    ) -> None:
-        """Run ``handler`` on a work delivered to ``ref`` (unless it was completed already).
-        With a ``batcher`` that takes the work's message, the works queued behind it on the
-        same member that it takes too run with it in one ``batcher.handle_batch`` call (their
+    def run(self, ref: pykka.ActorRef[Any], work: Work, member: Member) -> None:
+        """Run ``member.handle`` on a work delivered to ``ref`` (unless it was completed
+        already). If the member batches the work's message, the works queued behind it on the
+        same member that it batches too run with it in one ``member.handle_batch`` call (their
         own deliveries then find them completed)."""
         with self._lock:
             if self._works.get(work.id) is not work or work.member != ref.actor_urn:
                 return
             work.started = True
             batch = [work]
-            if batcher is not None and batcher.batches(work.message):
+            if member.batches(work.message):
                 moment = _now()
                 for queued in self._inflight.get(work.member, {}).values():
-                    if len(batch) >= batcher.batch_limit:
+                    if len(batch) >= member.batch_limit:
                         break
                     if (
                         not queued.started
                         and queued.deadline >= moment  # else the supervisor expires it
-                        and batcher.batches(queued.message)
+                        and member.batches(queued.message)
                     ):
                         queued.started = True
                         batch.append(queued)
-        if len(batch) > 1 and batcher is not None:
-            self._run_batch(batch, batcher)
+        if len(batch) > 1:
+            self._run_batch(batch, member)
             return
         try:
-            value, error = handler(work.message), None
+            value, error = member.handle(work.message), None
         except Exception as exc:
             value, error = None, exc
         self._complete(work, value, error)
 
-    def _run_batch(self, batch: list[Work], batcher: Batcher) -> None:
+    def _run_batch(self, batch: list[Work], member: Member) -> None:
         try:
-            outcomes = batcher.handle_batch([w.message for w in batch])
+            outcomes = member.handle_batch([w.message for w in batch])
             if len(outcomes) != len(batch):
                 raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(batch)}")
         except Exception as exc:
@@ -245,7 +241,6 @@ class Pool:
                 if urn not in self._seen:
                     self._gone.add(urn)  # died before _add_member registered it
                 return
-            self._urns = list(self._members)
             works = list(self._inflight.pop(urn, {}).values())
             running = [w for w in works if w.started]
             again = [w for w in works if not w.started]
@@ -287,7 +282,6 @@ class Pool:
                 self._restart_at.append(_now() + self._backoff.next_delay(_now()))
                 return
             self._members[ref.actor_urn] = ref
-            self._urns = list(self._members)
             self._inflight[ref.actor_urn] = {}
 
     def _dispatch(self) -> None:
@@ -323,7 +317,7 @@ class Pool:
         """The member with the fewest works in flight; ties rotate between members."""
         self._rotation += 1
         inflight = self._inflight
-        urns = self._urns
+        urns = list(self._members)
         start = self._rotation % len(urns)
         best = urns[start]
         if not inflight[best]:
