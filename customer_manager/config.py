@@ -52,6 +52,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     email_verify_base_url: str = DEFAULT_EMAIL_VERIFY_BASE_URL
     # seconds between two tm_last_used writes of one key (0: not tracked)
     accesskey_last_used_interval: int = DEFAULT_LAST_USED_INTERVAL
+    # docs/configuration.md#cpu-placement: every thread on one CPU that follows the load
+    cpu_placement: Literal["one", "any"] = "one"
     # docs/profiles.md: the wire of the seed-era Go service, or of today's VoIPbin
     wire_profile: Literal["seed", "current"] = "seed"
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from customer_manager import migration, tricks
+from customer_manager import migration, placement, tricks
 from customer_manager.actors.amqp.consumer import ConsumerActor
 from customer_manager.actors.amqp.publisher import AmqpPublisher
 from customer_manager.actors.storage import StorageFactory
@@ -204,6 +204,15 @@ def _start(settings: Settings, health: HealthServer, migrate: bool) -> Daemon:
     show_default=True,
 )
 @click.option(
+    "--cpu_placement",
+    envvar="CPU_PLACEMENT",
+    type=click.Choice(["one", "any"]),
+    default="one",
+    show_default=True,
+    help="one: every thread on one CPU, moved when other work loads it; any: where the kernel"
+    " puts them.",
+)
+@click.option(
     "--prefetch",
     envvar="PREFETCH",
     type=click.IntRange(1, 1000),
@@ -223,6 +232,8 @@ def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
     configure_logging(settings)
     health = _bind(settings)
     log.info("customer-manager starting", extra={"settings": describe(settings)})
+    if settings.cpu_placement == "one":  # before the actors start: their threads inherit it
+        placement.Placement().start()
     tricks.install()  # the library tricks; logs the MySQL driver in use
     previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
     try:

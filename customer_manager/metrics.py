@@ -148,6 +148,17 @@ outbox_oldest_age_seconds = Gauge(
 )
 outbox_oldest_age_seconds.set_function(outbox_oldest)
 
+cpu_home = Gauge(
+    "customer_manager_cpu",
+    "The CPU the daemon's threads are bound to (CPU_PLACEMENT=one); -1: not bound.",
+)
+cpu_home.set(-1)
+
+cpu_moves_total = Counter(
+    "customer_manager_cpu_moves_total",
+    "Moves of the daemon's threads to a less busy CPU (CPU_PLACEMENT=one).",
+)
+
 pool_queued = Gauge(
     "customer_manager_pool_queued",
     "Works waiting for a free pool member (the pools' mailbox depth), read at scrape time.",

@@ -99,3 +99,49 @@ def test_sigterm_answers_all_50_in_flight_and_exits_0(
     rpc = [e for e in lines if "correlation_id" in e]
     assert {e["correlation_id"] for e in rpc} >= set(corrs)  # one INFO line per RPC, with its id
     assert any(e["uri_template"] == "/v1/customers/<customer_id>/is_valid_balance" for e in rpc)
+
+
+def _thread_cpus(pid: int) -> list[str]:
+    """Each live thread's allowed CPU list, from /proc."""
+    cpus = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status", encoding="ascii") as status:
+                line = next(x for x in status if x.startswith("Cpus_allowed_list:"))
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended
+            continue
+        cpus.append(line.split(":", 1)[1].strip())
+    return cpus
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+@pytest.mark.parametrize("placement", ["one", "any"])
+def test_cpu_placement_of_a_real_daemon(
+    client: Client, service_settings: Callable[..., Settings], amqp_url: str, placement: str
+) -> None:
+    """docs/configuration.md#cpu-placement: by default every thread of the serving daemon is
+    bound to one CPU; with ``any`` none is."""
+    settings = service_settings()
+    env = os.environ | replica_env(
+        amqp_url, settings.database_dsn, settings.redis_address, REDIS_DB, CPU_PLACEMENT=placement
+    )
+    args = [sys.executable, "-m", "customer_manager.main", "--agent_check", "off"]
+    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: consumer_count(amqp_url) == 1, 20, "the daemon never consumed")
+        new_customer(client)  # served: every pool and the storage have their threads
+        cpus = _thread_cpus(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stderr = proc.communicate(timeout=10)[1]
+    assert len(cpus) > 10
+    everything = _thread_cpus(os.getpid())[0]
+    if placement == "one":
+        assert len(set(cpus)) == 1 and cpus[0].isdigit(), cpus
+        assert f"threads on CPU {cpus[0]} " in stderr
+    else:
+        assert set(cpus) == {everything}, cpus
+        assert "threads on CPU" not in stderr
