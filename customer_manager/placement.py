@@ -14,7 +14,9 @@ in flight unchanged.
 inherit it from their creator). A neighbour may take that core: every ``INTERVAL`` seconds a
 watcher thread compares the CPU's busy time, less the daemon's own, with the least busy other
 CPU the process may use, and moves every thread there when the home CPU is busier by more
-than ``MARGIN`` of a core (no move back and forth between two CPUs about as busy).
+than ``MARGIN`` of a core (no move back and forth between two CPUs about as busy); the
+interval is randomised and a move waits for a coin toss, so that replicas on one host that
+started together do not all move to the same CPU at once.
 Linux only (``/proc``, ``sched_setaffinity``); elsewhere, or when the process may use one CPU
 only, nothing is done.
 """
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
+import time
 from collections.abc import Mapping
 
 from customer_manager import metrics
@@ -127,27 +131,28 @@ class Placement:
 
     def _watch(self) -> None:
         try:
-            last, last_own = cpu_busy(), own_busy()
-            while not self._stopped.wait(self.interval):
-                now, now_own = cpu_busy(), own_busy()
+            last, last_own, since = cpu_busy(), own_busy(), time.monotonic()
+            # a random interval and a coin toss per move: two replicas that started together
+            # on one CPU must not move to the same CPU at once, and back, and again
+            while not self._stopped.wait(self.interval * random.uniform(0.75, 1.25)):
+                now, now_own, moment = cpu_busy(), own_busy(), time.monotonic()
+                span = (moment - since) * self._ticks_per_s
                 busy = {c: now[c] - last.get(c, now[c]) for c in self.allowed if c in now}
-                margin_ticks = self.margin * self.interval * self._ticks_per_s
                 own = now_own - last_own
-                target = better_cpu(self.home, busy, own, margin_ticks)
-                if target is not None:
-                    self._move(target, busy.get(self.home, 0) - own, busy[target])
-                last, last_own = now, now_own
+                target = better_cpu(self.home, busy, own, self.margin * span)
+                if target is not None and random.random() < 0.5:
+                    self._move(target, (busy.get(self.home, 0) - own) / span, busy[target] / span)
+                last, last_own, since = now, now_own, moment
         except OSError as exc:  # /proc unreadable, or the CPU set taken away (cpuset change)
             log.warning("CPU placement stopped: %s", exc)
 
-    def _move(self, target: int, neighbours: int, busy_there: int) -> None:
-        span = self.interval * self._ticks_per_s
+    def _move(self, target: int, neighbours: float, busy_there: float) -> None:
         log.info(
             "threads moved from CPU %d (%d%% busy with other work) to CPU %d (%d%% busy)",
             self.home,
-            round(100 * neighbours / span),
+            round(100 * neighbours),
             target,
-            round(100 * busy_there / span),
+            round(100 * busy_there),
         )
         bind(target)
         self.home = target

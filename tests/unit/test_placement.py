@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,14 @@ def report():
                       'moves': metrics.cpu_moves_total._value.get(),
                       'gauge': metrics.cpu_home._value.get()}), flush=True)
 
+if len(sys.argv) > 1:  # start on this CPU (then free again), and be busy like a daemon
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(sys.argv[1])})
+    time.sleep(0.05)
+    os.sched_setaffinity(0, allowed)
 p = placement.Placement(interval=0.2, margin=0.25).start()
+if len(sys.argv) > 1:
+    threading.Thread(target=lambda: [0 for _ in iter(int, 1)], daemon=True).start()
 threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
 report()
 for _ in sys.stdin:
@@ -39,16 +47,16 @@ for _ in sys.stdin:
 """
 
 
-def _probe() -> subprocess.Popen[str]:
+def _probe(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", PROBE, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
 
 
-def _report(proc: subprocess.Popen[str], ask: bool = True) -> dict[str, object]:
+def _report(proc: subprocess.Popen[str], ask: bool = True) -> dict[str, Any]:
     assert proc.stdin is not None and proc.stdout is not None
     if ask:
         proc.stdin.write("\n")
@@ -97,6 +105,31 @@ def test_a_neighbour_taking_the_core_moves_every_thread_to_a_less_busy_cpu() -> 
     sets = seen["sets"]
     assert isinstance(sets, dict) and all(cpus == [seen["home"]] for cpus in sets.values())
     assert seen["gauge"] == seen["home"] and seen["moves"] >= 1
+
+
+@TWO_CPUS
+def test_two_busy_daemons_started_on_one_cpu_end_on_two_and_stay() -> None:
+    """Both see the other as a neighbour; the random interval and the coin toss let one move
+    first (both may move at once now and then: they settle within a few looks)."""
+    first = min(os.sched_getaffinity(0))
+    probes = [_probe(str(first)), _probe(str(first))]
+    try:
+        homes = [_report(p, ask=False)["home"] for p in probes]
+        assert homes == [first, first]  # each was running there when it bound itself
+        deadline = time.monotonic() + 20
+        while len(set(homes)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            homes = [_report(p)["home"] for p in probes]
+        assert len(set(homes)) == 2, homes
+        settled = [_report(p) for p in probes]
+        time.sleep(2)  # ten more looks each: no move back and forth
+        after = [_report(p) for p in probes]
+    finally:
+        for p in probes:
+            p.kill()
+            p.wait()
+    assert [seen["home"] for seen in after] == [seen["home"] for seen in settled]
+    assert [seen["moves"] for seen in after] == [seen["moves"] for seen in settled]
 
 
 def test_the_home_cpu_stays_unless_a_neighbour_makes_it_busier_by_the_margin() -> None:
