@@ -26,7 +26,7 @@ from customer_manager.actors.kit.members import PoolMember
 from customer_manager.actors.kit.pool import Outcome, Pool
 from customer_manager.messages import codec
 from customer_manager.messages.records import Accesskey, Customer, version
-from customer_manager.storage.cache_backend import TTL_SECONDS, Cache, Lookup
+from customer_manager.storage.cache_backend import TTL_SECONDS, Cache, Lookup, Write
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,24 @@ class CacheActor(PoolMember):
         self._backend = backend
 
     # Record reads queued on one member go to Redis together, in one round trip
-    # (``Cache.get_many``; ``Pool.run``).
+    # (``Cache.get_many``; ``Pool.run``), and so do writes (``Cache.set_many``): a batch of
+    # creates completes together and puts its records in the cache back to back.
     batch_limit = 32
 
     def batches(self, message: Any) -> bool:
-        return isinstance(message, CacheOp) and message.op in _LOOKUPS
+        return isinstance(message, CacheOp) and (message.op in _LOOKUPS or message.op == "set")
 
     def handle_batch(self, messages: list[Any]) -> list[Outcome]:
-        lookups = [Lookup(m.key, _LOOKUPS[m.op]) for m in messages]
-        return [(found, None) for found in self._backend.get_many(lookups)]
+        """The reads with ``get_many``, then the writes with ``set_many`` (a batch that has
+        both makes two round trips)."""
+        lookups = [Lookup(m.key, _LOOKUPS[m.op]) for m in messages if m.op in _LOOKUPS]
+        found = iter(self._backend.get_many(lookups) if lookups else ())
+        writes = [
+            Write(m.key, m.value, m.ttl, m.version, m.fill) for m in messages if m.op == "set"
+        ]
+        if writes:
+            self._backend.set_many(writes)
+        return [(next(found) if m.op in _LOOKUPS else None, None) for m in messages]
 
     def handle(self, message: Any) -> Any:
         assert isinstance(message, CacheOp)

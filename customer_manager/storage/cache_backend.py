@@ -75,6 +75,16 @@ class Lookup(NamedTuple):
     prefix: str = ""
 
 
+class Write(NamedTuple):
+    """A write of ``set_many``: the arguments of one ``set``."""
+
+    key: str
+    value: bytes
+    ttl: int
+    version: str | None = None
+    fill: bool = False
+
+
 class Cache(Protocol):
     """Bytes by key with a TTL."""
 
@@ -94,6 +104,10 @@ class Cache(Protocol):
         """Store ``value``. With ``version`` (a record's, see ``records.version``) keep an
         existing record whose version is newer, so writes landing out of commit order never
         leave the older one. ``fill``: a read filling the cache, which may be skipped."""
+        ...
+
+    def set_many(self, writes: Sequence[Write]) -> None:
+        """``set`` of each, in one round trip; each ends as it would alone."""
         ...
 
     def delete(self, key: str) -> None: ...
@@ -154,6 +168,10 @@ class LocalCache:
                 self._evict(moment)
             self._data[key] = (moment + ttl, value, version)
 
+    def set_many(self, writes: Sequence[Write]) -> None:
+        for w in writes:
+            self.set(w.key, w.value, w.ttl, version=w.version, fill=w.fill)
+
     def _evict(self, moment: float) -> None:
         expired = [k for k, (until, _, _) in self._data.items() if until <= moment]
         for key in expired or list(self._data)[: max(1, self._max // 10)]:
@@ -188,6 +206,13 @@ class LocalCache:
     def close(self) -> None:
         with self._lock:
             self._data.clear()
+
+
+def _newer_args(
+    key: str, value: bytes, ttl: int, version: str | None, fill: bool
+) -> tuple[Any, ...]:
+    """The keys and arguments of the SET-if-newer script (a ``Write``'s fields, in order)."""
+    return (1, key, value, version, ttl, "1" if fill else "0")
 
 
 def _keeps(
@@ -305,10 +330,40 @@ class RedisCache:
             if version is None:
                 self._command("SET", key, value, "EX", ttl)
             else:
-                fills = "1" if fill else "0"
-                self._script(_SET_NEWER, 1, key, value, version, ttl, fills)
+                self._script(_SET_NEWER, *_newer_args(key, value, ttl, version, fill))
         except redis.RedisError as exc:
             self._failed("set", exc)
+
+    def set_many(self, writes: Sequence[Write]) -> None:
+        """The SETs and SET-if-newer scripts of ``writes`` sent together, their replies read
+        in order (as ``get_many``). Each write ends as it would alone: one answered NOSCRIPT
+        is sent again alone with EVAL, an error reply counts as a failed ``set``, and after a
+        lost connection (counted once, for the first write) the rest go as ``set`` would
+        then: Redis is marked down, so fills are skipped and the others counted."""
+        if not self._usable():
+            self._each_alone(writes)
+            return
+        batch = [
+            ("SET", w.key, w.value, "EX", w.ttl)
+            if w.version is None
+            else ("EVALSHA", _SHA1[_SET_NEWER], *_newer_args(*w))
+            for w in writes
+        ]
+        try:
+            replies = redis_direct.commands(self._client, batch)
+        except redis.RedisError as exc:
+            self._failed("set", exc)  # the first write's failure: Redis is marked down now
+            self._each_alone(writes[1:])
+            return
+        for w, reply in zip(writes, replies, strict=True):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                self._evaluate(_SET_NEWER, "set", *_newer_args(*w))
+            elif isinstance(reply, redis.RedisError):
+                self._failed("set", reply)
+
+    def _each_alone(self, writes: Sequence[Write]) -> None:
+        for w in writes:
+            self.set(w.key, w.value, w.ttl, version=w.version, fill=w.fill)
 
     def delete(self, key: str) -> None:
         try:
@@ -367,6 +422,13 @@ class RedisCache:
             return self._command("EVALSHA", _SHA1[script], *args)
         except redis.exceptions.NoScriptError:
             return self._command("EVAL", script, *args)
+
+    def _evaluate(self, script: str, operation: str, *args: Any) -> None:
+        """EVAL ``script`` (a batched EVALSHA answered NOSCRIPT): this also loads it."""
+        try:
+            self._command("EVAL", script, *args)
+        except redis.RedisError as exc:
+            self._failed(operation, exc)
 
     @property
     def _client(self) -> redis.Redis:

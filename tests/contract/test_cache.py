@@ -12,8 +12,9 @@ import pytest
 import redis
 
 from customer_manager.messages.records import SENTINEL
-from customer_manager.storage.cache_backend import Cache, LocalCache, Lookup, RedisCache
+from customer_manager.storage.cache_backend import Cache, LocalCache, Lookup, RedisCache, Write
 from customer_manager.tricks import redis_direct
+from tests.support.metrics import count
 
 # Not 15: daemons of the integration tests drop every record entry of DB 15 when they start.
 CACHE_DB = 13
@@ -199,6 +200,74 @@ def test_get_many_on_an_unreachable_redis_is_all_misses() -> None:
     ]
 
 
+def test_set_many_stores_what_each_set_would(cache: Cache, key: str) -> None:
+    """Writes sent together (``Cache.set_many``): a plain SET, a versioned write that
+    replaces an older record, one that keeps out of a newer record, a fill that keeps a
+    record of the same version and one that fills an empty key."""
+    older, newer = "2026-01-01 00:00:00.000001", "2026-01-01 00:00:00.000002"
+    plain, old, new, same, empty = (f"{key}-{n}" for n in ("plain", "old", "new", "same", "empty"))
+    cache.set(old, _record(older), 60, version=older)
+    cache.set(new, _record(newer), 60, version=newer)
+    cache.set(same, _record(newer), 60, version=newer)
+    cache.set_many(
+        [
+            Write(plain, b"token", 60),
+            Write(old, _record(newer), 60, newer),
+            Write(new, _record(older), 60, older),
+            Write(same, b'{"tm_update":"%s","by":"fill"}' % newer.encode(), 60, newer, True),
+            Write(empty, _record(older), 60, older, True),
+            Write(old, _record(SENTINEL), 60, ""),  # the first version, after a newer one
+        ]
+    )
+    assert [cache.get(k) for k in (plain, old, new, same, empty)] == [
+        b"token",
+        _record(newer),
+        _record(newer),
+        _record(newer),
+        _record(older),
+    ]
+    cache.set_many([])
+    for k in (plain, old, new, same, empty):
+        cache.delete(k)
+
+
+def _set_errors() -> float:
+    return count("customer_manager_cache_errors_total", operation="set")
+
+
+def test_set_many_on_an_unreachable_redis_counts_as_each_set_would() -> None:
+    """The lost connection counts for the first write; Redis is then marked down, so the
+    rest go as alone: a fill is skipped, every other write counted."""
+    writes = [Write("customer:x", b"v", 60, "1"), Write("customer:y", b"v", 60, "1", True)]
+    writes += [Write("customer:z", b"v", 60)]
+    before = _set_errors()
+    alone = RedisCache("127.0.0.1:1", timeout=0.2)
+    for w in writes:
+        alone.set(w.key, w.value, w.ttl, version=w.version, fill=w.fill)
+    each = _set_errors() - before
+    RedisCache("127.0.0.1:1", timeout=0.2).set_many(writes)
+    assert _set_errors() - before - each == each == 2
+
+
+def test_set_many_counts_an_error_reply_and_stores_the_rest(redis_address: str, key: str) -> None:
+    """A write Redis answers with an error (its script meets a list) is counted as a failed
+    ``set``; the writes sent with it are stored."""
+    backend = RedisCache(redis_address, database=CACHE_DB)
+    host, port = redis_address.rsplit(":", 1)
+    raw = redis.Redis(host=host, port=int(port), db=CACHE_DB)
+    listed, stored = f"{key}-list", f"{key}-ok"
+    raw.rpush(listed, "x")
+    try:
+        before = _set_errors()
+        backend.set_many([Write(listed, b"v", 60, "1"), Write(stored, _record("1"), 60, "1")])
+        assert _set_errors() - before == 1
+        assert raw.get(stored) == _record("1")
+    finally:
+        raw.delete(listed, stored)
+        raw.close()
+        backend.close()
+
+
 @pytest.mark.parametrize("tricks", ["on", "off"])
 def test_scripts_run_on_a_redis_that_lost_them(
     redis_address: str, key: str, tricks: str, request: pytest.FixtureRequest
@@ -222,6 +291,12 @@ def test_scripts_run_on_a_redis_that_lost_them(
             assert backend.get_many(together) == [key.encode(), b'{"tm_update":"2"}']
             backend.set(target, b'{"tm_update":"1"}', 60, version="1")  # older: kept out
             assert raw.get(target) == b'{"tm_update":"2"}'
+            raw.script_flush()  # written together: each write answered NOSCRIPT runs alone
+            newest = [Write(target, b'{"tm_update":"3"}', 60, "3")]
+            backend.set_many([*newest, Write(key, b"k", 60), Write(target, b"{}", 60, "1")])
+            assert raw.get(target) == b'{"tm_update":"3"}' and raw.get(key) == b"k"
+            backend.set(key, key.encode(), 60)
+            backend.set(target, b'{"tm_update":"2"}', 60)
             backend.release(key, key.encode())
             assert raw.get(key) is None
         info = raw.info("commandstats")

@@ -1,7 +1,8 @@
 """Work queued on one actor runs together: creates on a storage actor are committed together
 (docs/storage.md#batched-creates), and a batch that fails gives way to each create alone, so every
 request still gets its own answer and its own event, exactly once; record reads on a cache
-actor go to the cache together (docs/storage.md#cache-reads)."""
+actor go to the cache together (docs/storage.md#cache-reads), and so do record writes
+(docs/storage.md#cache-writes)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ import pytest
 
 from customer_manager.actors.kit.flow import wait
 from customer_manager.errors import OutcomeUnknown
+from customer_manager.messages import codec
 from customer_manager.messages.ops import Handle
 from customer_manager.messages.query import ListQuery
 from customer_manager.messages.records import Customer
 from customer_manager.messages.wire import Request, Response
 from customer_manager.storage.base import CustomerInsert
-from customer_manager.storage.cache_backend import LocalCache, Lookup
+from customer_manager.storage.cache_backend import LocalCache, Lookup, Write
 from customer_manager.storage.memory import MemoryStorage
 from tests.support.harness import TIMEOUT, Build, Harness
 from tests.support.metrics import count
@@ -163,13 +165,15 @@ def test_a_batch_on_a_database_that_is_down_tries_one_create_alone_not_each(
 
 
 class GatedCache(LocalCache):
-    """Holds its cache actor in a ``delete`` while ``gate`` is closed; records each batch."""
+    """Holds its cache actor in a ``delete`` while ``gate`` is closed; records each batch of
+    reads and of writes."""
 
     def __init__(self) -> None:
         super().__init__()
         self.gate, self.held = threading.Event(), threading.Event()
         self.gate.set()
         self.batches: list[list[Lookup]] = []
+        self.writes: list[list[Write]] = []
 
     def delete(self, key: str) -> None:
         self.held.set()
@@ -180,22 +184,23 @@ class GatedCache(LocalCache):
         self.batches.append(list(lookups))
         return super().get_many(lookups)
 
+    def set_many(self, writes: Sequence[Write]) -> None:
+        self.writes.append(list(writes))
+        super().set_many(writes)
 
-def test_reads_queued_on_a_cache_actor_are_read_together_and_each_answered(
-    build: Build,
-) -> None:
-    cache = GatedCache()
-    h = build(cache=cache, cache_workers=1)
-    customers = [h.customer(f"read{i}@example.com") for i in range(3)]
-    key = h.json("POST", "/v1/accesskeys", {"customer_id": customers[0]["id"]})
-    token = key.pop("token")
-    cache.gate.clear()
-    blocker = threading.Thread(target=lambda: wait(h.system.cache.drop("lock:x"), TIMEOUT, "t"))
-    blocker.start()
-    assert cache.held.wait(TIMEOUT)
-    requests = [("GET", f"/v1/customers/{c['id']}", ...) for c in customers]
-    requests += [("GET", f"/v1/customers/{uuid.uuid4()}", ...)]  # a miss: read from storage
-    requests += [("GET", "/v1/accesskeys?page_size=1", {"token": token})]  # the auth path
+    def hold(self, h: Harness) -> threading.Thread:
+        """Close the gate and hold the only cache actor in a ``delete``."""
+        self.gate.clear()
+        blocker = threading.Thread(target=lambda: wait(h.system.cache.drop("lock:x"), TIMEOUT, "t"))
+        blocker.start()
+        assert self.held.wait(TIMEOUT)
+        return blocker
+
+
+def send_queued(h: Harness, cache: GatedCache, requests: list[tuple[Any, ...]]) -> list[Any]:
+    """Send ``requests`` while ``cache`` holds its actor; open the gate once each of them
+    waits on the cache actor; their replies, in order."""
+    blocker = cache.hold(h)
     replies: list[Response | None] = [None] * len(requests)
 
     def send(i: int) -> None:
@@ -205,14 +210,56 @@ def test_reads_queued_on_a_cache_actor_are_read_together_and_each_answered(
     for sender in senders:
         sender.start()
     pool = h.system.cache.pool
-    wait_until(lambda: pool.in_flight() > len(requests), TIMEOUT, "the reads to queue")
+    wait_until(lambda: pool.in_flight() > len(requests), TIMEOUT, "the requests to queue")
     cache.gate.set()
     for sender in senders:
         sender.join(TIMEOUT)
     blocker.join(TIMEOUT)
+    return replies
+
+
+def test_reads_queued_on_a_cache_actor_are_read_together_and_each_answered(
+    build: Build,
+) -> None:
+    cache = GatedCache()
+    h = build(cache=cache, cache_workers=1)
+    customers = [h.customer(f"read{i}@example.com") for i in range(3)]
+    key = h.json("POST", "/v1/accesskeys", {"customer_id": customers[0]["id"]})
+    token = key.pop("token")
+    requests: list[tuple[Any, ...]] = [("GET", f"/v1/customers/{c['id']}", ...) for c in customers]
+    requests += [("GET", f"/v1/customers/{uuid.uuid4()}", ...)]  # a miss: read from storage
+    requests += [("GET", "/v1/accesskeys?page_size=1", {"token": token})]  # the auth path
+    replies = send_queued(h, cache, requests)
     assert len(cache.batches) == 1 and len(cache.batches[0]) == len(requests)
     assert sorted(bool(x.prefix) for x in cache.batches[0]) == [False] * 4 + [True]
     answers = [r and (r.status_code, msgspec.json.decode(r.data)) for r in replies]
     assert answers[:3] == [(200, c) for c in customers]
     assert answers[3] is not None and answers[3][0] == 404
     assert answers[4] == (200, [key])
+
+
+def test_writes_queued_on_a_cache_actor_are_written_together_and_each_answered(
+    build: Build,
+) -> None:
+    """The creates' cache writes queued behind a held cache actor go in one ``set_many``,
+    a read queued with them in one ``get_many``; each request answered once, each record
+    cached as stored."""
+    cache = GatedCache()
+    h = build(cache=cache, cache_workers=1)
+    known = h.customer("known@example.com")
+    emails = [f"write{i}@example.com" for i in range(4)]
+    requests: list[tuple[Any, ...]] = [("POST", "/v1/customers", {"email": e}) for e in emails]
+    requests.append(("GET", f"/v1/customers/{known['id']}", ...))
+    replies = send_queued(h, cache, requests)
+    answers = [r and (r.status_code, msgspec.json.decode(r.data)) for r in replies]
+    assert [a and a[0] for a in answers] == [200] * 5
+    created = [a[1] for a in answers[:4] if a]
+    assert [c["email"] for c in created] == emails and answers[4] == (200, known)
+    assert cache.batches == [[Lookup(f"customer:{known['id']}")]]
+    assert len(cache.writes) == 1
+    assert sorted(w.key for w in cache.writes[0]) == sorted(f"customer:{c['id']}" for c in created)
+    for c in created:  # the entry each write left: the record stored
+        stored = h.memory.customer_get(uuid.UUID(c["id"]))
+        assert codec.active().decode(cache.get(f"customer:{c['id']}") or b"", Customer) == stored
+    events = h.published()
+    assert sorted(e[2]["data"]["id"] for e in events) == sorted(c["id"] for c in created)
