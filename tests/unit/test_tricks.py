@@ -37,7 +37,9 @@ def requirements() -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("trick", [*tricks.TRICKS, tricks.MYSQL_C_EXTENSION], ids=str)
+@pytest.mark.parametrize(
+    "trick", [*tricks.TRICKS, tricks.MYSQL_C_EXTENSION, tricks.REDIS_LAZY_IMPORTS], ids=str
+)
 def test_the_library_is_pinned_to_the_measured_versions(trick: tricks.Trick) -> None:
     low, high = trick.measured
     assert requirements()[trick.distribution] == f"{trick.distribution}>={low},<{high}"
