@@ -15,6 +15,8 @@ Nothing happens at import. ``preload()`` is the first thing the entry points in
 under its own build prefix, so ``use_system_cas()`` names the system's bundle through
 ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` (unless they are set): ``tricks.install()`` calls it, in
 the daemon's and the CLI's main, before anything connects, only when the extension is loaded.
+Before loading, ``preload()`` drops the page cache of the extension's files
+(``_drop_cached_pages``: 3.3 MiB of RSS after a fresh install, bench/RESULTS.md, seventh session).
 """
 
 from __future__ import annotations
