@@ -5,7 +5,7 @@ The extension must load before anything imports ``ssl`` or ``hashlib``
 ``ssl``, at the top of their modules. So the console scripts start here: ``daemon`` and
 ``control`` preload the extension and only then import ``main`` and ``cli``. This module
 imports nothing but the standard library at import, and ``customer_manager.tricks`` when an
-entry point runs (after ``daemon``'s exec: that import takes ~0.2 s, importlib.metadata).
+entry point runs (after ``daemon``'s exec).
 
 ``python -m customer_manager.launch MODULE [ARGS...]`` runs MODULE as ``python -m`` would,
 after the same preload: ``make test`` runs pytest so (pytest imports hashlib before any
@@ -48,10 +48,12 @@ def _glibc() -> bool:
 
 
 def preload_mysql() -> None:
-    """``mysql_cext.preload()``; imported here, so that ``daemon`` execs before it."""
-    from customer_manager.tricks import mysql_cext
+    """``mysql_cext.preload()``, and ``redis_lazy.defer()`` (which must also come
+    before the program's imports); imported here, so that ``daemon`` execs before them."""
+    from customer_manager.tricks import mysql_cext, redis_lazy
 
     mysql_cext.preload()
+    redis_lazy.defer()
 
 
 def daemon() -> None:

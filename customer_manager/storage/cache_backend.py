@@ -260,6 +260,9 @@ class RedisCache:
             "socket_connect_timeout": timeout,
             "retry": Retry(NoBackoff(), 0),
             "single_connection_client": True,
+            # the version CLIENT SETINFO sends, given so that redis-py does not look it up with
+            # importlib.metadata (tricks/redis_lazy.py: the daemon need not load that)
+            "driver_info": redis.DriverInfo(lib_version=redis.__version__),
         }
         self._local = threading.local()
         self._clients: list[redis.Redis] = []

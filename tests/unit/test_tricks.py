@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import configparser
 import logging
+import os
 import queue
 import subprocess
 import sys
@@ -37,7 +38,9 @@ def requirements() -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("trick", [*tricks.TRICKS, tricks.MYSQL_C_EXTENSION], ids=str)
+@pytest.mark.parametrize(
+    "trick", [*tricks.TRICKS, tricks.MYSQL_C_EXTENSION, tricks.REDIS_LAZY_IMPORTS], ids=str
+)
 def test_the_library_is_pinned_to_the_measured_versions(trick: tricks.Trick) -> None:
     low, high = trick.measured
     assert requirements()[trick.distribution] == f"{trick.distribution}>={low},<{high}"
@@ -172,3 +175,19 @@ def test_the_entry_points_can_still_load_the_c_extension_first() -> None:
         text=True,
     )
     assert done.stdout.split() == ["False", "False"], done.stderr
+
+
+def test_the_preload_drops_the_cached_pages_of_the_extension_and_its_openssl_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seventh session: the page cache pip leaves behind made these files 3.3 MiB of RSS."""
+    dropped: list[str] = []
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        assert (offset, length, advice) == (0, 0, os.POSIX_FADV_DONTNEED)
+        dropped.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    mysql_cext._drop_cached_pages()
+    assert dropped[0].startswith("_mysql_connector.")
+    assert sorted(dropped[1:]) == ["libcrypto.so.3", "libssl.so.3"]
