@@ -7,8 +7,8 @@ core; what it pays for having its threads spread over cores is every hand-off of
 inter-processor interrupt (on a virtual machine an exit to the hypervisor) and data cold in
 that core's caches. With every thread on one core a hand-off is a switch on the same core.
 Measured on the 2-core bench machine (bench/RESULTS.md, seventh session): service-added p50
-at 1 in flight, GET +0.62 -> +0.34..0.42 ms, auth +0.73 -> +0.51..0.54 ms; throughput at 32
-in flight unchanged.
+at 1 in flight, GET +0.62 -> +0.34..0.42 ms, auth +0.73 -> +0.51..0.54 ms on the CPU the
+broker was not working on; creates at 32 in flight +5..25 %.
 
 ``one`` binds every thread to the CPU the process runs on at start (threads made later
 inherit it from their creator). A neighbour may take that core: every ``INTERVAL`` seconds a
