@@ -232,8 +232,6 @@ def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
     configure_logging(settings)
     health = _bind(settings)
     log.info("customer-manager starting", extra={"settings": describe(settings)})
-    if settings.cpu_placement == "one":  # before the actors start: their threads inherit it
-        placement.Placement().start()
     tricks.install()  # the library tricks; logs the MySQL driver in use
     previous = {signum: signal.signal(signum, _on_signal) for signum in SIGNALS}
     try:
@@ -243,6 +241,8 @@ def main(migrate: bool, drain_timeout: float, **opts: Any) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         raise
+    if settings.cpu_placement == "one":  # once serving: a failed start leaves the process as it was
+        placement.Placement().start()
     while not _signalled.wait(1.0):
         pass
     drained = daemon.drain_and_stop(drain_timeout)

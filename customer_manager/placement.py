@@ -23,6 +23,7 @@ only, nothing is done.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -37,12 +38,14 @@ log = logging.getLogger("customer_manager.placement")
 INTERVAL = 2.0  # seconds between two looks at the CPUs' load
 MARGIN = 0.25  # of a core: how much busier with other work the home CPU must be to move
 
-_STAT_FIELDS_BUSY = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal (of /proc/stat)
+# user nice system steal (of /proc/stat): not irq and softirq, which the daemon's own traffic
+# causes and its utime/stime do not count (it would look like a neighbour and move)
+_STAT_FIELDS_BUSY = (0, 1, 2, 7)
 
 
 def cpu_busy() -> dict[int, int]:
-    """Busy clock ticks of each CPU since boot, from ``/proc/stat`` (idle and iowait not
-    counted; steal is: time the hypervisor gave to others)."""
+    """Busy clock ticks of each CPU since boot, from ``/proc/stat`` (idle, iowait and
+    interrupts not counted; steal is: time the hypervisor gave to others)."""
     busy: dict[int, int] = {}
     with open("/proc/stat", encoding="ascii") as stat:
         for line in stat:
@@ -86,6 +89,13 @@ def bind(cpu: int) -> None:
             return
 
 
+def bind_all(cpus: frozenset[int]) -> None:
+    """Every thread of the process back on ``cpus``."""
+    for name in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(name), cpus)
+
+
 def better_cpu(home: int, busy: Mapping[int, int], own: int, margin_ticks: float) -> int | None:
     """The CPU to move to, or None to stay: ``busy`` is each allowed CPU's busy ticks over the
     last interval, ``own`` the daemon's (all of it on ``home``)."""
@@ -106,12 +116,13 @@ class Placement:
         self.allowed: frozenset[int] = frozenset()
         self.home = -1
         self._stopped = threading.Event()
-        self._ticks_per_s = os.sysconf("SC_CLK_TCK")
+        self._ticks_per_s = 100
 
     def start(self) -> Placement:
         """Bind to the current CPU and start the watcher; log and do nothing where the system
-        cannot (not Linux, one CPU allowed)."""
+        cannot (not Linux, one CPU allowed, binding refused)."""
         try:
+            self._ticks_per_s = os.sysconf("SC_CLK_TCK")
             self.allowed = frozenset(os.sched_getaffinity(0))
             if len(self.allowed) < 2:
                 return self
@@ -119,7 +130,7 @@ class Placement:
             bind(self.home)
         except (AttributeError, OSError, ValueError, IndexError) as exc:
             log.warning("CPU placement off: %s", exc)
-            self.home = -1
+            self._unbind()
             return self
         metrics.cpu_home.set(self.home)
         log.info("threads on CPU %d (of %s)", self.home, sorted(self.allowed))
@@ -129,12 +140,21 @@ class Placement:
     def stop(self) -> None:
         self._stopped.set()
 
+    def _unbind(self) -> None:
+        """Back to every allowed CPU (after a failure part-way), the gauge to -1."""
+        self.home = -1
+        metrics.cpu_home.set(-1)
+        if self.allowed:
+            with contextlib.suppress(OSError, ValueError):
+                bind_all(self.allowed)
+
     def _watch(self) -> None:
         try:
             last, last_own, since = cpu_busy(), own_busy(), time.monotonic()
             # a random interval and a coin toss per move: two replicas that started together
             # on one CPU must not move to the same CPU at once, and back, and again
             while not self._stopped.wait(self.interval * random.uniform(0.75, 1.25)):
+                self._follow_cpuset()
                 now, now_own, moment = cpu_busy(), own_busy(), time.monotonic()
                 span = (moment - since) * self._ticks_per_s
                 busy = {c: now[c] - last.get(c, now[c]) for c in self.allowed if c in now}
@@ -143,8 +163,21 @@ class Placement:
                 if target is not None and random.random() < 0.5:
                     self._move(target, (busy.get(self.home, 0) - own) / span, busy[target] / span)
                 last, last_own, since = now, now_own, moment
-        except OSError as exc:  # /proc unreadable, or the CPU set taken away (cpuset change)
+        except (OSError, ValueError, IndexError) as exc:  # /proc unreadable, binding refused
             log.warning("CPU placement stopped: %s", exc)
+            self._unbind()
+
+    def _follow_cpuset(self) -> None:
+        """A cpuset change resets the threads' CPUs (or takes ours away): take the new set
+        as the allowed one and bind again where this thread runs now."""
+        current = frozenset(os.sched_getaffinity(0))
+        if current == {self.home}:
+            return
+        self.allowed = current
+        self.home = current_cpu()
+        log.info("CPU set changed to %s: threads on CPU %d", sorted(current), self.home)
+        bind(self.home)
+        metrics.cpu_home.set(self.home)
 
     def _move(self, target: int, neighbours: float, busy_there: float) -> None:
         log.info(

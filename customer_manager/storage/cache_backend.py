@@ -107,7 +107,8 @@ class Cache(Protocol):
         ...
 
     def set_many(self, writes: Sequence[Write]) -> None:
-        """``set`` of each, in one round trip; each ends as it would alone."""
+        """``set`` of each, in one round trip; each ends as it would alone (but for an error
+        reply: the rest of the batch is stored already)."""
         ...
 
     def delete(self, key: str) -> None: ...
@@ -339,7 +340,8 @@ class RedisCache:
 
     def set_many(self, writes: Sequence[Write]) -> None:
         """The SETs and SET-if-newer scripts of ``writes`` sent together, their replies read
-        in order (as ``get_many``). Each write ends as it would alone: one answered NOSCRIPT
+        in order (as ``get_many``). Each write ends as it would alone (except that after an
+        error reply the rest of the batch is stored already): one answered NOSCRIPT
         is sent again alone with EVAL, an error reply counts as a failed ``set``, and after a
         lost connection (counted once, for the first write) the rest go as ``set`` would
         then: Redis is marked down, so fills are skipped and the others counted."""

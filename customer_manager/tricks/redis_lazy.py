@@ -64,17 +64,19 @@ def deferred() -> list[str]:
 def _defer(spec: ModuleSpec, loader: Loader) -> None:
     module = importlib.util.module_from_spec(spec)
     running = False
+    mine: list[Any] = []  # the hook, once made: the module's code may define its own
 
     def __getattr__(name: str) -> Any:  # the module's PEP 562 hook
         nonlocal running
         with _lock:  # another thread asking meanwhile waits for the module's code to finish
             if running:  # asked by the module's own code: as if the name were not set yet
                 raise AttributeError(f"module {spec.name!r} has no attribute {name!r}")
-            if "__getattr__" in vars(module):
+            if vars(module).get("__getattr__") is mine[0]:
                 running = True
                 try:
                     loader.exec_module(module)
-                    del vars(module)["__getattr__"]
+                    if vars(module).get("__getattr__") is mine[0]:
+                        del vars(module)["__getattr__"]
                 finally:
                     running = False
         try:
@@ -83,6 +85,7 @@ def _defer(spec: ModuleSpec, loader: Loader) -> None:
             raise AttributeError(f"module {spec.name!r} has no attribute {name!r}") from None
 
     hook: Callable[[str], Any] = __getattr__
+    mine.append(hook)
     vars(module)["__getattr__"] = hook
     sys.modules[spec.name] = module
     parent, _, child = spec.name.rpartition(".")

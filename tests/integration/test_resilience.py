@@ -141,7 +141,7 @@ def test_cpu_placement_of_a_real_daemon(
     everything = _thread_cpus(os.getpid())[0]
     if placement == "one":
         assert len(set(cpus)) == 1 and cpus[0].isdigit(), cpus
-        assert f"threads on CPU {cpus[0]} " in stderr
+        assert "threads on CPU " in stderr  # bound as it started serving
     else:
         assert set(cpus) == {everything}, cpus
         assert "threads on CPU" not in stderr

@@ -155,3 +155,24 @@ def test_the_readings_come_from_proc() -> None:
         pass
     assert placement.own_busy() > before
     assert placement.current_cpu() in os.sched_getaffinity(0)
+
+
+@TWO_CPUS
+def test_threads_reset_to_every_cpu_as_a_cpuset_change_does_are_bound_again() -> None:
+    proc = _probe()
+    try:
+        first = _report(proc, ask=False)
+        everything = set(os.sched_getaffinity(0))
+        for tid in first["sets"]:  # what writing the cgroup's cpuset.cpus does to each thread
+            os.sched_setaffinity(int(tid), everything)
+        deadline = time.monotonic() + 10
+        seen = _report(proc)
+        while any(len(cpus) > 1 for cpus in seen["sets"].values()):
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.1)
+            seen = _report(proc)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert all(cpus == [seen["home"]] for cpus in seen["sets"].values())
+    assert seen["allowed"] == sorted(everything) and seen["gauge"] == seen["home"]
