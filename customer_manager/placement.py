@@ -72,28 +72,21 @@ def current_cpu() -> int:
     return int(_own_stat()[36])
 
 
-def bind(cpu: int) -> None:
-    """Bind every thread of the process to ``cpu``. A thread started meanwhile by one not yet
+def bind(cpus: set[int] | frozenset[int]) -> None:
+    """Bind every thread of the process to ``cpus``. A thread started meanwhile by one not yet
     bound inherits the old set: the listing is read again until every thread is bound."""
     for _ in range(5):
         moved = False
         for name in os.listdir("/proc/self/task"):
             tid = int(name)
             try:
-                if os.sched_getaffinity(tid) != {cpu}:
-                    os.sched_setaffinity(tid, {cpu})
+                if os.sched_getaffinity(tid) != cpus:
+                    os.sched_setaffinity(tid, cpus)
                     moved = True
             except ProcessLookupError:  # the thread ended
                 continue
         if not moved:
             return
-
-
-def bind_all(cpus: frozenset[int]) -> None:
-    """Every thread of the process back on ``cpus``."""
-    for name in os.listdir("/proc/self/task"):
-        with contextlib.suppress(ProcessLookupError):
-            os.sched_setaffinity(int(name), cpus)
 
 
 def better_cpu(home: int, busy: Mapping[int, int], own: int, margin_ticks: float) -> int | None:
@@ -109,13 +102,12 @@ def better_cpu(home: int, busy: Mapping[int, int], own: int, margin_ticks: float
 
 class Placement:
     """``one``: the process's threads on one CPU that follows the load (``start``); the
-    watcher thread is a daemon thread, gone with the process."""
+    watcher is a daemon thread that runs until the process ends."""
 
     def __init__(self, interval: float = INTERVAL, margin: float = MARGIN) -> None:
         self.interval, self.margin = interval, margin
         self.allowed: frozenset[int] = frozenset()
         self.home = -1
-        self._stopped = threading.Event()
         self._ticks_per_s = 100
 
     def start(self) -> Placement:
@@ -127,7 +119,7 @@ class Placement:
             if len(self.allowed) < 2:
                 return self
             self.home = current_cpu()
-            bind(self.home)
+            bind({self.home})
         except (AttributeError, OSError, ValueError, IndexError) as exc:
             log.warning("CPU placement off: %s", exc)
             self._unbind()
@@ -137,23 +129,21 @@ class Placement:
         threading.Thread(target=self._watch, name="cpu-placement", daemon=True).start()
         return self
 
-    def stop(self) -> None:
-        self._stopped.set()
-
     def _unbind(self) -> None:
         """Back to every allowed CPU (after a failure part-way), the gauge to -1."""
         self.home = -1
         metrics.cpu_home.set(-1)
         if self.allowed:
             with contextlib.suppress(OSError, ValueError):
-                bind_all(self.allowed)
+                bind(self.allowed)
 
     def _watch(self) -> None:
         try:
             last, last_own, since = cpu_busy(), own_busy(), time.monotonic()
             # a random interval and a coin toss per move: two replicas that started together
             # on one CPU must not move to the same CPU at once, and back, and again
-            while not self._stopped.wait(self.interval * random.uniform(0.75, 1.25)):
+            while True:
+                time.sleep(self.interval * random.uniform(0.75, 1.25))
                 self._follow_cpuset()
                 now, now_own, moment = cpu_busy(), own_busy(), time.monotonic()
                 span = (moment - since) * self._ticks_per_s
@@ -176,7 +166,7 @@ class Placement:
         self.allowed = current
         self.home = current_cpu()
         log.info("CPU set changed to %s: threads on CPU %d", sorted(current), self.home)
-        bind(self.home)
+        bind({self.home})
         metrics.cpu_home.set(self.home)
 
     def _move(self, target: int, neighbours: float, busy_there: float) -> None:
@@ -187,7 +177,7 @@ class Placement:
             target,
             round(100 * busy_there),
         )
-        bind(target)
+        bind({target})
         self.home = target
         metrics.cpu_home.set(target)
         metrics.cpu_moves_total.inc()

@@ -209,11 +209,9 @@ class LocalCache:
             self._data.clear()
 
 
-def _newer_args(
-    key: str, value: bytes, ttl: int, version: str | None, fill: bool
-) -> tuple[Any, ...]:
-    """The keys and arguments of the SET-if-newer script (a ``Write``'s fields, in order)."""
-    return (1, key, value, version, ttl, "1" if fill else "0")
+def _newer_args(w: Write) -> tuple[Any, ...]:
+    """The keys and arguments of the SET-if-newer script for ``w``."""
+    return (1, w.key, w.value, w.version, w.ttl, "1" if w.fill else "0")
 
 
 def _keeps(
@@ -334,7 +332,7 @@ class RedisCache:
             if version is None:
                 self._command("SET", key, value, "EX", ttl)
             else:
-                self._script(_SET_NEWER, *_newer_args(key, value, ttl, version, fill))
+                self._script(_SET_NEWER, *_newer_args(Write(key, value, ttl, version, fill)))
         except redis.RedisError as exc:
             self._failed("set", exc)
 
@@ -342,16 +340,17 @@ class RedisCache:
         """The SETs and SET-if-newer scripts of ``writes`` sent together, their replies read
         in order (as ``get_many``). Each write ends as it would alone (except that after an
         error reply the rest of the batch is stored already): one answered NOSCRIPT
-        is sent again alone with EVAL, an error reply counts as a failed ``set``, and after a
-        lost connection (counted once, for the first write) the rest go as ``set`` would
-        then: Redis is marked down, so fills are skipped and the others counted."""
+        runs again alone (``set``, which loads the script), an error reply counts as a
+        failed ``set``, and after a lost connection (counted once, for the first write) the
+        rest go as ``set`` would then: Redis is marked down, so fills are skipped and the
+        others counted."""
         if not self._usable():
             self._each_alone(writes)
             return
         batch = [
             ("SET", w.key, w.value, "EX", w.ttl)
             if w.version is None
-            else ("EVALSHA", _SHA1[_SET_NEWER], *_newer_args(*w))
+            else ("EVALSHA", _SHA1[_SET_NEWER], *_newer_args(w))
             for w in writes
         ]
         try:
@@ -362,7 +361,7 @@ class RedisCache:
             return
         for w, reply in zip(writes, replies, strict=True):
             if isinstance(reply, redis.exceptions.NoScriptError):
-                self._evaluate(_SET_NEWER, "set", *_newer_args(*w))
+                self._each_alone([w])  # as get_many: alone, which loads the script
             elif isinstance(reply, redis.RedisError):
                 self._failed("set", reply)
 
@@ -427,13 +426,6 @@ class RedisCache:
             return self._command("EVALSHA", _SHA1[script], *args)
         except redis.exceptions.NoScriptError:
             return self._command("EVAL", script, *args)
-
-    def _evaluate(self, script: str, operation: str, *args: Any) -> None:
-        """EVAL ``script`` (a batched EVALSHA answered NOSCRIPT): this also loads it."""
-        try:
-            self._command("EVAL", script, *args)
-        except redis.RedisError as exc:
-            self._failed(operation, exc)
 
     @property
     def _client(self) -> redis.Redis:
